@@ -1,0 +1,30 @@
+// The interface an election algorithm presents to its host. Implementations are pure
+// state machines (DESIGN.md): time is an argument, randomness comes from a generator given
+// at construction, and every effect is returned as Actions.
+#pragma once
+
+#include "bus/actions.hpp"
+#include "bus/clock.hpp"
+#include "bus/failure_detector.hpp"
+
+namespace bus {
+
+class Algorithm {
+public:
+    virtual ~Algorithm() = default;
+    virtual const char* name() const = 0;
+    /// Called once when the node starts.
+    virtual Actions start(Time now) = 0;
+    /// A decoded, validated message from cluster node `from` (never a heartbeat).
+    virtual Actions on_message(NodeId from, const Envelope& env, Time now) = 0;
+    /// The failure detector changed its mind about a peer.
+    virtual Actions on_peer(const PeerEvent& ev, Time now) = 0;
+    /// Time passed; called when next_deadline() is reached (maybe later, never earlier).
+    virtual Actions on_tick(Time now) = 0;
+    /// When the algorithm next wants on_tick; Time::max() for never.
+    virtual Time next_deadline() const = 0;
+    /// Violations of the algorithm's own invariants (empty when fine).
+    virtual std::vector<std::string> check_invariants() const { return {}; }
+};
+
+}  // namespace bus

@@ -1,0 +1,149 @@
+#include "bus/cluster.hpp"
+
+#include <algorithm>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <toml++/toml.h>
+
+namespace bus {
+
+std::string NodeSpec::label() const {
+    return name.empty() ? std::to_string(id) : std::to_string(id) + " (" + name + ")";
+}
+
+const NodeSpec* ClusterConfig::find(NodeId id) const {
+    for (auto& n : nodes)
+        if (n.id == id) return &n;
+    return nullptr;
+}
+
+namespace {
+
+[[noreturn]] void fail(const std::string& origin, const std::string& what) {
+    throw ConfigError(origin + ": " + what);
+}
+
+std::string where(const toml::node& n) {
+    const auto& src = n.source();
+    return "line " + std::to_string(src.begin.line);
+}
+
+Duration read_duration(const toml::table& t, std::string_view key, Duration dflt,
+                       const std::string& origin) {
+    const toml::node* n = t.get(key);
+    if (!n) return dflt;
+    auto s = n->value<std::string>();
+    std::optional<Duration> d = s ? parse_duration(*s) : std::nullopt;
+    if (!d)
+        fail(origin, where(*n) + ": cluster." + std::string(key) +
+                         " must be a duration string with a unit, like \"100ms\"");
+    return *d;
+}
+
+int64_t read_int(const toml::table& t, std::string_view key, int64_t lo, int64_t hi,
+                 std::optional<int64_t> dflt, const std::string& ctx, const std::string& origin) {
+    const toml::node* n = t.get(key);
+    if (!n) {
+        if (dflt) return *dflt;
+        fail(origin, ctx + " lacks '" + std::string(key) + "'");
+    }
+    auto v = n->value_exact<int64_t>();
+    if (!v || *v < lo || *v > hi)
+        fail(origin, where(*n) + ": " + ctx + " '" + std::string(key) + "' must be an integer in [" +
+                         std::to_string(lo) + ", " + std::to_string(hi) + "]");
+    return *v;
+}
+
+}  // namespace
+
+ClusterConfig parse_cluster(std::string_view text, const std::string& origin) {
+    toml::table root;
+    try {
+        root = toml::parse(text, origin);
+    } catch (const toml::parse_error& e) {
+        fail(origin, "line " + std::to_string(e.source().begin.line) + ": " +
+                         std::string(e.description()));
+    }
+    ClusterConfig cfg;
+    cfg.path = origin;
+    for (auto& [key, _] : root)
+        if (key != "cluster" && key != "node")
+            fail(origin, "unknown top-level key '" + std::string(key.str()) + "'");
+
+    if (const toml::node* c = root.get("cluster")) {
+        const toml::table* t = c->as_table();
+        if (!t) fail(origin, "'cluster' must be a table");
+        static const std::set<std::string_view> known = {"heartbeat", "suspect_after",
+                                                         "dead_after", "startup_grace"};
+        for (auto& [key, _] : *t)
+            if (!known.count(key.str()))
+                fail(origin, "unknown tunable cluster." + std::string(key.str()));
+        Tunables& tu = cfg.tunables;
+        tu.heartbeat = read_duration(*t, "heartbeat", tu.heartbeat, origin);
+        tu.suspect_after = read_duration(*t, "suspect_after", tu.suspect_after, origin);
+        tu.dead_after = read_duration(*t, "dead_after", tu.dead_after, origin);
+        tu.startup_grace = read_duration(*t, "startup_grace", tu.startup_grace, origin);
+    }
+
+    const toml::array* arr = root["node"].as_array();
+    if (!arr || arr->empty()) fail(origin, "no [[node]] entries");
+    std::set<std::pair<std::string, int64_t>> ports;
+    static const std::set<std::string_view> known = {"id",   "name", "priority", "host",
+                                                     "pub",  "peer", "client",   "control"};
+    for (const toml::node& n : *arr) {
+        const toml::table* t = n.as_table();
+        if (!t) fail(origin, "every 'node' must be a table ([[node]])");
+        NodeSpec s;
+        s.id = static_cast<NodeId>(read_int(*t, "id", 1, 65535, std::nullopt, "a [[node]]", origin));
+        std::string ctx = "node " + std::to_string(s.id);
+        for (auto& [key, _] : *t)
+            if (!known.count(key.str()))
+                fail(origin, ctx + " has unknown key '" + std::string(key.str()) + "'");
+        if (cfg.find(s.id)) fail(origin, "duplicate node id " + std::to_string(s.id));
+        if (const toml::node* nm = t->get("name")) {
+            auto v = nm->value<std::string>();
+            if (!v) fail(origin, ctx + " 'name' must be a string");
+            s.name = *v;
+        }
+        if (const toml::node* h = t->get("host")) {
+            auto v = h->value<std::string>();
+            if (!v || v->empty()) fail(origin, ctx + " 'host' must be a non-empty string");
+            s.host = *v;
+        }
+        s.priority = read_int(*t, "priority", INT32_MIN, INT32_MAX, 0, ctx, origin);
+        auto port = [&](std::string_view key, bool required) -> uint16_t {
+            int64_t p = read_int(*t, key, 0, 65535, required ? std::nullopt : std::optional<int64_t>(0),
+                                 ctx, origin);
+            if (required && p == 0) fail(origin, ctx + " '" + std::string(key) + "' must be a port");
+            if (p != 0 && !ports.insert({s.host, p}).second)
+                fail(origin, ctx + " port " + std::to_string(p) + " on " + s.host +
+                                 " is used twice in the cluster file");
+            return static_cast<uint16_t>(p);
+        };
+        s.pub = port("pub", true);
+        s.peer = port("peer", true);
+        s.client = port("client", false);
+        s.control = port("control", false);
+        cfg.nodes.push_back(std::move(s));
+    }
+    std::sort(cfg.nodes.begin(), cfg.nodes.end(),
+              [](auto& a, auto& b) { return a.id < b.id; });
+    const Tunables& tu = cfg.tunables;
+    if (tu.heartbeat.count() <= 0) fail(origin, "cluster.heartbeat must be positive");
+    if (tu.suspect_after <= tu.heartbeat)
+        fail(origin, "cluster.suspect_after must be longer than cluster.heartbeat");
+    if (tu.dead_after < tu.suspect_after)
+        fail(origin, "cluster.dead_after must not be shorter than cluster.suspect_after");
+    return cfg;
+}
+
+ClusterConfig load_cluster(const std::string& path) {
+    std::ifstream in(path);
+    if (!in) throw ConfigError(path + ": cannot read the cluster file");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return parse_cluster(ss.str(), path);
+}
+
+}  // namespace bus

@@ -1,0 +1,84 @@
+// The cluster file: one TOML file listing the nodes and the cluster-wide tunables, read
+// with toml++. Raft's voters are exactly the nodes listed here. Flags override tunables.
+//
+//   [cluster]
+//   heartbeat = "100ms"          # tunables, all optional (defaults in Tunables below)
+//   suspect_after = "300ms"
+//   dead_after = "600ms"
+//
+//   [[node]]
+//   id = 1                       # small positive integer, unique
+//   name = "KMC"                 # optional label
+//   priority = 10                # optional, default 0; bully: priority then id decides
+//   host = "127.0.0.1"           # optional, default 127.0.0.1
+//   pub = 7101                   # PUB port (heartbeats, announcements, trace)
+//   peer = 7102                  # peer ROUTER port (election / Raft traffic)
+//   client = 7103                # client ROUTER port (lock RPCs), optional
+//   control = 7104               # control endpoint (ftbus-ctl), optional
+//
+// Loading validates everything up front and throws ConfigError with one readable message.
+#pragma once
+
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "bus/duration.hpp"
+#include "bus/protocol.hpp"
+
+namespace bus {
+
+struct ConfigError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+struct NodeSpec {
+    NodeId id = 0;
+    std::string name;   ///< label; empty if none
+    int64_t priority = 0;
+    std::string host = "127.0.0.1";
+    uint16_t pub = 0;
+    uint16_t peer = 0;
+    uint16_t client = 0;   ///< 0 = none
+    uint16_t control = 0;  ///< 0 = none
+
+    std::string endpoint(uint16_t port) const {
+        return "tcp://" + host + ":" + std::to_string(port);
+    }
+    /// "3" or "3 (KMC)", for messages and narratives.
+    std::string label() const;
+};
+
+/// Failure-detection tunables. Defaults are for loopback and LAN, where a round trip is
+/// well under a millisecond and the real risk is scheduling delay on a busy machine
+/// (docs/ARCHITECTURE.md, "Failure detection defaults").
+struct Tunables {
+    /// Heartbeat period. Too small: CPU and trace volume grow with N^2 for nothing. Too
+    /// large: detection can be no faster than a few periods.
+    Duration heartbeat = std::chrono::milliseconds(100);
+    /// Silence after which a peer is suspected. Too small: a GC-free process is still
+    /// suspected whenever the scheduler delays it by a few heartbeats.
+    Duration suspect_after = std::chrono::milliseconds(300);
+    /// Silence after which a peer is declared dead. Too small: a brief stall convicts a
+    /// live peer; too large: failover waits on it.
+    Duration dead_after = std::chrono::milliseconds(600);
+    /// Extra silence allowed for a peer never heard from since we started, so that nodes
+    /// started one after another by a script are not declared dead before they are up.
+    Duration startup_grace = std::chrono::seconds(2);
+};
+
+struct ClusterConfig {
+    std::vector<NodeSpec> nodes;  ///< sorted by id
+    Tunables tunables;
+    std::string path;  ///< where it was read from
+
+    const NodeSpec* find(NodeId id) const;
+};
+
+/// Reads and validates a cluster file. \throws ConfigError naming the file and the problem.
+ClusterConfig load_cluster(const std::string& path);
+/// The same, from TOML text (tests). `origin` names it in errors.
+ClusterConfig parse_cluster(std::string_view toml_text, const std::string& origin);
+
+}  // namespace bus

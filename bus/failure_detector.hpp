@@ -1,0 +1,93 @@
+// A fixed-timeout failure detector, as a pure state machine (no sockets, no clock reads).
+//
+// Each peer is unknown (never heard), alive, suspect (silent past suspect_after) or dead
+// (silent past dead_after). Any valid message from a peer counts as life, heartbeats or
+// not. A peer heard again comes back to alive; a new incarnation (restart) is reported as
+// alive with restarted = true. Peers never heard get startup_grace on top of both
+// timeouts, so nodes started one after another are not convicted before they are up.
+//
+// After the owning loop was stalled (SIGSTOP, swap), reset() restarts every window at
+// `now`, so a paused observer does not convict everyone when it wakes.
+//
+// What it leaves out on purpose: adaptive thresholds (phi accrual) and direct probing of
+// suspects are later work; this is the baseline they are measured against.
+// Not thread-safe; owned by the node loop.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "bus/clock.hpp"
+#include "bus/cluster.hpp"
+
+namespace bus {
+
+enum class PeerState { unknown, alive, suspect, dead };
+const char* to_string(PeerState s);
+
+/// A state change of one peer, to be traced as peer.alive / peer.suspect / peer.dead.
+struct PeerEvent {
+    NodeId peer = 0;
+    PeerState state = PeerState::unknown;
+    Duration silence{};     ///< how long the peer had been silent (suspect/dead)
+    uint64_t inc = 0;       ///< peer's incarnation (alive)
+    bool restarted = false; ///< alive with an incarnation different from the last one seen
+    bool operator==(const PeerEvent&) const = default;
+};
+
+class FixedTimeoutDetector {
+public:
+    FixedTimeoutDetector(const Tunables& t, Time start);
+
+    /// Starts watching `peer` from `now`.
+    void add_peer(NodeId peer, Time now);
+    /// A valid message from `peer` (incarnation `inc`) arrived at `now`.
+    std::vector<PeerEvent> on_heard(NodeId peer, uint64_t inc, Time now);
+    /// Time has passed; returns the peers whose state changed.
+    std::vector<PeerEvent> on_tick(Time now);
+    /// When on_tick next has something to do; Time::max() if nothing can change.
+    Time next_deadline() const;
+    /// The local loop was stalled: restart every live or suspected peer's window at `now`.
+    void reset(Time now);
+    /// Runtime changes of the timeouts (ftbus-ctl set); takes effect at the next tick.
+    void set_tunables(const Tunables& t) { tunables_ = t; }
+
+    PeerState state(NodeId peer) const;
+    std::vector<NodeId> peers() const;
+    /// Violations of the detector's own invariants (empty when fine).
+    std::vector<std::string> check_invariants() const;
+
+private:
+    struct Peer {
+        PeerState state = PeerState::unknown;
+        Time last_heard{};  ///< last message, or when watching started / was reset
+        uint64_t inc = 0;   ///< 0 until heard
+    };
+    Duration grace(const Peer& p) const {
+        return p.inc == 0 ? tunables_.startup_grace : Duration(0);
+    }
+
+    Tunables tunables_;
+    std::map<NodeId, Peer> peers_;
+};
+
+/// When to send the next heartbeat. Pure: the loop asks due(now) and sends if true.
+class HeartbeatSchedule {
+public:
+    HeartbeatSchedule(Duration period, Time start) : period_(period), next_(start) {}
+    /// True at most once per period; after a stall it does not try to catch up.
+    bool due(Time now) {
+        if (now < next_) return false;
+        next_ = now + period_;
+        return true;
+    }
+    Time next() const { return next_; }
+    void set_period(Duration p) { period_ = p; }
+
+private:
+    Duration period_;
+    Time next_;
+};
+
+}  // namespace bus

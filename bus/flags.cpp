@@ -1,0 +1,77 @@
+#include "bus/flags.hpp"
+
+#include <iostream>
+
+namespace bus {
+
+CLI::Validator duration_check() {
+    return CLI::Validator(
+        [](std::string& s) -> std::string {
+            if (parse_duration(s)) return {};
+            return "'" + s + "' is not a duration with a unit (e.g. 250us, 20ms, 1.5s)";
+        },
+        "DUR");
+}
+
+void add_cluster_flag(CLI::App& app, CommonFlags& f, bool required) {
+    auto* o = app.add_option("--cluster", f.cluster, "cluster file (TOML; see scripts/gen-cluster)");
+    if (required) o->required();
+}
+
+void add_id_flag(CLI::App& app, CommonFlags& f) {
+    app.add_option("--id", f.id, "this node's id in the cluster file")
+        ->required()
+        ->check(CLI::Range(1, 65535));
+}
+
+void add_trace_flags(CLI::App& app, CommonFlags& f) {
+    app.add_option("--trace", f.trace, "JSON Lines trace: append to FILE, or '-' for stdout");
+    app.add_option("--trace-level", f.trace_level,
+                   "state (state changes + ordinary messages) | msgs (+ keepalive) | all (+ heartbeats)")
+        ->check(CLI::IsMember({"state", "msgs", "all"}))
+        ->capture_default_str();
+}
+
+void add_detector_flags(CLI::App& app, CommonFlags& f) {
+    app.add_option("--heartbeat", f.heartbeat, "heartbeat period (overrides the cluster file)")
+        ->check(duration_check());
+    app.add_option("--suspect-after", f.suspect_after, "silence before a peer is suspected")
+        ->check(duration_check());
+    app.add_option("--dead-after", f.dead_after, "silence before a peer is declared dead")
+        ->check(duration_check());
+}
+
+std::optional<int> parse_flags(CLI::App& app, int argc, char** argv) {
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);  // help on stdout, 0
+    } catch (const CLI::CallForAllHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        std::cerr << app.get_name() << ": " << e.what() << "\n"
+                  << "Run with --help for usage.\n";
+        return kExitUsage;
+    }
+    return std::nullopt;
+}
+
+ClusterConfig load_cluster_with_flags(const CommonFlags& f) {
+    ClusterConfig cfg = load_cluster(f.cluster);
+    Tunables& t = cfg.tunables;
+    if (!f.heartbeat.empty()) t.heartbeat = *parse_duration(f.heartbeat);
+    if (!f.suspect_after.empty()) t.suspect_after = *parse_duration(f.suspect_after);
+    if (!f.dead_after.empty()) t.dead_after = *parse_duration(f.dead_after);
+    if (t.suspect_after <= t.heartbeat)
+        throw ConfigError("the suspect timeout (" + format_duration(t.suspect_after) +
+                          ") must be longer than the heartbeat (" + format_duration(t.heartbeat) + ")");
+    if (t.dead_after < t.suspect_after)
+        throw ConfigError("the dead timeout (" + format_duration(t.dead_after) +
+                          ") must not be shorter than the suspect timeout (" +
+                          format_duration(t.suspect_after) + ")");
+    if (f.id != 0 && !cfg.find(f.id))
+        throw ConfigError(f.cluster + ": no node with id " + std::to_string(f.id));
+    return cfg;
+}
+
+}  // namespace bus

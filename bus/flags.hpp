@@ -1,0 +1,52 @@
+// The common command-line flags (DESIGN.md, "Cluster file and flags"), defined once with
+// CLI11 so that every program spells and validates them the same way, plus the exit-code
+// convention every program follows:
+//   0 success · 1 runtime failure (or, for checkers, a violation) · 2 usage or
+//   configuration error (bad flag, bad duration, unreadable cluster file, unknown id,
+//   port in use).
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <optional>
+#include <string>
+
+#include "bus/cluster.hpp"
+#include "bus/duration.hpp"
+#include "bus/trace_level.hpp"
+
+namespace bus {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;
+inline constexpr int kExitUsage = 2;
+
+/// Flags every node and most clients share.
+struct CommonFlags {
+    std::string cluster;
+    NodeId id = 0;
+    std::string trace;  ///< "" = none, "-" = stdout, else a file (appended)
+    std::string trace_level = "state";
+    std::string heartbeat;      ///< override of cluster.heartbeat ("" = keep)
+    std::string suspect_after;  ///< override of cluster.suspect_after
+    std::string dead_after;     ///< override of cluster.dead_after
+
+    TraceLevel level() const { return *parse_trace_level(trace_level); }
+};
+
+/// CLI11 validator: a duration with a unit ("250us", "20ms", "1.5s").
+CLI::Validator duration_check();
+
+void add_cluster_flag(CLI::App& app, CommonFlags& f, bool required = true);
+void add_id_flag(CLI::App& app, CommonFlags& f);
+void add_trace_flags(CLI::App& app, CommonFlags& f);
+void add_detector_flags(CLI::App& app, CommonFlags& f);
+
+/// Parses argv. \return nullopt to go on, or the exit code to return now (0 after
+/// --help, 2 after a usage error, with the message printed on stderr).
+std::optional<int> parse_flags(CLI::App& app, int argc, char** argv);
+
+/// Loads the cluster file, applies the flag overrides and checks that `f.id` (if nonzero)
+/// is listed. \throws ConfigError with one readable message.
+ClusterConfig load_cluster_with_flags(const CommonFlags& f);
+
+}  // namespace bus

@@ -1,0 +1,83 @@
+// NodeHost: the plumbing every cluster node shares. It owns the transport, the tracer, the
+// failure detector and the heartbeat schedule, runs the one node loop, and hands decoded
+// messages and peer events to an Algorithm (or to none: heartbeats and detection only).
+//
+// The loop (DESIGN.md, "The one architectural rule"):
+//   poll with timeout = next deadline - now (whole ms, rounded up);
+//   if the iteration took far longer than asked -> stall: reset detector windows, trace it;
+//   read ALL pending input (peer ROUTER first) before running any due timer, so that after
+//   a SIGSTOP the queued heartbeats are seen before anyone is declared dead;
+//   run due timers: heartbeat, detector, algorithm; carry out actions; trace.
+// Bad frames never change state: they are dropped, counted and traced as msg.drop.
+//
+// Not thread-safe: one thread runs everything. Stops on SIGINT/SIGTERM.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "bus/algorithm.hpp"
+#include "bus/cluster.hpp"
+#include "bus/failure_detector.hpp"
+#include "bus/loop.hpp"
+#include "bus/trace.hpp"
+#include "bus/transport.hpp"
+
+namespace bus {
+
+struct NodeHostOptions {
+    std::string role = "elect";  ///< node.start role field
+    std::string trace_path;      ///< "" none, "-" stdout, else file
+    TraceLevel trace_level = TraceLevel::state;
+};
+
+class NodeHost {
+public:
+    /// Binds sockets and opens the trace. \throws ConfigError (port in use, bad trace file).
+    NodeHost(const ClusterConfig& cfg, NodeId self, const Clock& clock, NodeHostOptions opts);
+    ~NodeHost();
+
+    void set_algorithm(std::unique_ptr<Algorithm> algo) { algo_ = std::move(algo); }
+    /// Runs the loop until `stop` becomes true (signal handlers set it). \return exit code.
+    int run(const std::atomic<bool>& stop);
+
+    Tracer& tracer() { return tracer_; }
+    uint64_t inc() const { return inc_; }
+
+    /// Counters, also reported in node.stop.
+    struct Counters {
+        uint64_t received = 0, dropped = 0, sent = 0, unsent = 0;
+    };
+    const Counters& counters() const { return counters_; }
+
+private:
+    void handle_incoming(Incoming&& in, Time now);
+    void drop(const std::string& from, const std::string& reason);
+    void deliver_peer_events(const std::vector<PeerEvent>& evs, Time now);
+    void carry_out(Actions&& a);
+    void send(const Outgoing& o);
+    void send_heartbeat();
+    Time next_deadline() const;
+
+    const ClusterConfig& cfg_;
+    const NodeSpec& self_;
+    const Clock& clock_;
+    uint64_t inc_;
+    Tracer tracer_;
+    Transport transport_;
+    FixedTimeoutDetector detector_;
+    HeartbeatSchedule heartbeat_;
+    StallWatch stall_;
+    std::unique_ptr<Algorithm> algo_;
+    std::map<std::string, uint64_t> channel_seq_;  // per outgoing channel
+    Counters counters_;
+    std::string role_;
+};
+
+/// Installs SIGINT/SIGTERM handlers that set the returned flag (no SA_RESTART, so poll
+/// wakes with EINTR), and ignores SIGPIPE.
+std::atomic<bool>& install_stop_signals();
+
+}  // namespace bus

@@ -1,0 +1,283 @@
+#include "bus/protocol.hpp"
+
+#include <msgpack.hpp>
+#include <set>
+
+namespace bus {
+
+std::optional<TraceLevel> parse_trace_level(std::string_view s) {
+    if (s == "state") return TraceLevel::state;
+    if (s == "msgs") return TraceLevel::msgs;
+    if (s == "all") return TraceLevel::all;
+    return std::nullopt;
+}
+
+const char* to_string(TraceLevel l) {
+    switch (l) {
+        case TraceLevel::state: return "state";
+        case TraceLevel::msgs: return "msgs";
+        case TraceLevel::all: return "all";
+    }
+    return "?";
+}
+
+MsgInfo info(MsgType t) {
+    switch (t) {
+        case MsgType::heartbeat: return {"HEARTBEAT", TraceLevel::all, "hb"};
+        case MsgType::election: return {"ELECTION", TraceLevel::state, ""};
+        case MsgType::answer: return {"ANSWER", TraceLevel::state, ""};
+        case MsgType::coordinator: return {"COORDINATOR", TraceLevel::state, "leader"};
+    }
+    return {"?", TraceLevel::state, ""};
+}
+
+std::string to_string(const Sender& s) {
+    if (auto* id = std::get_if<NodeId>(&s)) return std::to_string(*id);
+    return std::get<std::string>(s);
+}
+
+// ---- encoding -------------------------------------------------------------------------
+
+namespace {
+
+using Packer = msgpack::packer<msgpack::sbuffer>;
+
+void pack_key(Packer& p, std::string_view k) { p.pack_str(static_cast<uint32_t>(k.size())), p.pack_str_body(k.data(), static_cast<uint32_t>(k.size())); }
+
+struct BodyPacker {
+    Packer& p;
+    void operator()(const Heartbeat& b) {
+        p.pack_map(1);
+        pack_key(p, "interval_us"), p.pack(b.interval_us);
+    }
+    void operator()(const Election& b) {
+        p.pack_map(2);
+        pack_key(p, "epoch"), p.pack(b.epoch);
+        pack_key(p, "priority"), p.pack(b.priority);
+    }
+    void operator()(const Answer& b) {
+        p.pack_map(1);
+        pack_key(p, "epoch"), p.pack(b.epoch);
+    }
+    void operator()(const Coordinator& b) {
+        p.pack_map(3);
+        pack_key(p, "epoch"), p.pack(b.epoch);
+        pack_key(p, "leader"), p.pack(b.leader);
+        pack_key(p, "backup"), p.pack(b.backup);
+    }
+};
+
+}  // namespace
+
+std::string encode(const Envelope& env) {
+    msgpack::sbuffer buf;
+    Packer p(buf);
+    p.pack_map(6 + (env.lc ? 1 : 0) + (env.vc ? 1 : 0));
+    pack_key(p, "v"), p.pack(env.v);
+    pack_key(p, "type"), p.pack(static_cast<uint16_t>(env.type()));
+    pack_key(p, "from");
+    if (auto* id = std::get_if<NodeId>(&env.from))
+        p.pack(*id);
+    else
+        p.pack(std::get<std::string>(env.from));
+    pack_key(p, "inc"), p.pack(env.inc);
+    pack_key(p, "seq"), p.pack(env.seq);
+    if (env.lc) pack_key(p, "lc"), p.pack(*env.lc);
+    if (env.vc) {
+        pack_key(p, "vc");
+        p.pack_map(static_cast<uint32_t>(env.vc->size()));
+        for (auto& [node, count] : *env.vc) p.pack(node), p.pack(count);
+    }
+    pack_key(p, "body");
+    std::visit(BodyPacker{p}, env.body);
+    return std::string(buf.data(), buf.size());
+}
+
+// ---- strict decoding ------------------------------------------------------------------
+
+namespace {
+
+/// Reads the fields of one msgpack map, remembering the first error. Every key must be a
+/// string, appear once, and be read; check_done() reports any key nobody asked for.
+class MapReader {
+public:
+    MapReader(const msgpack::object& o, std::string what) : what_(std::move(what)) {
+        if (o.type != msgpack::type::MAP) {
+            fail(what_ + " is not a map");
+            return;
+        }
+        std::set<std::string_view> seen;
+        for (uint32_t i = 0; i < o.via.map.size; ++i) {
+            const auto& kv = o.via.map.ptr[i];
+            if (kv.key.type != msgpack::type::STR) {
+                fail(what_ + " has a non-string key");
+                return;
+            }
+            std::string_view k(kv.key.via.str.ptr, kv.key.via.str.size);
+            if (!seen.insert(k).second) {
+                fail(what_ + " repeats field '" + std::string(k) + "'");
+                return;
+            }
+            fields_.emplace(k, &kv.val);
+        }
+    }
+
+    bool ok() const { return error_.empty(); }
+    const std::string& error() const { return error_; }
+
+    const msgpack::object* take(std::string_view key, bool required = true) {
+        if (!ok()) return nullptr;
+        auto it = fields_.find(key);
+        if (it == fields_.end()) {
+            if (required) fail(what_ + " lacks field '" + std::string(key) + "'");
+            return nullptr;
+        }
+        const msgpack::object* o = it->second;
+        fields_.erase(it);
+        return o;
+    }
+
+    template <typename T>
+    bool get_uint(std::string_view key, T& out, uint64_t max = std::numeric_limits<T>::max()) {
+        const msgpack::object* o = take(key);
+        if (!o) return false;
+        if (o->type != msgpack::type::POSITIVE_INTEGER || o->via.u64 > max)
+            return mistyped(key, "an unsigned integer");
+        out = static_cast<T>(o->via.u64);
+        return true;
+    }
+
+    bool get_int(std::string_view key, int64_t& out) {
+        const msgpack::object* o = take(key);
+        if (!o) return false;
+        if (o->type == msgpack::type::POSITIVE_INTEGER && o->via.u64 <= INT64_MAX)
+            out = static_cast<int64_t>(o->via.u64);
+        else if (o->type == msgpack::type::NEGATIVE_INTEGER)
+            out = o->via.i64;
+        else
+            return mistyped(key, "an integer");
+        return true;
+    }
+
+    bool check_done() {
+        if (ok() && !fields_.empty())
+            fail(what_ + " has unexpected field '" + std::string(fields_.begin()->first) + "'");
+        return ok();
+    }
+
+    bool fail(std::string e) {
+        if (error_.empty()) error_ = std::move(e);
+        return false;
+    }
+
+private:
+    bool mistyped(std::string_view key, const char* want) {
+        return fail(what_ + " field '" + std::string(key) + "' is not " + want);
+    }
+
+    std::string what_;
+    std::map<std::string_view, const msgpack::object*> fields_;
+    std::string error_;
+};
+
+bool read_body(MapReader& r, Heartbeat& b) { return r.get_uint("interval_us", b.interval_us); }
+bool read_body(MapReader& r, Election& b) {
+    return r.get_uint("epoch", b.epoch) && r.get_int("priority", b.priority);
+}
+bool read_body(MapReader& r, Answer& b) { return r.get_uint("epoch", b.epoch); }
+bool read_body(MapReader& r, Coordinator& b) {
+    return r.get_uint("epoch", b.epoch) && r.get_uint("leader", b.leader) &&
+           r.get_uint("backup", b.backup);
+}
+
+template <size_t I = 0>
+bool read_typed_body(size_t index, const msgpack::object& o, Body& out, std::string& error) {
+    if constexpr (I < std::variant_size_v<Body>) {
+        if (index != I) return read_typed_body<I + 1>(index, o, out, error);
+        std::variant_alternative_t<I, Body> body{};
+        MapReader r(o, "body");
+        if (!read_body(r, body) || !r.check_done()) {
+            error = r.error();
+            return false;
+        }
+        out = body;
+        return true;
+    } else {
+        error = "unknown type";
+        return false;
+    }
+}
+
+std::optional<Sender> read_sender(const msgpack::object& o) {
+    if (o.type == msgpack::type::POSITIVE_INTEGER && o.via.u64 >= 1 &&
+        o.via.u64 <= std::numeric_limits<NodeId>::max())
+        return Sender(static_cast<NodeId>(o.via.u64));
+    if (o.type == msgpack::type::STR && o.via.str.size >= 1 &&
+        o.via.str.size <= kMaxClientIdBytes)
+        return Sender(std::string(o.via.str.ptr, o.via.str.size));
+    return std::nullopt;
+}
+
+}  // namespace
+
+DecodeResult decode(std::string_view frame) {
+    if (frame.size() > kMaxFrameBytes) return {std::nullopt, "oversized"};
+    if (frame.empty()) return {std::nullopt, "empty frame"};
+    msgpack::object_handle handle;
+    size_t offset = 0;
+    try {
+        // Limits bound what a hostile frame can make us allocate.
+        msgpack::unpack_limit limit(/*array*/ 64, /*map*/ 256, /*str*/ 4096, /*bin*/ 4096,
+                                    /*ext*/ 0, /*depth*/ 4);
+        handle = msgpack::unpack(frame.data(), frame.size(), offset, nullptr, nullptr, limit);
+    } catch (const msgpack::insufficient_bytes&) {
+        return {std::nullopt, "truncated"};
+    } catch (const std::exception& e) {
+        return {std::nullopt, std::string("not msgpack: ") + e.what()};
+    }
+    if (offset != frame.size()) return {std::nullopt, "trailing bytes"};
+
+    MapReader r(handle.get(), "envelope");
+    Envelope env;
+    if (!r.get_uint("v", env.v)) return {std::nullopt, r.error()};
+    if (env.v != kProtocolVersion)
+        return {std::nullopt, "unsupported version " + std::to_string(env.v)};
+    uint16_t type = 0;
+    if (!r.get_uint("type", type)) return {std::nullopt, r.error()};
+    if (type < 1 || type > std::variant_size_v<Body>)
+        return {std::nullopt, "unknown type " + std::to_string(type)};
+    const msgpack::object* from = r.take("from");
+    if (!from) return {std::nullopt, r.error()};
+    auto sender = read_sender(*from);
+    if (!sender) return {std::nullopt, "envelope field 'from' is not a node or client id"};
+    env.from = *sender;
+    if (!r.get_uint("inc", env.inc) || !r.get_uint("seq", env.seq))
+        return {std::nullopt, r.error()};
+    if (const msgpack::object* lc = r.take("lc", false)) {
+        if (lc->type != msgpack::type::POSITIVE_INTEGER)
+            return {std::nullopt, "envelope field 'lc' is not an unsigned integer"};
+        env.lc = lc->via.u64;
+    }
+    if (const msgpack::object* vc = r.take("vc", false)) {
+        if (vc->type != msgpack::type::MAP)
+            return {std::nullopt, "envelope field 'vc' is not a map"};
+        VectorClock clock;
+        for (uint32_t i = 0; i < vc->via.map.size; ++i) {
+            const auto& kv = vc->via.map.ptr[i];
+            if (kv.key.type != msgpack::type::POSITIVE_INTEGER || kv.key.via.u64 < 1 ||
+                kv.key.via.u64 > std::numeric_limits<NodeId>::max() ||
+                kv.val.type != msgpack::type::POSITIVE_INTEGER)
+                return {std::nullopt, "envelope field 'vc' is not a map of node id to counter"};
+            clock[static_cast<NodeId>(kv.key.via.u64)] = kv.val.via.u64;
+        }
+        env.vc = std::move(clock);
+    }
+    const msgpack::object* body = r.take("body");
+    if (!body) return {std::nullopt, r.error()};
+    if (!r.check_done()) return {std::nullopt, r.error()};
+    std::string error;
+    if (!read_typed_body(type - 1u, *body, env.body, error)) return {std::nullopt, error};
+    return {std::move(env), {}};
+}
+
+}  // namespace bus

@@ -1,0 +1,103 @@
+// The wire protocol: one envelope for every message, and one struct per message type, in
+// the order of the table in docs/PROTOCOL.md. Change that document and this header in the
+// same commit.
+//
+// Encoding is msgpack: the envelope is a map with string keys, the body a map too, so a
+// frame can be read by any msgpack tool (python3-msgpack, for example). Decoding is strict
+// and total: a frame that is oversized, not msgpack, has trailing bytes, a wrong version,
+// an unknown type, or a missing, mistyped or unexpected field is rejected with a reason and
+// never partly applied. decode() never throws.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "bus/trace_level.hpp"
+
+namespace bus {
+
+using NodeId = uint32_t;
+/// A node id (cluster node, integer) or a client id (string).
+using Sender = std::variant<NodeId, std::string>;
+/// Vector clock over cluster nodes only.
+using VectorClock = std::map<NodeId, uint64_t>;
+
+inline constexpr uint32_t kProtocolVersion = 1;
+/// Frames larger than this are dropped unread ("oversized").
+inline constexpr size_t kMaxFrameBytes = 64 * 1024;
+inline constexpr size_t kMaxClientIdBytes = 64;
+
+/// Message type ids: docs/PROTOCOL.md, "Message types".
+enum class MsgType : uint16_t {
+    heartbeat = 1,
+    election = 2,
+    answer = 3,
+    coordinator = 4,
+};
+
+/// 1 HEARTBEAT, PUB topic "hb": "I am alive; expect the next one within interval_us".
+struct Heartbeat {
+    uint64_t interval_us = 0;
+    bool operator==(const Heartbeat&) const = default;
+};
+/// 2 ELECTION, DEALER -> ROUTER (bully): "I am holding an election in this epoch".
+struct Election {
+    uint64_t epoch = 0;
+    int64_t priority = 0;
+    bool operator==(const Election&) const = default;
+};
+/// 3 ANSWER, ROUTER -> DEALER, reply to ELECTION (bully): "I outrank you; I take over".
+struct Answer {
+    uint64_t epoch = 0;
+    bool operator==(const Answer&) const = default;
+};
+/// 4 COORDINATOR, DEALER -> ROUTER and PUB topic "leader" (bully): "I lead in this epoch;
+/// backup is next in line (0 = none)".
+struct Coordinator {
+    uint64_t epoch = 0;
+    NodeId leader = 0;
+    NodeId backup = 0;
+    bool operator==(const Coordinator&) const = default;
+};
+
+/// Alternative index + 1 == MsgType value.
+using Body = std::variant<Heartbeat, Election, Answer, Coordinator>;
+
+struct Envelope {
+    uint32_t v = kProtocolVersion;
+    Sender from;
+    uint64_t inc = 0;  ///< sender incarnation, new on every process start
+    uint64_t seq = 0;  ///< per (sender, channel) counter, from 1
+    std::optional<uint64_t> lc;     ///< Lamport clock, only on messages whose send is traced
+    std::optional<VectorClock> vc;  ///< vector clock, ditto, cluster nodes only
+    Body body;
+
+    MsgType type() const { return static_cast<MsgType>(body.index() + 1); }
+    bool operator==(const Envelope&) const = default;
+};
+
+/// Per-type facts from the PROTOCOL.md table.
+struct MsgInfo {
+    const char* name;    ///< "HEARTBEAT"
+    TraceLevel level;    ///< trace level of its msg.send / msg.recv events
+    const char* topic;   ///< PUB topic it may be published on; "" = never on PUB
+};
+MsgInfo info(MsgType t);
+
+std::string encode(const Envelope& env);
+
+struct DecodeResult {
+    std::optional<Envelope> env;
+    std::string error;  ///< reason when env is empty: "oversized", "bad version 7", ...
+};
+/// Strict decode of one frame. Never throws.
+DecodeResult decode(std::string_view frame);
+
+/// "3" for node 3, "c-ab12" for a client: the routing id and the trace spelling.
+std::string to_string(const Sender& s);
+
+}  // namespace bus

@@ -1,0 +1,77 @@
+// The trace emitter: structured events as JSON Lines (docs/TRACE.md).
+//
+// Every event carries t (µs since the epoch, real clock), node, inc, seq (per emitter and
+// incarnation, from 1, no gaps), lc (Lamport clock after the event) and, for cluster
+// nodes, vc (vector clock after the event); then ev and its fields. Lines go to a file
+// opened with O_APPEND and are written whole with one write(2), unbuffered, so a SIGKILLed
+// process loses nothing it emitted and `| jq` sees each line at once; and to any extra
+// sinks (the node's PUB trace topic, tests).
+//
+// Events below the configured level are not emitted at all: they take no seq and do not
+// advance the clocks. Not thread-safe; owned by one loop.
+#pragma once
+
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "bus/clock.hpp"
+#include "bus/protocol.hpp"
+#include "bus/trace_level.hpp"
+
+namespace bus {
+
+using Json = nlohmann::ordered_json;
+
+class Tracer {
+public:
+    /// \param emitter node id (integer) for nodes, a string for clients and "ctl"
+    /// \param self    this node's id when the emitter is a cluster node (keeps a vector
+    ///                clock), 0 otherwise
+    Tracer(const Clock& clock, Json emitter, uint64_t inc, TraceLevel level, NodeId self = 0);
+    ~Tracer();
+    Tracer(const Tracer&) = delete;
+    Tracer& operator=(const Tracer&) = delete;
+
+    /// Appends to `path`, or writes to stdout for "-"; "" means no file.
+    /// \throws ConfigError when the file cannot be opened.
+    void open(const std::string& path);
+    /// Every emitted line (without its newline) is also handed to `sink`.
+    void add_sink(std::function<void(const std::string& line)> sink);
+
+    bool enabled(TraceLevel l) const { return l <= level_; }
+    TraceLevel level() const { return level_; }
+
+    /// Emits `ev` with `fields` (an object) if `l` is enabled. Advances seq and clocks.
+    void emit(std::string_view ev, Json fields = Json::object(), TraceLevel l = TraceLevel::state);
+
+    /// The Lamport and vector clock the next emitted event will carry: stamp an outgoing
+    /// envelope with it, send, then emit msg.send.
+    uint64_t next_lc() const { return lc_ + 1; }
+    VectorClock next_vc() const;
+    /// Folds in the clocks of a received message before its msg.recv is emitted.
+    void merge(std::optional<uint64_t> lc, const std::optional<VectorClock>& vc);
+
+    uint64_t seq() const { return seq_; }
+    uint64_t inc() const { return inc_; }
+
+private:
+    const Clock& clock_;
+    Json emitter_;
+    uint64_t inc_;
+    TraceLevel level_;
+    NodeId self_;
+    uint64_t seq_ = 0;
+    uint64_t lc_ = 0;
+    VectorClock vc_;
+    int fd_ = -1;
+    bool own_fd_ = false;
+    std::vector<std::function<void(const std::string&)>> sinks_;
+};
+
+/// The id of a message in the trace: [sender, inc, seq].
+Json message_id(const Sender& from, uint64_t inc, uint64_t seq);
+
+}  // namespace bus

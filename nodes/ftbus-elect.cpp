@@ -1,0 +1,34 @@
+// ftbus-elect: an election node. Heartbeats every peer over PUB/SUB, detects failures,
+// and (with --algo) runs a leader election; everything it does goes to the trace.
+#include <iostream>
+
+#include "bus/flags.hpp"
+#include "bus/node_host.hpp"
+
+int main(int argc, char** argv) {
+    CLI::App app{"ftbus-elect: heartbeats, failure detection and leader election for one node"};
+    bus::CommonFlags f;
+    std::string algo = "none";
+    bus::add_cluster_flag(app, f);
+    bus::add_id_flag(app, f);
+    bus::add_trace_flags(app, f);
+    bus::add_detector_flags(app, f);
+    app.add_option("--algo", algo, "election algorithm (none = heartbeats and detection only)")
+        ->check(CLI::IsMember({"none"}))
+        ->capture_default_str();
+    if (auto code = bus::parse_flags(app, argc, argv)) return *code;
+
+    try {
+        bus::ClusterConfig cfg = bus::load_cluster_with_flags(f);
+        bus::RealClock clock;
+        bus::NodeHost host(cfg, f.id, clock, {"elect", f.trace, f.level()});
+        auto& stop = bus::install_stop_signals();
+        return host.run(stop);
+    } catch (const bus::ConfigError& e) {
+        std::cerr << "ftbus-elect: " << e.what() << "\n";
+        return bus::kExitUsage;
+    } catch (const std::exception& e) {
+        std::cerr << "ftbus-elect: fatal: " << e.what() << "\n";
+        return bus::kExitFailure;
+    }
+}
