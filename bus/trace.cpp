@@ -83,6 +83,12 @@ void Tracer::emit(std::string_view ev, Json fields, TraceLevel l) {
     }
 }
 
+std::string emitter_of(const Json& ev) {
+    auto it = ev.find("node");
+    if (it == ev.end()) return "?";
+    return it->is_string() ? it->get<std::string>() : it->dump();
+}
+
 Json message_id(const Sender& from, uint64_t inc, uint64_t seq) {
     Json id = Json::array();
     if (auto* n = std::get_if<NodeId>(&from))

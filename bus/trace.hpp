@@ -71,6 +71,9 @@ private:
     std::vector<std::function<void(const std::string&)>> sinks_;
 };
 
+/// The emitter of a trace event as text: 3, "c-1a2b", "ctl" ("?" if absent).
+std::string emitter_of(const Json& ev);
+
 /// The id of a message in the trace: [sender, inc, seq].
 Json message_id(const Sender& from, uint64_t inc, uint64_t seq);
 

@@ -1,0 +1,96 @@
+# Shared shell helpers for scripts/cluster and scripts/demo. Source it; do not run it.
+# A cluster "run directory" holds: cluster.toml, nodeN.jsonl (traces), nodeN.log
+# (stderr), pids/N, args (program and extra args), ctl.jsonl (fault events), ctl.inc/.seq.
+
+FTBUS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+FTBUS_BIN="$FTBUS_ROOT/build/bin"
+
+now_us() { date +%s%6N; }
+
+# fault ACTION TARGET PID: appends a `fault` event to $RUN/ctl.jsonl (emitter "ctl").
+fault() {
+  local action="$1" target="$2" pid="${3:-0}"
+  (
+    flock 9
+    local inc seq
+    [ -s "$RUN/ctl.inc" ] || now_us > "$RUN/ctl.inc"
+    inc=$(cat "$RUN/ctl.inc")
+    seq=$(( $(cat "$RUN/ctl.seq" 2>/dev/null || echo 0) + 1 ))
+    echo "$seq" > "$RUN/ctl.seq"
+    printf '{"t":%s,"node":"ctl","inc":%s,"seq":%s,"lc":%s,"ev":"fault","action":"%s","target":%s,"pid":%s}\n' \
+      "$(now_us)" "$inc" "$seq" "$seq" "$action" "$target" "$pid" >> "$RUN/ctl.jsonl"
+  ) 9>"$RUN/ctl.lock"
+}
+
+pid_of() { cat "$RUN/pids/$1" 2>/dev/null || true; }
+is_running() { local p; p=$(pid_of "$1"); [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
+
+# start_node ID: starts the recorded program for node ID in the background.
+start_node() {
+  local id="$1" prog args
+  prog=$(head -n1 "$RUN/args")
+  mapfile -t args < <(tail -n +2 "$RUN/args")
+  setsid "$FTBUS_BIN/$prog" --cluster "$RUN/cluster.toml" --id "$id" --trace "$RUN/node$id.jsonl" \
+    "${args[@]}" >>"$RUN/node$id.log" 2>&1 < /dev/null &
+  echo $! > "$RUN/pids/$id"
+}
+
+# up N PROGRAM [ARGS...]: writes the cluster file (unless one is there) and starts N nodes.
+cluster_up() {
+  local n="$1" prog="${2:-ftbus-elect}"
+  shift 2 || shift $#
+  mkdir -p "$RUN/pids"
+  [ -s "$RUN/cluster.toml" ] || "$FTBUS_ROOT/scripts/gen-cluster" "$n" ${GEN_ARGS:-} > "$RUN/cluster.toml"
+  { echo "$prog"; printf '%s\n' "$@"; } > "$RUN/args"
+  for ((i = 1; i <= n; i++)); do start_node "$i"; done
+}
+
+signal_node() {  # signal_node ID SIGNAL ACTION
+  local id="$1" sig="$2" action="$3" p
+  p=$(pid_of "$id")
+  [ -n "$p" ] || { echo "no recorded process for node $id" >&2; return 2; }
+  kill -0 "$p" 2>/dev/null || { echo "node $id (pid $p) is not running" >&2; return 1; }
+  fault "$action" "$id" "$p"
+  kill -s "$sig" "$p"
+  if [ "$sig" = KILL ]; then wait_gone "$p"; fi
+}
+
+wait_gone() { local p="$1" i; for ((i = 0; i < 200; i++)); do kill -0 "$p" 2>/dev/null || return 0; sleep 0.05; done; }
+
+restart_node() {
+  local id="$1" p
+  p=$(pid_of "$id")
+  if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then kill -CONT "$p"; kill -KILL "$p"; wait_gone "$p"; fi
+  start_node "$id"
+  fault restart "$id" "$(pid_of "$id")"
+}
+
+cluster_down() {
+  local f p
+  for f in "$RUN"/pids/*; do
+    [ -e "$f" ] || continue
+    p=$(cat "$f")
+    kill -0 "$p" 2>/dev/null && { kill -CONT "$p"; kill -TERM "$p"; }
+  done
+  for f in "$RUN"/pids/*; do
+    [ -e "$f" ] || continue
+    p=$(cat "$f"); wait_gone "$p"
+    kill -0 "$p" 2>/dev/null && kill -KILL "$p"
+    rm -f "$f"
+  done
+  return 0
+}
+
+# wait_for SECONDS JQ_FILTER FILE...: waits until some event in FILEs matches the filter.
+wait_for() {
+  local secs="$1" filter="$2"; shift 2
+  local deadline=$(( $(date +%s%N) / 1000000 + ${secs%.*} * 1000 ))
+  while [ "$(( $(date +%s%N) / 1000000 ))" -lt "$deadline" ]; do
+    if cat "$@" 2>/dev/null | jq -e -c "select($filter)" 2>/dev/null | grep -q .; then return 0; fi
+    sleep 0.05
+  done
+  return 1
+}
+
+# count JQ_FILTER FILE...: number of matching events.
+count() { local filter="$1"; shift; cat "$@" 2>/dev/null | jq -c "select($filter)" 2>/dev/null | wc -l; }
