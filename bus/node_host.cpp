@@ -100,7 +100,8 @@ void NodeHost::send(const Outgoing& o) {
         ++counters_.sent;
         tracer_.emit("msg.send", {{"to", to}, {"type", mi.name}, {"id", id}}, mi.level);
     } else {
-        // Never waited on: counted and traced (at state level: a lost message matters).
+        // Never waited on: counted, and traced at level msgs or above (a full queue to a
+        // dead peer would otherwise flood the default trace).
         ++counters_.unsent;
         tracer_.emit("msg.unsent", {{"to", to}, {"type", mi.name}, {"id", id}, {"reason", to_string(r)}},
                      std::max(mi.level, TraceLevel::msgs));

@@ -33,6 +33,7 @@ start_node() {
   setsid "$FTBUS_BIN/$prog" --cluster "$RUN/cluster.toml" --id "$id" --trace "$RUN/node$id.jsonl" \
     "${args[@]}" >>"$RUN/node$id.log" 2>&1 < /dev/null &
   echo $! > "$RUN/pids/$id"
+  disown $! 2>/dev/null || true
 }
 
 # up N PROGRAM [ARGS...]: writes the cluster file (unless one is there) and starts N nodes.
@@ -41,7 +42,7 @@ cluster_up() {
   shift 2 || shift $#
   mkdir -p "$RUN/pids"
   [ -s "$RUN/cluster.toml" ] || "$FTBUS_ROOT/scripts/gen-cluster" "$n" ${GEN_ARGS:-} > "$RUN/cluster.toml"
-  { echo "$prog"; printf '%s\n' "$@"; } > "$RUN/args"
+  { echo "$prog"; if [ $# -gt 0 ]; then printf "%s\n" "$@"; fi; } > "$RUN/args"
   for ((i = 1; i <= n; i++)); do start_node "$i"; done
 }
 

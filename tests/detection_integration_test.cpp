@@ -172,7 +172,9 @@ TEST_CASE("ftbus-trace merges the live trace and filters by event name", "[integ
     std::string all = c.dir() + "/collected.jsonl", dead = c.dir() + "/dead.jsonl";
     c.spawn(-1, "ftbus-trace", {"--cluster", c.cluster_file(), "--duration", "60s"}, all);
     c.spawn(-2, "ftbus-trace", {"--cluster", c.cluster_file(), "--ev", "peer.dead", "--count", "2"}, dead);
-    for (int id : {1, 2, 3}) c.start(id);
+    // At level `all` heartbeats are traced too, so there is a steady stream to hear even
+    // if the collector subscribes after the nodes' first events.
+    for (int id : {1, 2, 3}) c.start(id, {"--trace-level", "all"});
     auto lines = [](const std::string& path) {
         std::vector<bus::Json> out;
         std::ifstream in(path);
