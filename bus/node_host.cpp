@@ -15,6 +15,11 @@ extern "C" void on_stop_signal(int sig) {
     g_stop = true;
 }
 
+/// Frames read from one socket before the loop runs its timers. Too small: a burst is
+/// spread over many rounds for nothing; too large: a flood can delay heartbeats and
+/// detection for as long as it takes to read it.
+constexpr int kMaxFramesPerSocketPerRound = 10000;
+
 Json peer_fields(const PeerEvent& e) {
     Json f = {{"peer", e.peer}};
     if (e.state == PeerState::alive) {
@@ -192,10 +197,15 @@ int NodeHost::run(const std::atomic<bool>& stop) {
             tracer_.emit("node.stall", {{"stalled_ms", to_ms(stalled)}});
             detector_.reset(now);
         }
-        // All input first, in socket priority order.
+        // All input first, in socket priority order. The cap only matters under a flood:
+        // then timers still run, and the rest is read on the next (immediate) poll.
         auto& items = transport_.poll_items();
         for (size_t i = 0; i < items.size(); ++i) {
-            while (auto in = transport_.receive(i)) handle_incoming(std::move(*in), now);
+            for (int n = 0; n < kMaxFramesPerSocketPerRound; ++n) {
+                auto in = transport_.receive(i);
+                if (!in) break;
+                handle_incoming(std::move(*in), now);
+            }
         }
         // Then timers.
         if (heartbeat_.due(now)) send_heartbeat();
