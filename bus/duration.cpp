@@ -48,9 +48,10 @@ std::optional<DurationRange> parse_duration_range(std::string_view text) {
 
 std::string format_duration(Duration d) {
     int64_t us = d.count();
-    auto fmt = [](int64_t v, int64_t per, const char* unit) {
-        std::string s = std::to_string(v / per);
-        if (int64_t frac = v % per) {
+    // Exact decimal of us / per, with the unit; fractions only as far as needed.
+    auto fmt = [us](int64_t per, const char* unit) {
+        std::string s = std::to_string(us / per);
+        if (int64_t frac = us % per) {
             std::string f = std::to_string(frac);
             f.insert(0, std::to_string(per).size() - 1 - f.size(), '0');
             while (!f.empty() && f.back() == '0') f.pop_back();
@@ -58,9 +59,19 @@ std::string format_duration(Duration d) {
         }
         return s + unit;
     };
-    if (us != 0 && us % 1000 != 0) return std::to_string(us) + "us";
-    if (us < 1'000'000) return fmt(us, 1000, "ms");
-    return fmt(us, 1'000'000, "s");
+    if (us == 0) return "0ms";
+    // The natural unit (us below a whole ms, ms below 1 s, else s), unless another exact
+    // spelling is strictly shorter: 1500us -> "1.5ms", 120s -> "2m".
+    std::string best = us % 1000 != 0 ? std::to_string(us) + "us"
+                       : us < 1'000'000 ? fmt(1000, "ms")
+                                        : fmt(1'000'000, "s");
+    for (std::string c : {std::to_string(us) + "us", fmt(1000, "ms"), fmt(1'000'000, "s")})
+        if (c.size() < best.size()) best = c;
+    if (us != 0 && us % 60'000'000 == 0) {
+        std::string m = std::to_string(us / 60'000'000) + "m";
+        if (m.size() < best.size()) best = m;
+    }
+    return best;
 }
 
 }  // namespace bus

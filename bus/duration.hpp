@@ -23,7 +23,8 @@ struct DurationRange {
 };
 std::optional<DurationRange> parse_duration_range(std::string_view text);
 
-/// Shortest exact spelling: 1500000us -> "1.5s", 250us -> "250us".
+/// Exact spelling in its natural unit, or a strictly shorter exact one:
+/// 1500000us -> "1.5s", 250us -> "250us", 1500us -> "1.5ms", 120s -> "2m".
 std::string format_duration(Duration d);
 
 /// Whole milliseconds as a double, for trace fields and narratives.

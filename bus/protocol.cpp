@@ -268,7 +268,9 @@ DecodeResult decode(std::string_view frame) {
                 kv.key.via.u64 > std::numeric_limits<NodeId>::max() ||
                 kv.val.type != msgpack::type::POSITIVE_INTEGER)
                 return {std::nullopt, "envelope field 'vc' is not a map of node id to counter"};
-            clock[static_cast<NodeId>(kv.key.via.u64)] = kv.val.via.u64;
+            if (!clock.emplace(static_cast<NodeId>(kv.key.via.u64), kv.val.via.u64).second)
+                return {std::nullopt, "envelope field 'vc' names node " +
+                                          std::to_string(kv.key.via.u64) + " twice"};
         }
         env.vc = std::move(clock);
     }

@@ -92,7 +92,7 @@ std::string encode(const Envelope& env);
 
 struct DecodeResult {
     std::optional<Envelope> env;
-    std::string error;  ///< reason when env is empty: "oversized", "bad version 7", ...
+    std::string error;  ///< reason when env is empty: "oversized", "unsupported version 7", ...
 };
 /// Strict decode of one frame. Never throws.
 DecodeResult decode(std::string_view frame);
