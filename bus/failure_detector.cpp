@@ -12,8 +12,6 @@ const char* to_string(PeerState s) {
     return "?";
 }
 
-FixedTimeoutDetector::FixedTimeoutDetector(const Tunables& t, Time) : tunables_(t) {}
-
 void FixedTimeoutDetector::add_peer(NodeId peer, Time now) {
     peers_.try_emplace(peer, Peer{PeerState::unknown, now, 0});
 }

@@ -38,7 +38,7 @@ struct PeerEvent {
 
 class FixedTimeoutDetector {
 public:
-    FixedTimeoutDetector(const Tunables& t, Time start);
+    explicit FixedTimeoutDetector(const Tunables& t) : tunables_(t) {}
 
     /// Starts watching `peer` from `now`.
     void add_peer(NodeId peer, Time now);

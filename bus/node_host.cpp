@@ -56,7 +56,7 @@ NodeHost::NodeHost(const ClusterConfig& cfg, NodeId self, const Clock& clock, No
                                   std::chrono::duration_cast<std::chrono::milliseconds>(
                                       std::max(2 * cfg.tunables.dead_after, Duration(1'000'000))),
                                   64}),
-      detector_(cfg.tunables, clock.now()),
+      detector_(cfg.tunables),
       heartbeat_(cfg.tunables.heartbeat, clock.now()),
       stall_(cfg.tunables.suspect_after),
       role_(opts.role) {

@@ -44,7 +44,7 @@ using Events = std::vector<PeerEvent>;
 
 /// Wraps the detector so every step is followed by an invariant check.
 struct Harness {
-    FixedTimeoutDetector fd{tunables(), Time(0)};
+    FixedTimeoutDetector fd{tunables()};
 
     Events heard(NodeId peer, uint64_t inc, Time now) {
         Events e = fd.on_heard(peer, inc, now);
