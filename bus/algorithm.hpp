@@ -1,6 +1,6 @@
-// The interface an election algorithm presents to its host. Implementations are pure
-// state machines (DESIGN.md): time is an argument, randomness comes from a generator given
-// at construction, and every effect is returned as Actions.
+// The interface an election algorithm presents to its host (NodeCore). Implementations are
+// pure state machines (DESIGN.md): time is an argument, randomness comes from a generator
+// given at construction, and every effect is returned as Actions.
 #pragma once
 
 #include "bus/actions.hpp"
@@ -8,6 +8,15 @@
 #include "bus/failure_detector.hpp"
 
 namespace bus {
+
+/// Who this node follows now, for status displays, the simulator's invariant checks and
+/// benchmarks. leader == 0: none (an election is under way, or never held).
+struct LeaderView {
+    NodeId leader = 0;
+    uint64_t term = 0;  ///< Raft term, or the bully/ring election epoch
+    NodeId backup = 0;  ///< next in line, 0 if none or not applicable
+    bool operator==(const LeaderView&) const = default;
+};
 
 class Algorithm {
 public:
@@ -19,10 +28,15 @@ public:
     virtual Actions on_message(NodeId from, const Envelope& env, Time now) = 0;
     /// The failure detector changed its mind about a peer.
     virtual Actions on_peer(const PeerEvent& ev, Time now) = 0;
+    /// The node's loop was stalled (SIGSTOP, swap) far beyond its timeouts: the world may
+    /// have moved on without it. Called before the input queued during the stall is read.
+    virtual Actions on_stall(Time /*now*/) { return {}; }
     /// Time passed; called when next_deadline() is reached (maybe later, never earlier).
     virtual Actions on_tick(Time now) = 0;
     /// When the algorithm next wants on_tick; Time::max() for never.
     virtual Time next_deadline() const = 0;
+    /// The leader this node currently follows (itself included).
+    virtual LeaderView view() const { return {}; }
     /// Violations of the algorithm's own invariants (empty when fine).
     virtual std::vector<std::string> check_invariants() const { return {}; }
 };

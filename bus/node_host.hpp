@@ -1,6 +1,6 @@
-// NodeHost: the plumbing every cluster node shares. It owns the transport, the tracer, the
-// failure detector and the heartbeat schedule, runs the one node loop, and hands decoded
-// messages and peer events to an Algorithm (or to none: heartbeats and detection only).
+// NodeHost: the plumbing every cluster node shares. It owns the transport and the tracer,
+// runs the one node loop, and feeds decoded messages, ticks and stalls to a NodeCore (the
+// pure part: heartbeats, failure detector, election algorithm or none).
 //
 // The loop (DESIGN.md, "The one architectural rule"):
 //   poll with timeout = next deadline - now (whole ms, rounded up);
@@ -20,8 +20,9 @@
 
 #include "bus/algorithm.hpp"
 #include "bus/cluster.hpp"
-#include "bus/failure_detector.hpp"
 #include "bus/loop.hpp"
+#include "bus/node_core.hpp"
+#include "bus/outbox.hpp"
 #include "bus/trace.hpp"
 #include "bus/transport.hpp"
 
@@ -35,11 +36,12 @@ struct NodeHostOptions {
 
 class NodeHost {
 public:
-    /// Binds sockets and opens the trace. \throws ConfigError (port in use, bad trace file).
-    NodeHost(const ClusterConfig& cfg, NodeId self, const Clock& clock, NodeHostOptions opts);
+    /// Binds sockets and opens the trace. `algo` may be null (heartbeats and detection only).
+    /// \throws ConfigError (port in use, bad trace file).
+    NodeHost(const ClusterConfig& cfg, NodeId self, const Clock& clock, NodeHostOptions opts,
+             std::unique_ptr<Algorithm> algo = nullptr);
     ~NodeHost();
 
-    void set_algorithm(std::unique_ptr<Algorithm> algo) { algo_ = std::move(algo); }
     /// Runs the loop until `stop` becomes true (signal handlers set it). \return exit code.
     int run(const std::atomic<bool>& stop);
 
@@ -55,11 +57,8 @@ public:
 private:
     void handle_incoming(Incoming&& in, Time now);
     void drop(const std::string& from, const std::string& reason);
-    void deliver_peer_events(const std::vector<PeerEvent>& evs, Time now);
     void carry_out(Actions&& a);
     void send(const Outgoing& o);
-    void send_heartbeat();
-    Time next_deadline() const;
 
     const ClusterConfig& cfg_;
     const NodeSpec& self_;
@@ -67,11 +66,9 @@ private:
     uint64_t inc_;
     Tracer tracer_;
     Transport transport_;
-    FixedTimeoutDetector detector_;
-    HeartbeatSchedule heartbeat_;
+    Outbox outbox_;
+    NodeCore core_;
     StallWatch stall_;
-    std::unique_ptr<Algorithm> algo_;
-    std::map<std::string, uint64_t> channel_seq_;  // per outgoing channel
     Counters counters_;
     std::string role_;
 };

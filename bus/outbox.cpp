@@ -1,0 +1,49 @@
+#include "bus/outbox.hpp"
+
+namespace bus {
+
+std::string Outbox::channel(const Outgoing& o) {
+    switch (o.route) {
+        case Outgoing::Route::request: return "req:" + std::to_string(o.to);
+        case Outgoing::Route::reply: return "rep:" + std::to_string(o.to);
+        case Outgoing::Route::publish: return "pub:" + o.topic;
+    }
+    return "?";
+}
+
+Envelope Outbox::seal(const Outgoing& o) {
+    Envelope env;
+    env.from = self_;
+    env.inc = inc_;
+    env.body = o.body;
+    env.seq = ++seq_[channel(o)];
+    if (tracer_ && tracer_->enabled(info(env.type()).level)) {
+        env.lc = tracer_->next_lc();
+        env.vc = tracer_->next_vc();
+    }
+    return env;
+}
+
+void Outbox::record(const Outgoing& o, const Envelope& env, SendResult r) {
+    if (!tracer_) return;
+    MsgInfo mi = info(env.type());
+    Json to = o.route == Outgoing::Route::publish ? Json(o.topic) : Json(o.to);
+    Json id = message_id(env.from, env.inc, env.seq);
+    if (r == SendResult::sent) {
+        tracer_->emit("msg.send", {{"to", to}, {"type", mi.name}, {"id", id}}, mi.level);
+    } else {
+        // Never waited on: traced at level msgs or above (a full queue to a dead peer would
+        // otherwise flood the default trace).
+        tracer_->emit("msg.unsent", {{"to", to}, {"type", mi.name}, {"id", id}, {"reason", to_string(r)}},
+                      std::max(mi.level, TraceLevel::msgs));
+    }
+}
+
+void trace_receive(Tracer& tracer, NodeId from, const Envelope& env) {
+    MsgInfo mi = info(env.type());
+    if (tracer.enabled(mi.level) && env.lc) tracer.merge(env.lc, env.vc);
+    tracer.emit("msg.recv", {{"from", from}, {"type", mi.name}, {"id", message_id(env.from, env.inc, env.seq)}},
+                mi.level);
+}
+
+}  // namespace bus
