@@ -74,8 +74,9 @@ ClusterConfig parse_cluster(std::string_view text, const std::string& origin) {
     if (const toml::node* c = root.get("cluster")) {
         const toml::table* t = c->as_table();
         if (!t) fail(origin, "'cluster' must be a table");
-        static const std::set<std::string_view> known = {"heartbeat", "suspect_after",
-                                                         "dead_after", "startup_grace"};
+        static const std::set<std::string_view> known = {
+            "heartbeat",      "suspect_after",       "dead_after", "startup_grace",
+            "answer_timeout", "coordinator_timeout", "join_wait",  "preempt"};
         for (auto& [key, _] : *t)
             if (!known.count(key.str()))
                 fail(origin, "unknown tunable cluster." + std::string(key.str()));
@@ -84,6 +85,15 @@ ClusterConfig parse_cluster(std::string_view text, const std::string& origin) {
         tu.suspect_after = read_duration(*t, "suspect_after", tu.suspect_after, origin);
         tu.dead_after = read_duration(*t, "dead_after", tu.dead_after, origin);
         tu.startup_grace = read_duration(*t, "startup_grace", tu.startup_grace, origin);
+        tu.answer_timeout = read_duration(*t, "answer_timeout", tu.answer_timeout, origin);
+        tu.coordinator_timeout =
+            read_duration(*t, "coordinator_timeout", tu.coordinator_timeout, origin);
+        tu.join_wait = read_duration(*t, "join_wait", tu.join_wait, origin);
+        if (const toml::node* n = t->get("preempt")) {
+            auto v = n->value_exact<bool>();
+            if (!v) fail(origin, where(*n) + ": cluster.preempt must be true or false");
+            tu.preempt = *v;
+        }
     }
 
     const toml::array* arr = root["node"].as_array();
@@ -135,6 +145,9 @@ ClusterConfig parse_cluster(std::string_view text, const std::string& origin) {
         fail(origin, "cluster.suspect_after must be longer than cluster.heartbeat");
     if (tu.dead_after < tu.suspect_after)
         fail(origin, "cluster.dead_after must not be shorter than cluster.suspect_after");
+    if (tu.answer_timeout.count() <= 0) fail(origin, "cluster.answer_timeout must be positive");
+    if (tu.coordinator_timeout.count() <= 0)
+        fail(origin, "cluster.coordinator_timeout must be positive");
     return cfg;
 }
 

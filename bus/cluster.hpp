@@ -5,6 +5,10 @@
 //   heartbeat = "100ms"          # tunables, all optional (defaults in Tunables below)
 //   suspect_after = "300ms"
 //   dead_after = "600ms"
+//   answer_timeout = "200ms"     # elections (bully)
+//   coordinator_timeout = "1s"
+//   join_wait = "300ms"
+//   preempt = true
 //
 //   [[node]]
 //   id = 1                       # small positive integer, unique
@@ -66,6 +70,25 @@ struct Tunables {
     /// Extra silence allowed for a peer never heard from since we started, so that nodes
     /// started one after another by a script are not declared dead before they are up.
     Duration startup_grace = std::chrono::seconds(2);
+
+    // ---- Leader election (bully) -------------------------------------------------------
+    /// How long a candidate waits for an ANSWER from a higher-ranked node before it declares
+    /// itself leader. Too small: a live but busy higher node is bullied and then preempts,
+    /// two leader changes for one. Too large: failover waits on it whenever a higher node
+    /// is dead but not yet declared dead. Loopback answers in well under 1 ms.
+    Duration answer_timeout = std::chrono::milliseconds(200);
+    /// After an ANSWER, how long to wait for that node's COORDINATOR before holding a new
+    /// election. Too small: a slow winner is interrupted; too large: if the answerer died
+    /// mid-election the cluster stays leaderless this long (plus its detection).
+    Duration coordinator_timeout = std::chrono::seconds(1);
+    /// At start-up (and restart), how long a node listens for a leader's beacon before it
+    /// holds its own election. Must exceed a heartbeat period plus connection set-up, or a
+    /// node joining a led cluster holds a needless election.
+    Duration join_wait = std::chrono::milliseconds(300);
+    /// Bully: does a higher-ranked node that (re)joins, or hears a lower-ranked leader,
+    /// take over? true = classic bully (the best live node always ends up leading); false =
+    /// a sitting leader keeps the job until it fails (fewer leader changes).
+    bool preempt = true;
 };
 
 struct ClusterConfig {

@@ -27,6 +27,7 @@ MsgInfo info(MsgType t) {
         case MsgType::election: return {"ELECTION", TraceLevel::state, ""};
         case MsgType::answer: return {"ANSWER", TraceLevel::state, ""};
         case MsgType::coordinator: return {"COORDINATOR", TraceLevel::state, "leader"};
+        case MsgType::leader: return {"LEADER", TraceLevel::msgs, "leader"};
     }
     return {"?", TraceLevel::state, ""};
 }
@@ -59,11 +60,13 @@ struct BodyPacker {
         p.pack_map(1);
         pack_key(p, "epoch"), p.pack(b.epoch);
     }
-    void operator()(const Coordinator& b) {
+    void operator()(const Coordinator& b) { claim(b.epoch, b.leader, b.backup); }
+    void operator()(const Leader& b) { claim(b.epoch, b.leader, b.backup); }
+    void claim(uint64_t epoch, NodeId leader, NodeId backup) {
         p.pack_map(3);
-        pack_key(p, "epoch"), p.pack(b.epoch);
-        pack_key(p, "leader"), p.pack(b.leader);
-        pack_key(p, "backup"), p.pack(b.backup);
+        pack_key(p, "epoch"), p.pack(epoch);
+        pack_key(p, "leader"), p.pack(leader);
+        pack_key(p, "backup"), p.pack(backup);
     }
 };
 
@@ -185,10 +188,13 @@ bool read_body(MapReader& r, Election& b) {
     return r.get_uint("epoch", b.epoch) && r.get_int("priority", b.priority);
 }
 bool read_body(MapReader& r, Answer& b) { return r.get_uint("epoch", b.epoch); }
-bool read_body(MapReader& r, Coordinator& b) {
+template <typename Claim>
+bool read_claim(MapReader& r, Claim& b) {
     return r.get_uint("epoch", b.epoch) && r.get_uint("leader", b.leader) &&
            r.get_uint("backup", b.backup);
 }
+bool read_body(MapReader& r, Coordinator& b) { return read_claim(r, b); }
+bool read_body(MapReader& r, Leader& b) { return read_claim(r, b); }
 
 template <size_t I = 0>
 bool read_typed_body(size_t index, const msgpack::object& o, Body& out, std::string& error) {

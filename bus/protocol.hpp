@@ -37,6 +37,7 @@ enum class MsgType : uint16_t {
     election = 2,
     answer = 3,
     coordinator = 4,
+    leader = 5,
 };
 
 /// 1 HEARTBEAT, PUB topic "hb": "I am alive; expect the next one within interval_us".
@@ -55,17 +56,27 @@ struct Answer {
     uint64_t epoch = 0;
     bool operator==(const Answer&) const = default;
 };
-/// 4 COORDINATOR, DEALER -> ROUTER and PUB topic "leader" (bully): "I lead in this epoch;
-/// backup is next in line (0 = none)".
+/// 4 COORDINATOR, DEALER -> ROUTER and PUB topic "leader" (bully): "`leader` leads in this
+/// epoch; backup is next in line (0 = none)". Sent by the winner to every peer and once on
+/// PUB; also sent by any node to catch up one that is behind (then `leader` != sender).
 struct Coordinator {
     uint64_t epoch = 0;
     NodeId leader = 0;
     NodeId backup = 0;
     bool operator==(const Coordinator&) const = default;
 };
+/// 5 LEADER, PUB topic "leader": the leader's periodic beacon, "I still lead in this epoch",
+/// once per heartbeat period. Late joiners and observers learn the leader from it, and lost
+/// COORDINATORs and split views heal through it. Same fields as COORDINATOR.
+struct Leader {
+    uint64_t epoch = 0;
+    NodeId leader = 0;
+    NodeId backup = 0;
+    bool operator==(const Leader&) const = default;
+};
 
 /// Alternative index + 1 == MsgType value.
-using Body = std::variant<Heartbeat, Election, Answer, Coordinator>;
+using Body = std::variant<Heartbeat, Election, Answer, Coordinator, Leader>;
 
 struct Envelope {
     uint32_t v = kProtocolVersion;

@@ -141,6 +141,7 @@ std::vector<Body> sample_bodies() {
         Election{42, -7},
         Answer{43},
         Coordinator{44, 3, 2},
+        Leader{45, 4, 0},
     };
 }
 
@@ -203,6 +204,10 @@ TEST_CASE("type() follows the body alternative and info() names every type",
     CHECK(std::string(info(MsgType::coordinator).name) == "COORDINATOR");
     CHECK(std::string(info(MsgType::coordinator).topic) == "leader");
     CHECK(info(MsgType::coordinator).level == TraceLevel::state);
+    CHECK(make_env(NodeId{1}, Leader{}).type() == MsgType::leader);
+    CHECK(std::string(info(MsgType::leader).name) == "LEADER");
+    CHECK(std::string(info(MsgType::leader).topic) == "leader");
+    CHECK(info(MsgType::leader).level == TraceLevel::msgs);
 }
 
 TEST_CASE("extreme field values round-trip unchanged", "[unit][protocol]") {
@@ -390,9 +395,9 @@ TEST_CASE("a frame with an unknown message type is dropped naming the type",
         CHECK_THAT(drop_reason(to_frame(with(valid_envelope(), "type", val<uint16_t>(0)))),
                    Contains("unknown type 0"));
     }
-    SECTION("type 5, one past the last") {
-        CHECK_THAT(drop_reason(to_frame(with(valid_envelope(), "type", val<uint16_t>(5)))),
-                   Contains("unknown type 5"));
+    SECTION("type 6, one past the last") {
+        CHECK_THAT(drop_reason(to_frame(with(valid_envelope(), "type", val<uint16_t>(6)))),
+                   Contains("unknown type 6"));
     }
     SECTION("type 65535") {
         CHECK_THAT(drop_reason(to_frame(with(valid_envelope(), "type", val<uint16_t>(65535)))),
