@@ -1,0 +1,289 @@
+#include "bus/sim_network.hpp"
+
+#include <algorithm>
+
+namespace bus {
+
+SimNetwork::SimNetwork(ClusterConfig cfg, AlgorithmFactory make, SimOptions opts)
+    : cfg_(std::move(cfg)), make_(std::move(make)), opts_(opts), rng_(opts.seed) {
+    if (opts_.trace) {
+        ctl_ = std::make_unique<Tracer>(clock_, Json("ctl"), static_cast<uint64_t>(clock_.wall_us()),
+                                        TraceLevel::state);
+        ctl_->add_sink([this](const std::string& l) { lines_.push_back(l); });
+    }
+}
+
+SimNetwork::~SimNetwork() = default;
+
+std::vector<NodeId> SimNetwork::ids() const {
+    std::vector<NodeId> v;
+    for (auto& n : cfg_.nodes) v.push_back(n.id);
+    return v;
+}
+
+SimNetwork::Node* SimNetwork::running(NodeId id) {
+    auto it = nodes_.find(id);
+    return it == nodes_.end() || !it->second.core ? nullptr : &it->second;
+}
+
+const SimNetwork::Node* SimNetwork::running(NodeId id) const {
+    auto it = nodes_.find(id);
+    return it == nodes_.end() || !it->second.core ? nullptr : &it->second;
+}
+
+bool SimNetwork::is_running(NodeId id) const { return running(id) != nullptr; }
+bool SimNetwork::is_up(NodeId id) const {
+    const Node* n = running(id);
+    return n && !n->paused;
+}
+
+Algorithm* SimNetwork::algorithm(NodeId id) const {
+    const Node* n = running(id);
+    return n ? n->core->algorithm() : nullptr;
+}
+
+const NodeCore* SimNetwork::core(NodeId id) const {
+    const Node* n = running(id);
+    return n ? n->core.get() : nullptr;
+}
+
+uint64_t SimNetwork::inc(NodeId id) const {
+    auto it = nodes_.find(id);
+    return it == nodes_.end() ? 0 : it->second.inc;
+}
+
+void SimNetwork::fault(const std::string& action, NodeId target) {
+    if (ctl_) ctl_->emit("fault", {{"action", action}, {"target", target}, {"pid", 0}});
+}
+
+// ---- nodes ----------------------------------------------------------------------------------
+
+void SimNetwork::start(NodeId id) {
+    if (!cfg_.find(id)) throw std::invalid_argument("SimNetwork: no node " + std::to_string(id));
+    bool restart = nodes_.count(id) != 0;
+    if (running(id)) crash(id);
+    Node& n = nodes_[id];
+    n = Node{};
+    // A new incarnation: the start time in µs, as real nodes use, made unique per node.
+    uint64_t inc = static_cast<uint64_t>(clock_.wall_us());
+    n.inc = std::max(inc, inc_seen_[id] + 1);
+    inc_seen_[id] = n.inc;
+    if (opts_.trace) {
+        n.tracer = std::make_unique<Tracer>(clock_, Json(id), n.inc, opts_.trace_level, id);
+        n.tracer->add_sink([this](const std::string& l) { lines_.push_back(l); });
+    }
+    n.outbox = std::make_unique<Outbox>(id, n.inc, n.tracer.get());
+    std::seed_seq seq{opts_.seed, static_cast<uint64_t>(id), n.inc};
+    std::mt19937_64 algo_rng(seq);
+    n.core = std::make_unique<NodeCore>(cfg_, id, make_ ? make_(id, n.inc, algo_rng) : nullptr, now());
+    if (restart) fault("restart", id);
+    if (n.tracer) {
+        Algorithm* a = n.core->algorithm();
+        n.tracer->emit("node.start", {{"role", "sim"}, {"algo", a ? a->name() : "none"}, {"pid", 0}});
+    }
+    carry_out(id, n.core->start(now()));
+}
+
+void SimNetwork::start_all() {
+    for (NodeId id : ids()) start(id);
+}
+
+void SimNetwork::crash(NodeId id) {
+    Node* n = running(id);
+    if (!n) return;
+    fault("kill", id);
+    n->core.reset();
+    n->outbox.reset();
+    n->tracer.reset();
+    n->held.clear();
+    n->paused = false;
+}
+
+void SimNetwork::pause(NodeId id) {
+    Node* n = running(id);
+    if (!n || n->paused) return;
+    fault("pause", id);
+    n->paused = true;
+    n->paused_at = now();
+}
+
+void SimNetwork::resume(NodeId id) {
+    Node* n = running(id);
+    if (!n || !n->paused) return;
+    fault("resume", id);
+    n->paused = false;
+    // As the real loop: it notices the stall first, then reads all queued input, then
+    // runs its timers (on later steps).
+    if (n->tracer) n->tracer->emit("node.stall", {{"stalled_ms", to_ms(now() - n->paused_at)}});
+    carry_out(id, n->core->on_stall(now()));
+    auto held = std::move(n->held);
+    n->held.clear();
+    for (auto& [from, frame] : held) deliver(from, id, frame);
+}
+
+// ---- links ----------------------------------------------------------------------------------
+
+void SimNetwork::cut(NodeId a, NodeId b) {
+    cuts_.insert({a, b});
+    cuts_.insert({b, a});
+}
+
+void SimNetwork::cut_one_way(NodeId from, NodeId to) { cuts_.insert({from, to}); }
+
+void SimNetwork::isolate(NodeId id) {
+    fault("partition", id);
+    for (NodeId other : ids())
+        if (other != id) cut(id, other);
+}
+
+void SimNetwork::partition(const std::vector<std::vector<NodeId>>& groups) {
+    std::map<NodeId, size_t> group_of;
+    for (size_t g = 0; g < groups.size(); ++g)
+        for (NodeId id : groups[g]) group_of[id] = g;
+    auto g = [&](NodeId id) { return group_of.count(id) ? group_of[id] : groups.size(); };
+    for (NodeId a : ids())
+        for (NodeId b : ids())
+            if (a != b && g(a) != g(b)) cuts_.insert({a, b});
+    if (ctl_) {
+        Json gs = Json::array();
+        for (auto& grp : groups) gs.push_back(grp);
+        ctl_->emit("fault", {{"action", "partition"}, {"target", 0}, {"pid", 0}, {"groups", gs}});
+    }
+}
+
+void SimNetwork::heal() {
+    cuts_.clear();
+    if (ctl_) ctl_->emit("fault", {{"action", "heal"}, {"target", 0}, {"pid", 0}});
+}
+
+std::vector<NodeId> SimNetwork::component(NodeId id) const {
+    std::vector<NodeId> out;
+    if (!is_up(id)) return out;
+    std::set<NodeId> seen{id};
+    std::vector<NodeId> todo{id};
+    while (!todo.empty()) {
+        NodeId a = todo.back();
+        todo.pop_back();
+        out.push_back(a);
+        for (NodeId b : ids())
+            if (!seen.count(b) && is_up(b) && link_open(a, b) && link_open(b, a)) {
+                seen.insert(b);
+                todo.push_back(b);
+            }
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+// ---- messages -------------------------------------------------------------------------------
+
+void SimNetwork::carry_out(NodeId id, Actions&& a) {
+    Node* n = running(id);
+    if (!n) return;
+    if (n->tracer)
+        for (auto& e : a.events) n->tracer->emit(e.ev, std::move(e.fields), e.level);
+    for (auto& o : a.out) {
+        Envelope env = n->outbox->seal(o);
+        ++sent_[info(env.type()).name];
+        std::string frame = encode(env);
+        // As with `immediate` DEALERs: a request or reply to a node that is not running is
+        // refused at once; anything else is "sent", whatever becomes of it on the way.
+        bool refused = o.route != Outgoing::Route::publish && !is_running(o.to);
+        n->outbox->record(o, env, refused ? SendResult::would_block : SendResult::sent);
+        if (!refused) transmit(id, o, frame);
+    }
+}
+
+void SimNetwork::transmit(NodeId from, const Outgoing& o, const std::string& frame) {
+    std::vector<NodeId> to;
+    if (o.route == Outgoing::Route::publish) {
+        for (NodeId id : ids())
+            if (id != from) to.push_back(id);
+    } else {
+        to.push_back(o.to);
+    }
+    std::uniform_int_distribution<int64_t> delay(opts_.min_delay.count(), opts_.max_delay.count());
+    std::uniform_real_distribution<double> coin(0.0, 1.0);
+    for (NodeId d : to) {
+        const Node* dn = running(d);
+        if (!dn || !link_open(from, d)) continue;
+        if (opts_.drop > 0 && coin(rng_) < opts_.drop) continue;
+        int copies = opts_.duplicate > 0 && coin(rng_) < opts_.duplicate ? 2 : 1;
+        for (int c = 0; c < copies; ++c) {
+            // FIFO per channel, as over one TCP connection.
+            std::string channel = std::to_string(from) + ">" + std::to_string(d) + ":" +
+                                  (o.route == Outgoing::Route::publish ? "pub" : o.route == Outgoing::Route::request ? "req" : "rep");
+            Time at = now() + Duration(delay(rng_));
+            Time& last = fifo_[channel];
+            at = std::max(at, last);
+            last = at;
+            queue_.push(Delivery{at, order_++, from, d, dn->inc, frame});
+        }
+    }
+}
+
+void SimNetwork::deliver(NodeId from, NodeId to, const std::string& frame) {
+    Node* n = running(to);
+    if (!n) return;
+    if (n->paused) {
+        n->held.emplace_back(from, frame);
+        return;
+    }
+    DecodeResult d = decode(frame);
+    if (!d.env) throw std::logic_error("SimNetwork: a node sent an undecodable frame: " + d.error);
+    if (n->tracer) trace_receive(*n->tracer, from, *d.env);
+    carry_out(to, n->core->on_message(from, *d.env, now()));
+}
+
+// ---- time -----------------------------------------------------------------------------------
+
+bool SimNetwork::step() {
+    // The earliest tick of a node that is up.
+    NodeId tick_node = 0;
+    Time tick_at = Time::max();
+    for (auto& [id, n] : nodes_) {
+        if (!n.core || n.paused) continue;
+        Time t = n.core->next_deadline();
+        if (t < tick_at) tick_at = t, tick_node = id;
+    }
+    bool have_msg = !queue_.empty();
+    if (!have_msg && tick_node == 0) return false;
+    ++steps_;
+    // Input before timers at the same instant, as in the real loop.
+    if (have_msg && queue_.top().at <= tick_at) {
+        Delivery dv = queue_.top();
+        queue_.pop();
+        if (dv.at > now()) clock_.set(dv.at);
+        const Node* n = running(dv.to);
+        if (n && n->inc == dv.to_inc && link_open(dv.from, dv.to)) deliver(dv.from, dv.to, dv.frame);
+    } else {
+        if (tick_at > now()) clock_.set(tick_at);
+        carry_out(tick_node, running(tick_node)->core->on_tick(now()));
+    }
+    if (observer_) observer_();
+    return true;
+}
+
+void SimNetwork::run_until(Time t) {
+    for (;;) {
+        Time next = queue_.empty() ? Time::max() : queue_.top().at;
+        for (auto& [id, n] : nodes_)
+            if (n.core && !n.paused) next = std::min(next, n.core->next_deadline());
+        if (next > t) break;
+        step();
+    }
+    if (t > now()) clock_.set(t);
+}
+
+std::vector<std::string> SimNetwork::check_invariants() const {
+    std::vector<std::string> bad;
+    for (auto& [id, n] : nodes_) {
+        if (!n.core) continue;
+        for (auto& v : n.core->detector().check_invariants()) bad.push_back("node " + std::to_string(id) + ": " + v);
+        if (Algorithm* a = n.core->algorithm())
+            for (auto& v : a->check_invariants()) bad.push_back(v);
+    }
+    return bad;
+}
+
+}  // namespace bus

@@ -1,0 +1,162 @@
+// SimNetwork: a deterministic in-memory network that drives N nodes — each a NodeCore, so
+// heartbeats, failure detector and algorithm exactly as in a real process — under one fake
+// clock, from a seed. It models what ZeroMQ over TCP does to messages: random delay, FIFO
+// per channel (a DEALER->ROUTER link, a ROUTER reply path, a PUB->SUB feed), loss, and
+// duplication if asked; and it injects the faults the real demos inject: crash (state
+// lost), restart (new incarnation), pause/resume (SIGSTOP/SIGCONT: input queues, then the
+// node notices its stall), link cuts, partitions, heal (seed 000's recover_network).
+//
+// Every message goes through the real codec (encode, then strict decode), so the simulator
+// exercises the wire format too. With `trace` on, every node traces exactly as a real node
+// (same events, seq, Lamport and vector clocks; `t` is simulated wall time), and the
+// injected faults appear as `fault` events from emitter "ctl": the output is a trace that
+// ftbus-check and the narrators read.
+//
+// Determinism: one seeded generator drives delays, loss and duplication; each algorithm
+// incarnation gets its own generator seeded from (seed, node, inc). Same seed, same run.
+// Not thread-safe.
+#pragma once
+
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <queue>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "bus/algorithm.hpp"
+#include "bus/cluster.hpp"
+#include "bus/node_core.hpp"
+#include "bus/outbox.hpp"
+#include "bus/trace.hpp"
+
+namespace bus {
+
+struct SimOptions {
+    uint64_t seed = 1;
+    /// One-way delay of every message, uniform in [min_delay, max_delay].
+    Duration min_delay = std::chrono::microseconds(100);
+    Duration max_delay = std::chrono::milliseconds(2);
+    /// Probability that a message is lost, and that it is delivered twice.
+    double drop = 0.0;
+    double duplicate = 0.0;
+    /// Keep every node's trace (JSON Lines) in trace_lines().
+    bool trace = false;
+    TraceLevel trace_level = TraceLevel::state;
+};
+
+/// Builds the algorithm of one node incarnation (null: heartbeats and detection only).
+using AlgorithmFactory =
+    std::function<std::unique_ptr<Algorithm>(NodeId id, uint64_t inc, std::mt19937_64& rng)>;
+
+class SimNetwork {
+public:
+    SimNetwork(ClusterConfig cfg, AlgorithmFactory make, SimOptions opts = {});
+    ~SimNetwork();
+    SimNetwork(const SimNetwork&) = delete;
+    SimNetwork& operator=(const SimNetwork&) = delete;
+
+    // ---- nodes
+    /// Starts node `id` now, with a new incarnation (a restart if it ran before; its old
+    /// state is gone, messages in flight to the old incarnation are lost).
+    void start(NodeId id);
+    void start_all();
+    /// kill -9: the node's state and its queued input are lost.
+    void crash(NodeId id);
+    /// SIGSTOP: it runs nothing; messages to it queue. resume(): SIGCONT — it notices the
+    /// stall, reads the queued input, then runs its timers, like the real loop.
+    void pause(NodeId id);
+    void resume(NodeId id);
+    bool is_running(NodeId id) const;  ///< started and not crashed (maybe paused)
+    bool is_up(NodeId id) const;       ///< running and not paused
+
+    // ---- links (a cut link loses what is sent over it, both at send and at delivery)
+    void cut(NodeId a, NodeId b);  ///< both directions
+    void cut_one_way(NodeId from, NodeId to);
+    void isolate(NodeId id);
+    /// Cuts every link between different groups; nodes not named form one more group.
+    void partition(const std::vector<std::vector<NodeId>>& groups);
+    void heal();
+    bool link_open(NodeId from, NodeId to) const { return !cuts_.count({from, to}); }
+    void set_drop(double p) { opts_.drop = p; }
+
+    // ---- time
+    Time now() const { return clock_.now(); }
+    /// Runs the earliest pending event (a delivery, or a node's tick). False if none.
+    bool step();
+    /// Runs every event up to and including `t`, then sets the clock to `t`.
+    void run_until(Time t);
+    void run_for(Duration d) { run_until(now() + d); }
+    /// Called after every step (tests check invariants there).
+    void set_observer(std::function<void()> f) { observer_ = std::move(f); }
+
+    // ---- inspection
+    const ClusterConfig& config() const { return cfg_; }
+    std::vector<NodeId> ids() const;
+    /// The running node's algorithm (null if not running).
+    Algorithm* algorithm(NodeId id) const;
+    template <typename T>
+    T* as(NodeId id) const { return dynamic_cast<T*>(algorithm(id)); }
+    const NodeCore* core(NodeId id) const;
+    uint64_t inc(NodeId id) const;
+    /// Nodes that are up and connected to `id` both ways through open links (id included).
+    std::vector<NodeId> component(NodeId id) const;
+    /// Invariant violations of every running node's detector and algorithm.
+    std::vector<std::string> check_invariants() const;
+    /// Messages handed to the network since the start (or reset_counts), per type name;
+    /// heartbeats included under "HEARTBEAT".
+    const std::map<std::string, uint64_t>& sent() const { return sent_; }
+    void reset_counts() { sent_.clear(); }
+    /// The trace of every node and of the fault injector, in emission order (opts.trace).
+    const std::vector<std::string>& trace_lines() const { return lines_; }
+    uint64_t steps() const { return steps_; }
+
+private:
+    struct Node {
+        uint64_t inc = 0;
+        bool paused = false;
+        Time paused_at{};
+        std::unique_ptr<Tracer> tracer;
+        std::unique_ptr<Outbox> outbox;
+        std::unique_ptr<NodeCore> core;
+        std::deque<std::pair<NodeId, std::string>> held;  ///< (from, frame) queued while paused
+    };
+    struct Delivery {
+        Time at;
+        uint64_t order;  ///< tie-break: first sent, first delivered
+        NodeId from;
+        NodeId to;
+        uint64_t to_inc;
+        std::string frame;
+        bool operator>(const Delivery& o) const { return at != o.at ? at > o.at : order > o.order; }
+    };
+
+    void carry_out(NodeId id, Actions&& a);
+    void transmit(NodeId from, const Outgoing& o, const std::string& frame);
+    void deliver(NodeId from, NodeId to, const std::string& frame);
+    void fault(const std::string& action, NodeId target);
+    Node* running(NodeId id);
+    const Node* running(NodeId id) const;
+
+    ClusterConfig cfg_;
+    AlgorithmFactory make_;
+    SimOptions opts_;
+    FakeClock clock_;
+    std::mt19937_64 rng_;
+    std::map<NodeId, Node> nodes_;  ///< started at least once; core null once crashed
+    std::map<NodeId, uint64_t> inc_seen_;  ///< last incarnation used per node
+    std::set<std::pair<NodeId, NodeId>> cuts_;  ///< (from, to) links that lose everything
+    std::priority_queue<Delivery, std::vector<Delivery>, std::greater<>> queue_;
+    std::map<std::string, Time> fifo_;  ///< channel -> latest scheduled delivery
+    uint64_t order_ = 0;
+    uint64_t steps_ = 0;
+    std::map<std::string, uint64_t> sent_;
+    std::vector<std::string> lines_;
+    std::unique_ptr<Tracer> ctl_;  ///< `fault` events
+    std::function<void()> observer_;
+};
+
+}  // namespace bus
