@@ -1,5 +1,8 @@
 #include "bus/trace_check.hpp"
 
+#include <algorithm>
+#include <optional>
+
 namespace bus {
 
 namespace {
@@ -26,6 +29,28 @@ const std::map<std::string, std::vector<const char*>>& required_fields() {
     };
     return table;
 }
+
+std::optional<uint64_t> uint_of(const Json& j, const char* k) {
+    auto it = j.find(k);
+    if (it == j.end() || !it->is_number_unsigned()) return std::nullopt;
+    return it->get<uint64_t>();
+}
+
+std::string str_of(const Json& j, const char* k) {
+    auto it = j.find(k);
+    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+/// `t` in µs; events without one (a "fields" finding already) take no part in timing.
+std::optional<int64_t> time_of(const Json& j) {
+    auto it = j.find("t");
+    if (it == j.end() || !it->is_number_integer()) return std::nullopt;
+    return it->get<int64_t>();
+}
+
+bool carries_term(const std::string& ev) { return ev == "election.start" || ev == "role" || ev == "leader"; }
+
+std::string ms_text(int64_t us) { return std::to_string(us / 1000) + " ms"; }
 
 }  // namespace
 
@@ -114,6 +139,272 @@ void TraceChecker::finish() {
             prev = &e;
         }
     }
+    for (auto& [key, stream] : streams_)
+        for (auto& [seq, e] : stream) {
+            std::string name = str_of(e.j, "ev");
+            if (name == "election.start" || name == "leader")
+                if (std::string algo = str_of(e.j, "algo"); !algo.empty()) algos_.insert(algo);
+        }
+    check_terms();
+    check_raft_leaders();
+    for (const char* algo : {"bully", "ring"}) {
+        // Only where that algorithm traced a leader: a trace of heartbeats alone has nothing to agree on.
+        bool led = false;
+        for (auto& [key, stream] : streams_)
+            for (auto& [seq, e] : stream)
+                led = led || (str_of(e.j, "ev") == "leader" && str_of(e.j, "algo") == algo);
+        if (led) check_agreement(algo);
+    }
+}
+
+// Terms (Raft terms, bully/ring epochs) only grow within one incarnation: a node that goes
+// back to an older term has lost state it must keep, or accepted a stale message. A restart
+// is a new incarnation and may start lower (bully/ring epochs are not persisted).
+void TraceChecker::check_terms() {
+    for (auto& [key, stream] : streams_) {
+        const Event* prev = nullptr;
+        uint64_t prev_term = 0;
+        for (auto& [seq, e] : stream) {
+            std::string name = str_of(e.j, "ev");
+            if (!carries_term(name)) continue;
+            auto term = uint_of(e.j, "term");
+            if (!term) continue;  // missing or mistyped: a "fields" finding
+            ++terms_checked_;
+            if (prev && *term < prev_term)
+                add({"term", "emitter " + key.first + " inc " + std::to_string(key.second) + ": term falls from " +
+                                 std::to_string(prev_term) + " (" + str_of(prev->j, "ev") + ", seq " +
+                                 std::to_string(prev->j["seq"].get<uint64_t>()) + ") to " + std::to_string(*term) +
+                                 " (" + name + ", seq " + std::to_string(seq) + ")",
+                     Json::array({cite(*prev), cite(e)})});
+            prev = &e;
+            prev_term = *term;
+        }
+    }
+}
+
+// Raft's election safety: one leader per term. Every node traces the leader it adopts, so
+// a term normally shows the same leader many times; two different ones is a split brain.
+void TraceChecker::check_raft_leaders() {
+    std::map<uint64_t, std::map<uint64_t, const Event*>> by_term;  // term -> leader -> earliest event
+    for (auto& [key, stream] : streams_)
+        for (auto& [seq, e] : stream) {
+            if (str_of(e.j, "ev") != "leader" || str_of(e.j, "algo") != "raft") continue;
+            auto term = uint_of(e.j, "term");
+            auto leader = uint_of(e.j, "leader");
+            if (!term || !leader || *leader == 0) continue;  // 0 names no node
+            const Event*& first = by_term[*term][*leader];
+            auto t = time_of(e.j);
+            if (!first || (t && (!time_of(first->j) || *t < *time_of(first->j)))) first = &e;
+        }
+    raft_terms_ = by_term.size();
+    for (auto& [term, leaders] : by_term) {
+        if (leaders.size() < 2) continue;
+        std::string names;
+        Json cites = Json::array();
+        size_t i = 0;
+        for (auto& [leader, e] : leaders) {
+            names += (i == 0 ? "" : i + 1 == leaders.size() ? " and " : ", ") + std::to_string(leader);
+            cites.push_back(cite(*e));
+            ++i;
+        }
+        add({"raft-leader", "raft: term " + std::to_string(term) + " has " + std::to_string(leaders.size()) +
+                                " leaders, " + names + " (at most one per term)",
+             cites});
+    }
+}
+
+// Bully and ring promise less than Raft: after the faults stop, the live nodes settle on
+// one live leader. So the check looks at the window from (last disturbance + bound) until
+// the clean shutdown begins (or the trace ends), and reports the first instant at which a
+// live node has no leader, two live nodes follow different ones, or the one they follow is
+// not live. Ties in `t` between the "ctl" emitter and a node are read as the fault coming
+// first: the simulator kills and restarts a node within one instant.
+void TraceChecker::check_agreement(const std::string& algo) {
+    Agreement out{algo, "", 0, {}};
+    auto done = [&](std::string status) {
+        out.status = std::move(status);
+        agreements_.push_back(std::move(out));
+    };
+    auto t_of = [](const Event* e) { return *time_of(e->j); };
+
+    struct Inc {
+        const Event* start = nullptr;
+        const Event* stop = nullptr;
+        const std::map<uint64_t, Event>* stream = nullptr;
+    };
+    std::vector<const Event*> faults;  // by t; ties in stream order
+    std::vector<const Event*> stops;
+    std::map<uint64_t, Inc> latest;  // node id -> its latest incarnation (by node.start t)
+    const Event* last_start = nullptr;
+    std::optional<int64_t> last_t;
+    for (auto& [key, stream] : streams_) {
+        Inc inc;
+        inc.stream = &stream;
+        for (auto& [seq, e] : stream) {
+            auto t = time_of(e.j);
+            if (!t) continue;
+            if (!last_t || *t > *last_t) last_t = t;
+            std::string name = str_of(e.j, "ev");
+            if (name == "fault") {
+                faults.push_back(&e);
+            } else if (name == "node.stop") {
+                stops.push_back(&e);
+                if (!inc.stop) inc.stop = &e;
+            } else if (name == "node.start" && !inc.start) {
+                inc.start = &e;
+            }
+        }
+        auto id = uint_of(stream.begin()->second.j, "node");
+        if (!id || !inc.start) continue;  // clients, "ctl", or a stream whose start was lost
+        if (!last_start || t_of(inc.start) > t_of(last_start)) last_start = inc.start;
+        Inc& slot = latest[*id];
+        if (!slot.start || std::pair(t_of(inc.start), key.second) >
+                               std::pair(t_of(slot.start), uint_of(slot.start->j, "inc").value_or(0)))
+            slot = inc;
+    }
+    std::stable_sort(faults.begin(), faults.end(),
+                     [&](const Event* a, const Event* b) { return t_of(a) < t_of(b); });
+
+    // The last disturbance: the last fault, or a node.start after it (a node joining late
+    // needs an election as much as a restarted one; the harness traces `restart` before
+    // the new process's node.start).
+    const Event* tf_ev = faults.empty() ? nullptr : faults.back();
+    std::string tf_what = "the last fault";
+    if (last_start && (!tf_ev || t_of(last_start) > t_of(tf_ev))) {
+        tf_ev = last_start;
+        tf_what = "the last node start";
+    }
+    if (!tf_ev) return done("skipped: no fault and no node.start in the trace");
+    const int64_t tf = t_of(tf_ev);
+    // The clean shutdown begins at the first node.stop after it: nodes then re-elect on
+    // their way down, which is no disagreement.
+    int64_t t_end = *last_t;
+    const Event* end_stop = nullptr;
+    for (const Event* s : stops)
+        if (t_of(s) > tf && (!end_stop || t_of(s) < t_of(end_stop))) end_stop = s;
+    if (end_stop) t_end = t_of(end_stop);
+
+    struct Down {
+        std::string why;
+        const Event* e;
+    };
+    // Why node `id` is not live at t_end, or nullopt. The node whose stop marks t_end is
+    // still live: the window closes as the shutdown begins, so its followers are right.
+    auto down = [&](uint64_t id) -> std::optional<Down> {
+        auto it = latest.find(id);
+        if (it == latest.end()) return Down{"never started", nullptr};
+        const Inc& inc = it->second;
+        if (inc.stop && t_of(inc.stop) < t_end) return Down{"stopped", inc.stop};
+        const Event* pause = nullptr;
+        for (const Event* f : faults) {
+            if (uint_of(f->j, "target") != id || t_of(f) <= t_of(inc.start) || t_of(f) > t_end) continue;
+            std::string action = str_of(f->j, "action");
+            if (action == "kill") return Down{"killed", f};
+            if (action == "pause") pause = f;
+            if (action == "resume") pause = nullptr;
+        }
+        if (pause) return Down{"paused", pause};
+        return std::nullopt;
+    };
+    bool runs_algo = false;
+    for (auto& [id, inc] : latest) {
+        if (str_of(inc.start->j, "algo") != algo) continue;  // a node running something else
+        runs_algo = true;
+        if (!down(id)) out.live.push_back(id);
+    }
+    if (!runs_algo) return done("skipped: no node.start with algo " + algo);
+
+    const Event* cut = nullptr;
+    for (const Event* f : faults) {
+        std::string action = str_of(f->j, "action");
+        if (action == "partition") cut = f;
+        if (action == "heal") cut = nullptr;
+    }
+    if (cut) return done("skipped: partition not healed");  // who can reach whom is unknown
+    if (out.live.empty()) return done("skipped: no live nodes");
+
+    // Each live node's leader over time, from its latest incarnation in seq order: a
+    // `leader` event sets it; electing or joining (or any role but leader/follower) clears it.
+    struct Step {
+        int64_t t;
+        uint64_t leader;  // 0: none
+        const Event* e;
+    };
+    std::map<uint64_t, std::vector<Step>> steps;
+    for (uint64_t id : out.live) {
+        auto& v = steps[id];
+        for (auto& [seq, e] : *latest[id].stream) {
+            auto t = time_of(e.j);
+            if (!t) continue;
+            std::string name = str_of(e.j, "ev"), role = str_of(e.j, "role");
+            if (name == "leader" && str_of(e.j, "algo") == algo)
+                v.push_back({*t, uint_of(e.j, "leader").value_or(0), &e});
+            else if (name == "election.start" || (name == "role" && role != "leader" && role != "follower"))
+                v.push_back({*t, 0, &e});
+        }
+    }
+    auto state_at = [&](uint64_t id, int64_t at) {
+        Step cur{0, 0, latest[id].start};  // nothing adopted since the start
+        for (const Step& s : steps[id]) {
+            if (s.t > at) break;
+            cur = s;
+        }
+        return cur;
+    };
+
+    const int64_t bound = opts_.agreement_bound.count();
+    const bool early = t_end < tf + bound;  // the trace ends inside the bound: judge its end
+    const int64_t w0 = std::min(tf + bound, t_end);
+    std::vector<int64_t> instants{w0};
+    for (auto& [id, v] : steps)
+        for (const Step& s : v)
+            if (s.t > w0 && s.t <= t_end) instants.push_back(s.t);
+    std::sort(instants.begin(), instants.end());
+    instants.erase(std::unique(instants.begin(), instants.end()), instants.end());
+
+    for (int64_t at : instants) {
+        std::vector<std::pair<uint64_t, Step>> st;
+        for (uint64_t id : out.live) st.emplace_back(id, state_at(id, at));
+        std::string problem;
+        Json cites = Json::array();
+        for (auto& [id, s] : st) {
+            if (s.leader != 0) continue;
+            std::string last = s.e == latest[id].start ? "nothing adopted since its start"
+                                                        : "last: " + str_of(s.e->j, "ev") +
+                                                              (str_of(s.e->j, "ev") == "role" ? " " + str_of(s.e->j, "role") : "");
+            problem = "node " + std::to_string(id) + " has no leader (" + last + ")";
+            cites.push_back(cite(*s.e));
+            break;
+        }
+        if (problem.empty())
+            for (auto& [id, s] : st) {
+                if (s.leader == st.front().second.leader) continue;
+                problem = "node " + std::to_string(st.front().first) + " follows " +
+                          std::to_string(st.front().second.leader) + " and node " + std::to_string(id) +
+                          " follows " + std::to_string(s.leader);
+                cites.push_back(cite(*st.front().second.e));
+                cites.push_back(cite(*s.e));
+                break;
+            }
+        uint64_t agreed = problem.empty() ? st.front().second.leader : 0;
+        if (problem.empty() && !std::count(out.live.begin(), out.live.end(), agreed)) {
+            auto d = down(agreed);
+            std::string why = d ? d->why : "runs another algorithm";
+            problem = "all live nodes follow " + std::to_string(agreed) + ", which is not live (" + why + ")";
+            for (auto& [id, s] : st) cites.push_back(cite(*s.e));
+            if (d && d->e && d->e != tf_ev) cites.push_back(cite(*d->e));
+        }
+        out.leader = agreed;
+        if (problem.empty()) continue;
+        cites.push_back(cite(*tf_ev));
+        std::string when = early ? algo + ": the trace ends " + ms_text(t_end - tf) + " after " + tf_what +
+                                       ", before the bound (" + format_duration(opts_.agreement_bound) + "); there "
+                                 : algo + ": " + ms_text(at - tf) + " after " + tf_what + " (bound " +
+                                       format_duration(opts_.agreement_bound) + ") ";
+        add({"agreement", when + problem, cites});
+        return done("violated");
+    }
+    done("ok");
 }
 
 Json TraceChecker::report_json() const {
@@ -128,6 +419,24 @@ Json TraceChecker::report_json() const {
     for (auto& f : findings_)
         list.push_back({{"check", f.check}, {"message", f.message}, {"events", f.cites}});
     r["findings"] = list;
+    Json el = Json::object();
+    el["algos"] = Json(std::vector<std::string>(algos_.begin(), algos_.end()));
+    el["terms_checked"] = terms_checked_;
+    el["raft_terms"] = raft_terms_;
+    el["bound_ms"] = to_ms(opts_.agreement_bound);
+    if (agreements_.empty()) {
+        el["agreement"] = "not applicable";
+    } else {
+        // One algorithm per cluster in practice; should a trace mix bully and ring, a violation wins.
+        const Agreement* a = &agreements_.front();
+        for (auto& g : agreements_)
+            if (g.status == "violated" && a->status != "violated") a = &g;
+        el["agreement_algo"] = a->algo;
+        el["agreement"] = a->status;
+        el["leader"] = a->leader ? Json(a->leader) : Json();
+        el["live"] = a->live;
+    }
+    r["elections"] = el;
     return r;
 }
 

@@ -7,6 +7,15 @@
 //    common fields (t, node, inc, seq, lc, ev); missing fields of known events;
 //    seq gaps and duplicates per (emitter, inc); Lamport clocks that do not increase with
 //    seq per (emitter, inc).
+//  - term: the `term` of election.start / role / leader events never decreases in seq order
+//    per (emitter, inc) (a new incarnation starts afresh).
+//  - raft-leader: at most one distinct leader per term over Raft `leader` events, across
+//    all emitters (many nodes naming the same leader is the normal case).
+//  - agreement (bully, ring): within Options::agreement_bound after the last disturbance
+//    (fault, or a later node.start) and until the clean shutdown begins (first node.stop
+//    after it) or the trace ends, every live node follows one leader and that leader is
+//    live. Skipped when the last partition was never healed (connectivity unknown).
+// report_json() summarises these under "elections".
 // Pure: no I/O; the caller feeds lines and prints the findings.
 #pragma once
 
@@ -22,7 +31,7 @@
 namespace bus {
 
 struct Finding {
-    std::string check;    ///< "parse", "fields", "seq", "lamport", ...
+    std::string check;    ///< "parse", "fields", "seq", "lamport", "term", "raft-leader", "agreement"
     std::string message;  ///< one readable sentence
     Json cites = Json::array();  ///< [{node, inc, seq, where}], the events at fault
 };
@@ -53,12 +62,27 @@ private:
     using StreamKey = std::pair<std::string, uint64_t>;  // (emitter, inc)
     void add(Finding f);
     Json cite(const Event& e) const;
+    void check_terms();
+    void check_raft_leaders();
+    void check_agreement(const std::string& algo);
+
+    /// What the election checks looked at, for report_json()["elections"].
+    struct Agreement {
+        std::string algo;
+        std::string status;    ///< "ok", "violated", "skipped: ..."
+        uint64_t leader = 0;   ///< the leader the live nodes agreed on, last evaluated (0: none)
+        std::vector<uint64_t> live;
+    };
 
     Options opts_;
     size_t events_ = 0;
     std::map<StreamKey, std::map<uint64_t, Event>> streams_;  // by seq
     std::vector<Finding> findings_;
     std::map<std::string, size_t> per_check_;
+    std::set<std::string> algos_;  // of election.start and leader events
+    size_t terms_checked_ = 0;
+    size_t raft_terms_ = 0;
+    std::vector<Agreement> agreements_;
 };
 
 }  // namespace bus

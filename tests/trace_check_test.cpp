@@ -95,3 +95,265 @@ TEST_CASE("checker keeps incarnations of one node apart", "[unit][check]") {
     CHECK(c.findings().empty());
     CHECK(c.emitters() == 2);
 }
+
+// ---- election checks ------------------------------------------------------------------------
+
+namespace {
+
+/// A hand-made multi-emitter trace: seq and lc are numbered per (emitter, inc), times are
+/// in ms after an arbitrary epoch. Nodes are numbers, the fault injector is "ctl".
+struct Trace {
+    static constexpr int64_t kBase = 1'700'000'000'000'000;  // µs
+    std::map<std::pair<std::string, uint64_t>, uint64_t> seqs;
+    std::vector<std::string> lines;
+
+    void add(int64_t ms, const bus::Json& node, uint64_t inc, const std::string& name, bus::Json fields) {
+        uint64_t& seq = seqs[{node.dump(), inc}];
+        ++seq;
+        fields["t"] = kBase + ms * 1000;
+        fields["node"] = node;
+        fields["inc"] = inc;
+        fields["seq"] = seq;
+        fields["lc"] = seq;
+        fields["ev"] = name;
+        lines.push_back(fields.dump());
+    }
+    void start(int64_t ms, int id, uint64_t inc = 1, const std::string& algo = "bully") {
+        add(ms, id, inc, "node.start", {{"role", "elect"}, {"algo", algo}, {"pid", 100 + id}});
+    }
+    void stop(int64_t ms, int id, uint64_t inc = 1) { add(ms, id, inc, "node.stop", {{"reason", "SIGTERM"}}); }
+    void elect(int64_t ms, int id, uint64_t term, uint64_t inc = 1, const std::string& algo = "bully") {
+        add(ms, id, inc, "election.start", {{"algo", algo}, {"term", term}, {"reason", "test"}});
+    }
+    void role(int64_t ms, int id, const std::string& r, uint64_t term, uint64_t inc = 1) {
+        add(ms, id, inc, "role", {{"role", r}, {"term", term}});
+    }
+    void leader(int64_t ms, int id, int lead, uint64_t term, uint64_t inc = 1, const std::string& algo = "bully") {
+        add(ms, id, inc, "leader", {{"algo", algo}, {"leader", lead}, {"term", term}, {"backup", 0}});
+    }
+    void fault(int64_t ms, const std::string& action, int target) {
+        add(ms, "ctl", 1, "fault", {{"action", action}, {"target", target}, {"pid", 0}});
+    }
+    void tick(int64_t ms, int id, uint64_t inc = 1) { add(ms, id, inc, "peer.alive", {{"peer", 1}}); }
+
+    TraceChecker check(bus::Duration bound = std::chrono::seconds(5)) const {
+        TraceChecker c({bound});
+        for (size_t i = 0; i < lines.size(); ++i) c.add_line(lines[i], "t:" + std::to_string(i + 1));
+        c.finish();
+        return c;
+    }
+};
+
+/// Nodes 1..n start at 0 ms and all follow n (term 1) by 100 ms.
+Trace settled(int n) {
+    Trace tr;
+    for (int id = 1; id <= n; ++id) tr.start(0, id);
+    for (int id = 1; id <= n; ++id) tr.leader(100, id, n, 1);
+    return tr;
+}
+
+bool cites_node(const bus::Finding& f, const bus::Json& node) {
+    for (auto& c : f.cites)
+        if (c["node"] == node) return true;
+    return false;
+}
+
+}  // namespace
+
+TEST_CASE("checker reports two Raft leaders in one term, citing both", "[unit][check]") {
+    Trace tr;
+    for (int id = 1; id <= 3; ++id) tr.start(0, id, 1, "raft");
+    tr.leader(100, 1, 1, 3, 1, "raft");
+    tr.leader(110, 3, 1, 3, 1, "raft");
+    tr.leader(120, 2, 2, 3, 1, "raft");  // split brain: 2 claims term 3 as well
+    auto c = tr.check();
+    REQUIRE(checks(c) == std::vector<std::string>{"raft-leader"});
+    auto& f = c.findings()[0];
+    CHECK(f.message.find("term 3") != std::string::npos);
+    REQUIRE(f.cites.size() == 2);
+    CHECK(f.cites[0]["node"] == 1);  // the earliest event naming leader 1
+    CHECK(f.cites[1]["node"] == 2);
+    CHECK(c.report_json()["elections"]["agreement"] == "not applicable");
+}
+
+TEST_CASE("checker accepts many nodes reporting the same Raft leader per term", "[unit][check]") {
+    Trace tr;
+    for (int id = 1; id <= 3; ++id) tr.start(0, id, 1, "raft");
+    for (int id = 1; id <= 3; ++id) tr.leader(100, id, 1, 1, 1, "raft");
+    for (int id = 1; id <= 3; ++id) tr.elect(200, id, 2, 1, "raft");
+    for (int id = 1; id <= 3; ++id) tr.leader(300, id, 2, 2, 1, "raft");  // a new term, a new leader
+    auto c = tr.check();
+    CHECK(c.findings().empty());
+    auto el = c.report_json()["elections"];
+    CHECK(el["algos"] == bus::Json::array({"raft"}));
+    CHECK(el["raft_terms"] == 2);
+    CHECK(el["terms_checked"] == 9);
+}
+
+TEST_CASE("checker reports a term that decreases within an incarnation, not across", "[unit][check]") {
+    Trace tr;
+    tr.start(0, 1, 1, "raft");
+    tr.elect(10, 1, 5, 1, "raft");
+    tr.role(20, 1, "candidate", 5);
+    tr.role(30, 1, "follower", 4);  // back to an older term: lost state
+    tr.start(100, 1, 2, "raft");    // a new incarnation may start lower
+    tr.role(110, 1, "follower", 1, 2);
+    tr.elect(120, 1, 2, 2, "raft");
+    auto c = tr.check();
+    REQUIRE(checks(c) == std::vector<std::string>{"term"});
+    auto& f = c.findings()[0];
+    CHECK(f.message.find("from 5") != std::string::npos);
+    REQUIRE(f.cites.size() == 2);
+    CHECK(f.cites[0]["seq"] == 3);
+    CHECK(f.cites[1]["seq"] == 4);
+    CHECK(f.cites[1]["inc"] == 1);
+}
+
+TEST_CASE("bully agreement: nodes agreeing within the bound after a kill pass", "[unit][check]") {
+    Trace tr = settled(3);
+    tr.fault(1000, "kill", 3);
+    tr.elect(1500, 2, 2);
+    tr.role(1510, 2, "candidate", 2);
+    tr.elect(1520, 1, 2);
+    tr.role(1600, 2, "leader", 2);
+    tr.leader(1600, 2, 2, 2);
+    tr.role(1700, 1, "follower", 2);
+    tr.leader(1700, 1, 2, 2);
+    tr.tick(8000, 1);
+    tr.stop(9000, 1);
+    tr.elect(9100, 2, 3);  // on the way down: past the start of the shutdown, ignored
+    auto c = tr.check();
+    CHECK(c.findings().empty());
+    auto el = c.report_json()["elections"];
+    CHECK(el["agreement"] == "ok");
+    CHECK(el["leader"] == 2);
+    CHECK(el["live"] == bus::Json::array({1, 2}));
+}
+
+TEST_CASE("bully agreement: disagreement past the bound is one violation", "[unit][check]") {
+    Trace tr = settled(4);
+    tr.fault(1000, "kill", 4);
+    for (int id = 1; id <= 3; ++id) tr.elect(1500, id, 2);
+    tr.leader(1600, 3, 3, 2);
+    tr.leader(1700, 2, 3, 2);
+    tr.leader(1700, 1, 2, 2);  // node 1 follows the wrong one
+    tr.leader(7000, 1, 2, 3);  // and again later: still one finding
+    tr.tick(8000, 1);
+    auto c = tr.check();
+    REQUIRE(checks(c) == std::vector<std::string>{"agreement"});
+    auto& f = c.findings()[0];
+    CHECK(f.message.find("5000 ms after the last fault (bound 5s)") != std::string::npos);
+    CHECK(f.message.find("node 1 follows 2 and node 2 follows 3") != std::string::npos);
+    CHECK(cites_node(f, 1));
+    CHECK(cites_node(f, 2));
+    CHECK(cites_node(f, "ctl"));
+    CHECK(c.report_json()["elections"]["agreement"] == "violated");
+    // With a longer bound the trace ends inside it, where the nodes still disagree.
+    auto longer = tr.check(std::chrono::seconds(10));
+    REQUIRE(checks(longer) == std::vector<std::string>{"agreement"});
+    CHECK(longer.findings()[0].message.find("trace ends") != std::string::npos);
+}
+
+TEST_CASE("bully agreement: agreeing on a killed node is a violation", "[unit][check]") {
+    Trace tr = settled(3);
+    tr.fault(1000, "kill", 3);
+    tr.tick(8000, 1);
+    tr.tick(8000, 2);
+    auto c = tr.check();
+    REQUIRE(checks(c) == std::vector<std::string>{"agreement"});
+    auto& f = c.findings()[0];
+    CHECK(f.message.find("all live nodes follow 3, which is not live (killed)") != std::string::npos);
+    CHECK(cites_node(f, "ctl"));
+    auto el = c.report_json()["elections"];
+    CHECK(el["leader"] == 3);
+    CHECK(el["live"] == bus::Json::array({1, 2}));
+}
+
+TEST_CASE("bully agreement: disagreement inside the bound that settles in time passes", "[unit][check]") {
+    Trace tr = settled(3);
+    tr.fault(1000, "kill", 3);
+    tr.elect(2000, 2, 2);
+    tr.leader(2500, 2, 2, 2);  // node 1 still follows the dead 3 for a while
+    tr.elect(3000, 1, 2);
+    tr.leader(3200, 1, 2, 2);
+    tr.tick(8000, 1);
+    auto c = tr.check();
+    CHECK(c.findings().empty());
+    CHECK(c.report_json()["elections"]["agreement"] == "ok");
+    // Had node 1 not caught up before the bound, it would be a violation.
+    auto tight = tr.check(std::chrono::milliseconds(1800));
+    CHECK(checks(tight) == std::vector<std::string>{"agreement"});
+}
+
+TEST_CASE("bully agreement: a killed node that stays down is ignored", "[unit][check]") {
+    Trace tr = settled(3);
+    tr.elect(900, 1, 2);  // node 1 was electing when it died: no leader, forever
+    tr.fault(1000, "kill", 1);
+    tr.tick(8000, 2);
+    auto c = tr.check();
+    CHECK(c.findings().empty());
+    CHECK(c.report_json()["elections"]["live"] == bus::Json::array({2, 3}));
+}
+
+TEST_CASE("bully agreement: a restarted node is judged by its new incarnation", "[unit][check]") {
+    Trace tr = settled(3);
+    tr.fault(1000, "kill", 2);  // the old incarnation still "follows 3", but it is gone
+    tr.start(1000, 2, 2);       // same instant as the kill, as in the simulator
+    tr.fault(1000, "restart", 2);
+    tr.role(1000, 2, "joining", 0, 2);
+    tr.tick(8000, 1);
+    auto c = tr.check();
+    REQUIRE(checks(c) == std::vector<std::string>{"agreement"});
+    CHECK(c.findings()[0].message.find("node 2 has no leader (last: role joining)") != std::string::npos);
+    tr.leader(1500, 2, 3, 1, 2);
+    CHECK(tr.check().findings().empty());
+}
+
+TEST_CASE("bully agreement: a paused leader is not live until resumed", "[unit][check]") {
+    Trace tr = settled(3);
+    tr.fault(1000, "pause", 3);
+    tr.tick(8000, 1);
+    auto c = tr.check();
+    REQUIRE(checks(c) == std::vector<std::string>{"agreement"});
+    CHECK(c.findings()[0].message.find("which is not live (paused)") != std::string::npos);
+    tr.fault(1200, "resume", 3);
+    CHECK(tr.check().findings().empty());
+}
+
+TEST_CASE("bully agreement: the leader stopping first at shutdown is no violation", "[unit][check]") {
+    Trace tr = settled(3);
+    tr.fault(1000, "kill", 1);
+    tr.stop(8000, 3);  // the shutdown begins with the leader
+    tr.elect(8100, 2, 2);
+    tr.stop(8200, 2);
+    auto c = tr.check();
+    CHECK(c.findings().empty());
+    CHECK(c.report_json()["elections"]["live"] == bus::Json::array({2, 3}));
+}
+
+TEST_CASE("bully agreement: a trace ending before the bound still reports disagreement", "[unit][check]") {
+    Trace tr = settled(3);
+    tr.fault(1000, "kill", 3);
+    tr.elect(1500, 2, 2);
+    tr.leader(1600, 2, 2, 2);
+    tr.tick(2500, 1);  // node 1 still follows 3, and the trace ends
+    auto c = tr.check();
+    REQUIRE(checks(c) == std::vector<std::string>{"agreement"});
+    auto& f = c.findings()[0];
+    CHECK(f.message.find("the trace ends 1500 ms after the last fault, before the bound (5s)") != std::string::npos);
+    CHECK(f.message.find("node 1 follows 3 and node 2 follows 2") != std::string::npos);
+}
+
+TEST_CASE("bully agreement: skipped while a partition is not healed", "[unit][check]") {
+    Trace tr = settled(3);
+    tr.fault(1000, "partition", 0);
+    tr.elect(1500, 1, 2);
+    tr.leader(1600, 1, 1, 2);  // the minority side elects its own
+    tr.tick(8000, 2);
+    auto c = tr.check();
+    CHECK(c.findings().empty());
+    CHECK(c.report_json()["elections"]["agreement"] == "skipped: partition not healed");
+    tr.fault(2000, "heal", 0);  // healed, yet still split 6 s later: a violation
+    tr.tick(9000, 2);
+    CHECK(checks(tr.check()) == std::vector<std::string>{"agreement"});
+}
