@@ -19,7 +19,7 @@ Bully::Bully(const ClusterConfig& cfg, NodeId self)
       coordinator_timeout_(cfg.tunables.coordinator_timeout),
       join_wait_(cfg.tunables.join_wait),
       beacon_period_(cfg.tunables.heartbeat),
-      beacon_timeout_(cfg.tunables.dead_after),
+      beacon_timeout_(2 * cfg.tunables.dead_after),
       preempt_(cfg.tunables.preempt) {
     for (const NodeSpec& n : cfg.nodes) {
         ranks_[n.id] = Rank{n.priority, n.id};
@@ -36,7 +36,7 @@ bool Bully::outranks(NodeId a, NodeId b) const {
 NodeId Bully::next_in_line() const {
     NodeId best = 0;
     for (auto& [id, st] : peers_) {
-        if (st != PeerState::alive && st != PeerState::suspect) continue;
+        if (st != PeerState::alive) continue;  // a suspect is likely gone: not a good successor
         if (best == 0 || outranks(id, best)) best = id;
     }
     return best;

@@ -14,7 +14,7 @@
 //    election if none comes (the answerer died mid-election).
 //  - The winner sends COORDINATOR {epoch, leader, backup} to every peer and once on PUB,
 //    and then a LEADER beacon on PUB every heartbeat period. The backup is the next in line:
-//    the best peer the leader currently hears.
+//    the best peer the leader currently hears (a suspected peer is passed over).
 //  - A follower holds an election when its leader is declared dead, restarts (a new
 //    incarnation does not lead), or stops beaconing while alive.
 //  - Epochs order claims. A claim (COORDINATOR or LEADER) older than the newest epoch this
@@ -94,7 +94,7 @@ private:
     void ignore(NodeId from, MsgType type, uint64_t epoch, const std::string& why, Actions& a) const;
     /// Leader only: re-picks the backup; traces `leader` again if it changed.
     void refresh_backup(Actions& a);
-    /// The best-ranked peer this node hears (alive or merely suspected), 0 if none.
+    /// The best-ranked peer this node hears (alive, not suspected), 0 if none.
     NodeId next_in_line() const;
     bool electing() const { return phase_ == Phase::candidate || phase_ == Phase::waiting; }
     bool is_node(NodeId id) const { return ranks_.count(id) != 0; }
@@ -106,8 +106,10 @@ private:
     Duration coordinator_timeout_;
     Duration join_wait_;
     Duration beacon_period_;  ///< the heartbeat period
-    /// A follower whose live leader sends no beacon for this long (dead_after) concludes
-    /// that it no longer leads (e.g. it restarted and lost its epoch) and holds an election.
+    /// A follower whose live leader sends no beacon for this long (2 x dead_after) concludes
+    /// that it no longer leads and holds an election. A safety net behind the detector (a
+    /// dead leader is convicted first, after dead_after), for a leader that is alive but no
+    /// longer leads; twice dead_after so that the detector's verdict always comes first.
     Duration beacon_timeout_;
     bool preempt_;
 

@@ -375,3 +375,24 @@ TEST_CASE("bully: malformed claims change nothing", "[unit][bully]") {
     CHECK(a.out.empty());
     CHECK(n.b.phase() == Bully::Phase::joining);
 }
+
+TEST_CASE("bully: a follower re-elects when its leader restarts or, alive, stops announcing",
+          "[unit][bully]") {
+    Node n = make_node(5, 2);
+    n.start(Time(0));
+    n.msg(5, Coordinator{3, 5, 4}, Time(10ms));
+    REQUIRE(n.b.phase() == Bully::Phase::follower);
+    SECTION("a new incarnation of the leader leads nothing") {
+        Actions a = n.peer(PeerEvent{5, PeerState::alive, 0ms, 2, true}, Time(500ms));
+        CHECK(n.b.phase() == Bully::Phase::candidate);
+        CHECK(events_named(a, "election.start")[0]["reason"] == "leader 5 restarted");
+    }
+    SECTION("beacons keep it following; their silence, 2 x dead_after, does not") {
+        n.msg(5, Leader{3, 5, 4}, Time(1s));
+        CHECK(n.b.next_deadline() == Time(1s + 1200ms));
+        CHECK(n.tick(Time(2199ms)).out.empty());
+        Actions a = n.tick(Time(2200ms));
+        CHECK(n.b.phase() == Bully::Phase::candidate);
+        CHECK(events_named(a, "election.start")[0]["reason"] == "leader 5 stopped announcing");
+    }
+}

@@ -52,7 +52,7 @@ TEST_CASE("every survivor declares a killed node dead, and the trace checks clea
         CHECK(count_events(evs, "peer.suspect", "peer", 3) >= 1);
         for (int other : survivors) CHECK(count_events(evs, "peer.dead", "peer", other) == 0);
     }
-    for (int id : survivors) c.signal(id, SIGTERM, "stop");
+    for (int id : survivors) c.terminate(id);
     for (int id : survivors) CHECK(c.wait_exit(id, 10) == 0);
     for (int id : survivors) CHECK(count_events(c.events(id), "node.stop", "reason", "SIGTERM") == 1);
     CHECK(check(c).rfind("0: ok", 0) == 0);

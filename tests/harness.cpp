@@ -138,6 +138,8 @@ void Cluster::signal(int id, int sig, const std::string& action) {
     if (sig == SIGKILL) ::waitpid(pid, nullptr, 0);
 }
 
+void Cluster::terminate(int id) { ::kill(pids_.at(id), SIGTERM); }
+
 bool Cluster::running(int id) {
     pid_t pid = pids_.at(id);
     return ::waitpid(pid, nullptr, WNOHANG) == 0;

@@ -41,6 +41,8 @@ public:
     /// Sends `sig` to node `id`'s recorded process and records a `fault` event.
     void signal(int id, int sig, const std::string& action);
     void kill(int id) { signal(id, 9, "kill"); }
+    /// SIGTERM, not recorded as a fault: a clean stop, which the node traces as node.stop.
+    void terminate(int id);
     bool running(int id);
     /// Waits (up to `seconds`) for node `id` to exit; returns its exit status or -1.
     int wait_exit(int id, double seconds);
