@@ -1,15 +1,17 @@
 # Shared shell helpers for scripts/cluster and scripts/demo. Source it; do not run it.
 # A cluster "run directory" holds: cluster.toml, nodeN.jsonl (traces), nodeN.log
-# (stderr), pids/N, args (program and extra args), ctl.jsonl (fault events), ctl.inc/.seq.
+# (stderr), pids/N, args (program and extra args), args.N (optional extra args for node N
+# only, one per line), ctl.jsonl (fault events), ctl.inc/.seq.
 
 FTBUS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 FTBUS_BIN="$FTBUS_ROOT/build/bin"
 
 now_us() { date +%s%6N; }
 
-# fault ACTION TARGET PID: appends a `fault` event to $RUN/ctl.jsonl (emitter "ctl").
+# fault ACTION TARGET PID [T]: appends a `fault` event to $RUN/ctl.jsonl (emitter "ctl"),
+# at time T (µs since the epoch; default now).
 fault() {
-  local action="$1" target="$2" pid="${3:-0}"
+  local action="$1" target="$2" pid="${3:-0}" t="${4:-$(now_us)}"
   (
     flock 9
     local inc seq
@@ -18,7 +20,7 @@ fault() {
     seq=$(( $(cat "$RUN/ctl.seq" 2>/dev/null || echo 0) + 1 ))
     echo "$seq" > "$RUN/ctl.seq"
     printf '{"t":%s,"node":"ctl","inc":%s,"seq":%s,"lc":%s,"ev":"fault","action":"%s","target":%s,"pid":%s}\n' \
-      "$(now_us)" "$inc" "$seq" "$seq" "$action" "$target" "$pid" >> "$RUN/ctl.jsonl"
+      "$t" "$inc" "$seq" "$seq" "$action" "$target" "$pid" >> "$RUN/ctl.jsonl"
   ) 9>"$RUN/ctl.lock"
 }
 
@@ -29,7 +31,7 @@ is_running() { local p; p=$(pid_of "$1"); [ -n "$p" ] && kill -0 "$p" 2>/dev/nul
 start_node() {
   local id="$1" prog args
   prog=$(head -n1 "$RUN/args")
-  mapfile -t args < <(tail -n +2 "$RUN/args")
+  mapfile -t args < <(tail -n +2 "$RUN/args"; [ -s "$RUN/args.$id" ] && cat "$RUN/args.$id")
   setsid "$FTBUS_BIN/$prog" --cluster "$RUN/cluster.toml" --id "$id" --trace "$RUN/node$id.jsonl" \
     "${args[@]}" >>"$RUN/node$id.log" 2>&1 < /dev/null &
   echo $! > "$RUN/pids/$id"
@@ -59,11 +61,12 @@ signal_node() {  # signal_node ID SIGNAL ACTION
 wait_gone() { local p="$1" i; for ((i = 0; i < 200; i++)); do kill -0 "$p" 2>/dev/null || return 0; sleep 0.05; done; }
 
 restart_node() {
-  local id="$1" p
+  local id="$1" p t
   p=$(pid_of "$id")
   if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then kill -CONT "$p"; kill -KILL "$p"; wait_gone "$p"; fi
+  t=$(now_us)  # the fault is dated before the start, so it precedes the new node's events
   start_node "$id"
-  fault restart "$id" "$(pid_of "$id")"
+  fault restart "$id" "$(pid_of "$id")" "$t"
 }
 
 cluster_down() {
@@ -95,3 +98,33 @@ wait_for() {
 
 # count JQ_FILTER FILE...: number of matching events.
 count() { local filter="$1"; shift; cat "$@" 2>/dev/null | jq -c "select($filter)" 2>/dev/null | wc -l; }
+
+# current_leader ID: the leader node ID follows now, per its trace (0: none — joining or
+# electing). Only its latest incarnation counts.
+current_leader() {
+  jq -s '(last | .inc) as $i | map(select(.inc == $i)) | reduce .[] as $e (0;
+           if $e.ev == "leader" then $e.leader
+           elif $e.ev == "election.start" or ($e.ev == "role" and $e.role != "leader" and $e.role != "follower") then 0
+           else . end)' "$RUN/node$1.jsonl" 2>/dev/null || echo 0
+}
+
+# wait_agree SECONDS LEADER ID...: waits until every listed node follows LEADER (0: any one
+# leader, the same for all; !X: any one leader but X); prints the leader. 1 on timeout.
+wait_agree() {
+  local secs="$1" want="$2"; shift 2
+  local deadline=$(( $(date +%s) + secs )) l first
+  while [ "$(date +%s)" -le "$deadline" ]; do
+    first=""
+    for id in "$@"; do
+      l=$(current_leader "$id")
+      [ "$l" != 0 ] || { first=x; break; }
+      [ -z "$first" ] && first=$l
+      [ "$l" = "$first" ] || { first=x; break; }
+    done
+    if [ "$first" != x ] && { [ "$want" = 0 ] || [ "$first" = "$want" ] || { [ "${want#!}" != "$want" ] && [ "$first" != "${want#!}" ]; }; }; then
+      echo "$first"; return 0
+    fi
+    sleep 0.1
+  done
+  return 1
+}

@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""Failover figures from trace files: for every `fault` kill (or pause) of the leader that
+all live nodes followed, the time until every live survivor traces a new leader (the same
+one), and the election messages sent from the fault until the next fault (or the end). One JSON object per such fault on stdout:
+  {"fault_t", "old", "new", "failover_ms", "first_notice_ms", "messages": {TYPE: n}, "sent": n}
+A fault after which the survivors never agreed is reported with "new": null.
+usage: scripts/failover.py TRACE_FILE_OR_DIR... [--summary]
+  --summary   instead, print one line: trials, min / median / mean / p99 / max failover ms,
+              and mean election messages per failover"""
+import glob, json, os, sys
+
+ELECTION_TYPES = {"ELECTION", "ANSWER", "COORDINATOR", "RING_ELECTION", "RING_COORDINATOR",
+                  "REQUEST_VOTE", "VOTE", "PRE_VOTE", "PRE_VOTE_REPLY"}
+
+
+def load(paths):
+    evs = []
+    for p in paths:
+        files = sorted(glob.glob(os.path.join(p, "*.jsonl"))) if os.path.isdir(p) else [p]
+        for path in files:
+            with open(path) as f:
+                for line in f:
+                    line = line.strip()
+                    if line:
+                        try:
+                            evs.append(json.loads(line))
+                        except ValueError:
+                            pass
+    evs.sort(key=lambda e: (e.get("t", 0), str(e.get("node")), e.get("seq", 0)))
+    return evs
+
+
+def failovers(evs):
+    inc, live, leader = {}, set(), {}
+    pending = None  # the fault being measured
+    out = []
+
+    def agreed():
+        ls = {leader.get(n, 0) for n in live}
+        if len(ls) == 1:
+            l = next(iter(ls))
+            if l and l in live:
+                return l
+        return None
+
+    for e in evs:
+        ev, node = e.get("ev"), e.get("node")
+        if ev == "fault":
+            tgt, act = e.get("target"), e.get("action")
+            pending = None  # a new fault ends the previous measurement
+            if act in ("kill", "pause") and tgt in live and agreed() == tgt:
+                pending = {"fault_t": e["t"], "old": tgt, "new": None, "failover_ms": None,
+                           "first_notice_ms": None, "messages": {}, "sent": 0}
+                out.append(pending)
+            if act in ("kill", "pause"):
+                live.discard(tgt)
+            elif act == "resume" and tgt in inc:
+                live.add(tgt)
+            continue
+        if node == "ctl" or node is None:
+            continue
+        if ev == "node.start":
+            inc[node] = e.get("inc")
+            live.add(node)
+            leader[node] = 0
+            continue
+        if e.get("inc") != inc.get(node):
+            continue
+        if ev == "node.stop":
+            live.discard(node)
+        elif ev == "leader":
+            leader[node] = e.get("leader", 0)
+        elif ev == "election.start" or (ev == "role" and e.get("role") not in ("leader", "follower")):
+            leader[node] = 0
+        if pending:
+            if ev == "peer.dead" and e.get("peer") == pending["old"] and pending["first_notice_ms"] is None:
+                pending["first_notice_ms"] = (e["t"] - pending["fault_t"]) / 1000
+            if ev in ("msg.send", "msg.unsent") and e.get("type") in ELECTION_TYPES:
+                pending["messages"][e["type"]] = pending["messages"].get(e["type"], 0) + 1
+                pending["sent"] += 1
+            l = agreed()
+            if l is not None and l != pending["old"] and pending["new"] is None:
+                pending["new"] = l
+                pending["failover_ms"] = (e["t"] - pending["fault_t"]) / 1000
+    return out
+
+
+def percentile(xs, p):
+    xs = sorted(xs)
+    if not xs:
+        return float("nan")
+    k = max(0, min(len(xs) - 1, int(round(p / 100.0 * len(xs) + 0.5)) - 1))
+    return xs[k]
+
+
+def main():
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    if not args or "-h" in sys.argv or "--help" in sys.argv:
+        print(__doc__)
+        return 0 if ("-h" in sys.argv or "--help" in sys.argv) else 2
+    res = failovers(load(args))
+    if "--summary" not in sys.argv:
+        for r in res:
+            print(json.dumps(r))
+        return 0
+    ok = [r["failover_ms"] for r in res if r["failover_ms"] is not None]
+    failed = len(res) - len(ok)
+    if not ok:
+        print(f"no measured failovers ({failed} without agreement)")
+        return 1
+    msgs = [r["sent"] for r in res if r["failover_ms"] is not None]
+    print(f"trials {len(ok)}  min {min(ok):.1f}  median {percentile(ok, 50):.1f}  mean {sum(ok) / len(ok):.1f}"
+          f"  p99 {percentile(ok, 99):.1f}  max {max(ok):.1f} ms;  election messages per failover:"
+          f" mean {sum(msgs) / len(msgs):.1f}, min {min(msgs)}, max {max(msgs)}"
+          + (f";  {failed} without agreement" if failed else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
