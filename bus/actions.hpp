@@ -1,7 +1,10 @@
-// What a state machine asks its host to do: messages to send and events to trace. A plain
-// value; the host (NodeHost, or the simulator in tests) carries it out.
+// What a state machine asks its host to do: state to make durable, messages to send and
+// events to trace. A plain value; the host (NodeHost, or the simulator) carries it out in
+// that order: persist (write + fsync), trace, send — nothing leaves before the state it
+// depends on is on disk.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +25,14 @@ struct Outgoing {
     Body body;
 };
 
+/// Raft's durable state: the current term and the vote cast in it (0 = none). Raft §5,
+/// Figure 2, "Persistent state on all servers".
+struct HardState {
+    uint64_t term = 0;
+    NodeId vote = 0;
+    bool operator==(const HardState&) const = default;
+};
+
 struct TraceEvent {
     std::string ev;
     Json fields = Json::object();
@@ -29,6 +40,8 @@ struct TraceEvent {
 };
 
 struct Actions {
+    /// Set when the durable state changed: the host writes and fsyncs it before sending.
+    std::optional<HardState> persist;
     std::vector<Outgoing> out;
     std::vector<TraceEvent> events;
 
@@ -41,6 +54,7 @@ struct Actions {
         events.push_back({std::move(ev), std::move(fields), l});
     }
     void append(Actions&& other) {
+        if (other.persist) persist = other.persist;  // the later state includes the earlier
         for (auto& o : other.out) out.push_back(std::move(o));
         for (auto& e : other.events) events.push_back(std::move(e));
     }

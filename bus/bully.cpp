@@ -60,8 +60,8 @@ void Bully::ignore(NodeId from, MsgType type, uint64_t epoch, const std::string&
             TraceLevel::msgs);
 }
 
-void Bully::hold_election(Time now, const std::string& reason, Actions& a) {
-    epoch_ += 1;
+void Bully::hold_election(Time now, const std::string& reason, Actions& a, uint64_t epoch) {
+    epoch_ = epoch == 0 ? epoch_ + 1 : std::max(epoch_, epoch);
     election_epoch_ = epoch_;
     leader_ = 0;
     backup_ = 0;
@@ -178,7 +178,9 @@ void Bully::handle_election(NodeId from, const Election& m, Time now, Actions& a
     // Joining: a leader's beacon may still tell us the election is long decided (the sender
     // may be stale: input queued while we were stopped). Hold ours when the wait ends.
     if (phase_ == Phase::joining) return;
-    hold_election(now, "ELECTION from " + std::to_string(from), a);
+    // Join the sender's election if it is the newest we know; epochs climbing one per rank
+    // would make every node above re-run its election for each step.
+    hold_election(now, "ELECTION from " + std::to_string(from), a, m.epoch == epoch_ ? m.epoch : 0);
 }
 
 void Bully::handle_answer(NodeId from, const Answer& m, Time now, Actions& a) {

@@ -8,7 +8,9 @@
 //    moved on while it slept), when its leader is declared dead, when a lower node sends it
 //    ELECTION (while joining: answered at once, held when the join wait ends), and —
 //    with `preempt` — when it hears a leader it outranks. It picks a new epoch (the highest
-//    it has seen + 1), sends ELECTION to every higher-ranked node not declared dead, and
+//    it has seen + 1; a node drawn in by an ELECTION joins that election's epoch instead, so
+//    one failure makes one epoch, not one per rank), sends ELECTION to every higher-ranked
+//    node not declared dead, and
 //    wins if none ANSWERs within `answer_timeout`. An ANSWER means "I outrank you and take
 //    over": the candidate then waits `coordinator_timeout` for a COORDINATOR, and holds a new
 //    election if none comes (the answerer died mid-election).
@@ -86,7 +88,8 @@ private:
     void handle_claim(NodeId from, MsgType type, uint64_t epoch, NodeId leader, NodeId backup, Time now,
                       Actions& a);
 
-    void hold_election(Time now, const std::string& reason, Actions& a);
+    /// Holds an election in `epoch` (0: a new one, the newest epoch seen + 1).
+    void hold_election(Time now, const std::string& reason, Actions& a, uint64_t epoch = 0);
     void become_leader(Time now, Actions& a);
     void adopt(NodeId leader, uint64_t epoch, NodeId backup, Time now, Actions& a);
     void set_phase(Phase p, uint64_t term, Actions& a);

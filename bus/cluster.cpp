@@ -41,6 +41,14 @@ Duration read_duration(const toml::table& t, std::string_view key, Duration dflt
     return *d;
 }
 
+bool read_bool(const toml::table& t, std::string_view key, bool dflt, const std::string& origin) {
+    const toml::node* n = t.get(key);
+    if (!n) return dflt;
+    auto v = n->value_exact<bool>();
+    if (!v) fail(origin, where(*n) + ": cluster." + std::string(key) + " must be true or false");
+    return *v;
+}
+
 int64_t read_int(const toml::table& t, std::string_view key, int64_t lo, int64_t hi,
                  std::optional<int64_t> dflt, const std::string& ctx, const std::string& origin) {
     const toml::node* n = t.get(key);
@@ -76,7 +84,8 @@ ClusterConfig parse_cluster(std::string_view text, const std::string& origin) {
         if (!t) fail(origin, "'cluster' must be a table");
         static const std::set<std::string_view> known = {
             "heartbeat",      "suspect_after",       "dead_after", "startup_grace",
-            "answer_timeout", "coordinator_timeout", "join_wait",  "preempt"};
+            "answer_timeout", "coordinator_timeout", "join_wait",  "preempt",
+            "election_timeout", "raft_heartbeat", "pre_vote", "check_quorum"};
         for (auto& [key, _] : *t)
             if (!known.count(key.str()))
                 fail(origin, "unknown tunable cluster." + std::string(key.str()));
@@ -89,10 +98,18 @@ ClusterConfig parse_cluster(std::string_view text, const std::string& origin) {
         tu.coordinator_timeout =
             read_duration(*t, "coordinator_timeout", tu.coordinator_timeout, origin);
         tu.join_wait = read_duration(*t, "join_wait", tu.join_wait, origin);
-        if (const toml::node* n = t->get("preempt")) {
-            auto v = n->value_exact<bool>();
-            if (!v) fail(origin, where(*n) + ": cluster.preempt must be true or false");
-            tu.preempt = *v;
+        tu.preempt = read_bool(*t, "preempt", tu.preempt, origin);
+        tu.pre_vote = read_bool(*t, "pre_vote", tu.pre_vote, origin);
+        tu.check_quorum = read_bool(*t, "check_quorum", tu.check_quorum, origin);
+        tu.raft_heartbeat = read_duration(*t, "raft_heartbeat", tu.raft_heartbeat, origin);
+        if (const toml::node* n = t->get("election_timeout")) {
+            auto v = n->value<std::string>();
+            auto r = v ? parse_duration_range(*v) : std::nullopt;
+            if (!r || r->lo.count() <= 0 || r->hi < r->lo)
+                fail(origin, where(*n) + ": cluster.election_timeout must be a duration or a range like "
+                                         "\"150ms-300ms\"");
+            tu.election_timeout_min = r->lo;
+            tu.election_timeout_max = r->hi;
         }
     }
 

@@ -9,6 +9,10 @@
 //   coordinator_timeout = "1s"
 //   join_wait = "300ms"
 //   preempt = true
+//   election_timeout = "150ms-300ms"   # Raft
+//   raft_heartbeat = "50ms"
+//   pre_vote = true
+//   check_quorum = true
 //
 //   [[node]]
 //   id = 1                       # small positive integer, unique
@@ -89,6 +93,22 @@ struct Tunables {
     /// take over? true = classic bully (the best live node always ends up leading); false =
     /// a sitting leader keeps the job until it fails (fewer leader changes).
     bool preempt = true;
+
+    // ---- Raft (docs/RAFT.md) -----------------------------------------------------------
+    /// Randomized election timeout range (Raft §5.2), cluster.election_timeout =
+    /// "150ms-300ms". Too small: a busy machine or a lost heartbeat starts needless
+    /// elections; too large: failover waits on it (the Raft paper's Figure 16).
+    Duration election_timeout_min = std::chrono::milliseconds(150);
+    Duration election_timeout_max = std::chrono::milliseconds(300);
+    /// The leader's AppendEntries period; 0 = a third of election_timeout_min, so a
+    /// follower hears about three before its shortest timeout.
+    Duration raft_heartbeat = Duration(0);
+    /// PreVote (dissertation §9.6): a node returning from a partition cannot depose a
+    /// healthy leader. Off only to demonstrate the disruption it prevents.
+    bool pre_vote = true;
+    /// CheckQuorum: a leader that has not heard from a majority within election_timeout_max
+    /// steps down; followers that hear a leader ignore higher-term vote requests (§4.2.3).
+    bool check_quorum = true;
 };
 
 struct ClusterConfig {

@@ -41,6 +41,21 @@ void add_detector_flags(CLI::App& app, CommonFlags& f) {
         ->check(duration_check());
 }
 
+void add_raft_flags(CLI::App& app, CommonFlags& f) {
+    app.add_option("--election-timeout", f.election_timeout,
+                   "raft: randomized election timeout, DUR or DUR-DUR (overrides cluster.election_timeout)")
+        ->check(CLI::Validator(
+            [](std::string& s) -> std::string {
+                auto r = parse_duration_range(s);
+                if (r && r->lo.count() > 0 && r->hi >= r->lo) return {};
+                return "'" + s + "' is not a duration or a range like 150ms-300ms";
+            },
+            "DUR[-DUR]"));
+    app.add_option("--raft-heartbeat", f.raft_heartbeat, "raft: the leader's AppendEntries period")
+        ->check(duration_check());
+    app.add_option("--data", f.data, "raft: directory for durable state (term, vote); created if missing");
+}
+
 std::optional<int> parse_flags(CLI::App& app, int argc, char** argv) {
     try {
         app.parse(argc, argv);
@@ -62,6 +77,12 @@ ClusterConfig load_cluster_with_flags(const CommonFlags& f) {
     if (!f.heartbeat.empty()) t.heartbeat = *parse_duration(f.heartbeat);
     if (!f.suspect_after.empty()) t.suspect_after = *parse_duration(f.suspect_after);
     if (!f.dead_after.empty()) t.dead_after = *parse_duration(f.dead_after);
+    if (!f.election_timeout.empty()) {
+        auto r = *parse_duration_range(f.election_timeout);
+        t.election_timeout_min = r.lo;
+        t.election_timeout_max = r.hi;
+    }
+    if (!f.raft_heartbeat.empty()) t.raft_heartbeat = *parse_duration(f.raft_heartbeat);
     if (t.suspect_after <= t.heartbeat)
         throw ConfigError("the suspect timeout (" + format_duration(t.suspect_after) +
                           ") must be longer than the heartbeat (" + format_duration(t.heartbeat) + ")");

@@ -29,6 +29,9 @@ struct CommonFlags {
     std::string heartbeat;      ///< override of cluster.heartbeat ("" = keep)
     std::string suspect_after;  ///< override of cluster.suspect_after
     std::string dead_after;     ///< override of cluster.dead_after
+    std::string election_timeout;  ///< override of cluster.election_timeout ("150ms-300ms")
+    std::string raft_heartbeat;    ///< override of cluster.raft_heartbeat
+    std::string data;              ///< --data DIR (durable state)
 
     TraceLevel level() const { return *parse_trace_level(trace_level); }
 };
@@ -40,6 +43,8 @@ void add_cluster_flag(CLI::App& app, CommonFlags& f, bool required = true);
 void add_id_flag(CLI::App& app, CommonFlags& f);
 void add_trace_flags(CLI::App& app, CommonFlags& f);
 void add_detector_flags(CLI::App& app, CommonFlags& f);
+/// --election-timeout, --raft-heartbeat, --data.
+void add_raft_flags(CLI::App& app, CommonFlags& f);
 
 /// Parses argv. \return nullopt to go on, or the exit code to return now (0 after
 /// --help, 2 after a usage error, with the message printed on stderr).

@@ -8,7 +8,10 @@ namespace bus {
 namespace {
 
 std::atomic<bool> g_stop{false};
+std::atomic<bool> g_isolated{false};  // fault injection: SIGUSR1 sets, SIGUSR2 clears
 std::atomic<int> g_signal{0};
+
+extern "C" void on_isolate_signal(int sig) { g_isolated = sig == SIGUSR1; }
 
 extern "C" void on_stop_signal(int sig) {
     g_signal = sig;
@@ -29,6 +32,9 @@ std::atomic<bool>& install_stop_signals() {
     sa.sa_flags = 0;
     sigaction(SIGINT, &sa, nullptr);
     sigaction(SIGTERM, &sa, nullptr);
+    sa.sa_handler = on_isolate_signal;
+    sigaction(SIGUSR1, &sa, nullptr);
+    sigaction(SIGUSR2, &sa, nullptr);
     std::signal(SIGPIPE, SIG_IGN);
     return g_stop;
 }
@@ -49,7 +55,8 @@ NodeHost::NodeHost(const ClusterConfig& cfg, NodeId self, const Clock& clock, No
       outbox_(self, inc_, &tracer_),
       core_(cfg, self, std::move(algo), clock.now()),
       stall_(cfg.tunables.suspect_after),
-      role_(opts.role) {
+      role_(opts.role),
+      persist_(std::move(opts.persist)) {
     tracer_.open(opts.trace_path);
     tracer_.add_sink([this](const std::string& line) { transport_.publish("trace", line); });
 }
@@ -63,6 +70,11 @@ void NodeHost::drop(const std::string& from, const std::string& reason) {
 
 void NodeHost::send(const Outgoing& o) {
     Envelope env = outbox_.seal(o);
+    if (isolated_) {  // fault injection: the network loses everything this node sends
+        ++counters_.unsent;
+        outbox_.record(o, env, SendResult::isolated);
+        return;
+    }
     std::string frame = encode(env);
     SendResult r = SendResult::sent;
     switch (o.route) {
@@ -78,6 +90,16 @@ void NodeHost::send(const Outgoing& o) {
 }
 
 void NodeHost::carry_out(Actions&& a) {
+    // Durable state first: nothing that depends on it may leave before it is on disk.
+    if (a.persist) {
+        if (!persist_) throw std::logic_error("the algorithm persists state but the node has no storage");
+        try {
+            persist_(*a.persist);
+        } catch (const std::exception& e) {
+            tracer_.emit("node.stop", {{"reason", std::string("storage failure: ") + e.what()}});
+            throw;
+        }
+    }
     // Trace the decision first, then send what follows from it.
     for (auto& e : a.events) tracer_.emit(e.ev, std::move(e.fields), e.level);
     for (auto& o : a.out) send(o);
@@ -133,6 +155,10 @@ int NodeHost::run(const std::atomic<bool>& stop) {
             tracer_.emit("node.stall", {{"stalled_ms", to_ms(stalled)}});
             carry_out(core_.on_stall(now));
         }
+        if (isolated_ != g_isolated.load()) {
+            isolated_ = !isolated_;
+            tracer_.emit("node.isolated", {{"isolated", isolated_}});
+        }
         // All input first, in socket priority order. The cap only matters under a flood:
         // then timers still run, and the rest is read on the next (immediate) poll.
         auto& items = transport_.poll_items();
@@ -140,6 +166,10 @@ int NodeHost::run(const std::atomic<bool>& stop) {
             for (int n = 0; n < kMaxFramesPerSocketPerRound; ++n) {
                 auto in = transport_.receive(i);
                 if (!in) break;
+                if (isolated_) {  // fault injection: lost on the way in
+                    ++counters_.isolated;
+                    continue;
+                }
                 handle_incoming(std::move(*in), now);
             }
         }
@@ -151,7 +181,8 @@ int NodeHost::run(const std::atomic<bool>& stop) {
                                {"received", counters_.received},
                                {"dropped", counters_.dropped},
                                {"sent", counters_.sent},
-                               {"unsent", counters_.unsent}});
+                               {"unsent", counters_.unsent},
+                               {"isolated", counters_.isolated}});
     return 0;
 }
 

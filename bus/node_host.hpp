@@ -10,10 +10,12 @@
 //   run due timers: heartbeat, detector, algorithm; carry out actions; trace.
 // Bad frames never change state: they are dropped, counted and traced as msg.drop.
 //
-// Not thread-safe: one thread runs everything. Stops on SIGINT/SIGTERM.
+// Not thread-safe: one thread runs everything. Stops on SIGINT/SIGTERM; SIGUSR1/SIGUSR2 cut
+// it off from the network and reconnect it (fault injection for partition demos and tests).
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -32,6 +34,9 @@ struct NodeHostOptions {
     std::string role = "elect";  ///< node.start role field
     std::string trace_path;      ///< "" none, "-" stdout, else file
     TraceLevel trace_level = TraceLevel::state;
+    /// Makes durable state durable (write + fsync) before anything that depends on it is
+    /// sent; required when the algorithm persists (Raft). Throws to stop the process.
+    std::function<void(const HardState&)> persist;
 };
 
 class NodeHost {
@@ -51,6 +56,7 @@ public:
     /// Counters, also reported in node.stop.
     struct Counters {
         uint64_t received = 0, dropped = 0, sent = 0, unsent = 0;
+        uint64_t isolated = 0;  ///< frames discarded unread while isolated (fault injection)
     };
     const Counters& counters() const { return counters_; }
 
@@ -70,11 +76,15 @@ private:
     NodeCore core_;
     StallWatch stall_;
     Counters counters_;
+    bool isolated_ = false;  ///< fault injection (SIGUSR1/SIGUSR2): nothing in, nothing out
     std::string role_;
+    std::function<void(const HardState&)> persist_;
 };
 
 /// Installs SIGINT/SIGTERM handlers that set the returned flag (no SA_RESTART, so poll
-/// wakes with EINTR), and ignores SIGPIPE.
+/// wakes with EINTR), and ignores SIGPIPE. Also the fault-injection signals: SIGUSR1 cuts
+/// the node off (every frame it would send or has received is lost, connections stay up:
+/// a network partition around it, traced as node.isolated), SIGUSR2 reconnects it.
 std::atomic<bool>& install_stop_signals();
 
 }  // namespace bus

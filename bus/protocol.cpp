@@ -28,6 +28,12 @@ MsgInfo info(MsgType t) {
         case MsgType::answer: return {"ANSWER", TraceLevel::state, ""};
         case MsgType::coordinator: return {"COORDINATOR", TraceLevel::state, "leader"};
         case MsgType::leader: return {"LEADER", TraceLevel::msgs, "leader"};
+        case MsgType::pre_vote: return {"PRE_VOTE", TraceLevel::state, ""};
+        case MsgType::pre_vote_reply: return {"PRE_VOTE_REPLY", TraceLevel::state, ""};
+        case MsgType::request_vote: return {"REQUEST_VOTE", TraceLevel::state, ""};
+        case MsgType::vote: return {"VOTE", TraceLevel::state, ""};
+        case MsgType::append_entries: return {"APPEND_ENTRIES", TraceLevel::msgs, ""};
+        case MsgType::append_reply: return {"APPEND_REPLY", TraceLevel::msgs, ""};
     }
     return {"?", TraceLevel::state, ""};
 }
@@ -62,6 +68,34 @@ struct BodyPacker {
     }
     void operator()(const Coordinator& b) { claim(b.epoch, b.leader, b.backup); }
     void operator()(const Leader& b) { claim(b.epoch, b.leader, b.backup); }
+    void operator()(const PreVote& b) { ask(b.term, b.last_index, b.last_term); }
+    void operator()(const RequestVote& b) { ask(b.term, b.last_index, b.last_term); }
+    void operator()(const PreVoteReply& b) { answer(b.term, b.granted); }
+    void operator()(const Vote& b) { answer(b.term, b.granted); }
+    void operator()(const AppendEntries& b) {
+        p.pack_map(4);
+        pack_key(p, "term"), p.pack(b.term);
+        pack_key(p, "prev_index"), p.pack(b.prev_index);
+        pack_key(p, "prev_term"), p.pack(b.prev_term);
+        pack_key(p, "commit"), p.pack(b.commit);
+    }
+    void operator()(const AppendReply& b) {
+        p.pack_map(3);
+        pack_key(p, "term"), p.pack(b.term);
+        pack_key(p, "success"), p.pack(b.success);
+        pack_key(p, "match"), p.pack(b.match);
+    }
+    void ask(uint64_t term, uint64_t last_index, uint64_t last_term) {
+        p.pack_map(3);
+        pack_key(p, "term"), p.pack(term);
+        pack_key(p, "last_index"), p.pack(last_index);
+        pack_key(p, "last_term"), p.pack(last_term);
+    }
+    void answer(uint64_t term, bool granted) {
+        p.pack_map(2);
+        pack_key(p, "term"), p.pack(term);
+        pack_key(p, "granted"), p.pack(granted);
+    }
     void claim(uint64_t epoch, NodeId leader, NodeId backup) {
         p.pack_map(3);
         pack_key(p, "epoch"), p.pack(epoch);
@@ -162,6 +196,14 @@ public:
         return true;
     }
 
+    bool get_bool(std::string_view key, bool& out) {
+        const msgpack::object* o = take(key);
+        if (!o) return false;
+        if (o->type != msgpack::type::BOOLEAN) return mistyped(key, "a boolean");
+        out = o->via.boolean;
+        return true;
+    }
+
     bool check_done() {
         if (ok() && !fields_.empty())
             fail(what_ + " has unexpected field '" + std::string(fields_.begin()->first) + "'");
@@ -195,6 +237,24 @@ bool read_claim(MapReader& r, Claim& b) {
 }
 bool read_body(MapReader& r, Coordinator& b) { return read_claim(r, b); }
 bool read_body(MapReader& r, Leader& b) { return read_claim(r, b); }
+template <typename Ask>
+bool read_ask(MapReader& r, Ask& b) {
+    return r.get_uint("term", b.term) && r.get_uint("last_index", b.last_index) &&
+           r.get_uint("last_term", b.last_term);
+}
+bool read_body(MapReader& r, PreVote& b) { return read_ask(r, b); }
+bool read_body(MapReader& r, RequestVote& b) { return read_ask(r, b); }
+template <typename Answer_>
+bool read_answer(MapReader& r, Answer_& b) { return r.get_uint("term", b.term) && r.get_bool("granted", b.granted); }
+bool read_body(MapReader& r, PreVoteReply& b) { return read_answer(r, b); }
+bool read_body(MapReader& r, Vote& b) { return read_answer(r, b); }
+bool read_body(MapReader& r, AppendEntries& b) {
+    return r.get_uint("term", b.term) && r.get_uint("prev_index", b.prev_index) &&
+           r.get_uint("prev_term", b.prev_term) && r.get_uint("commit", b.commit);
+}
+bool read_body(MapReader& r, AppendReply& b) {
+    return r.get_uint("term", b.term) && r.get_bool("success", b.success) && r.get_uint("match", b.match);
+}
 
 template <size_t I = 0>
 bool read_typed_body(size_t index, const msgpack::object& o, Body& out, std::string& error) {

@@ -38,6 +38,12 @@ enum class MsgType : uint16_t {
     answer = 3,
     coordinator = 4,
     leader = 5,
+    pre_vote = 6,
+    pre_vote_reply = 7,
+    request_vote = 8,
+    vote = 9,
+    append_entries = 10,
+    append_reply = 11,
 };
 
 /// 1 HEARTBEAT, PUB topic "hb": "I am alive; expect the next one within interval_us".
@@ -75,8 +81,55 @@ struct Leader {
     bool operator==(const Leader&) const = default;
 };
 
+/// 6 PRE_VOTE, DEALER -> ROUTER (Raft §9.6): "would you vote for me in `term` (current + 1)
+/// if I held an election?" Changes no term. Log position for the up-to-date check.
+struct PreVote {
+    uint64_t term = 0;
+    uint64_t last_index = 0;
+    uint64_t last_term = 0;
+    bool operator==(const PreVote&) const = default;
+};
+/// 7 PRE_VOTE_REPLY, ROUTER -> DEALER: `term` is the pre-vote's term if granted, else the
+/// replier's current term.
+struct PreVoteReply {
+    uint64_t term = 0;
+    bool granted = false;
+    bool operator==(const PreVoteReply&) const = default;
+};
+/// 8 REQUEST_VOTE, DEALER -> ROUTER (Raft §5.2): "vote for me in `term`".
+struct RequestVote {
+    uint64_t term = 0;
+    uint64_t last_index = 0;
+    uint64_t last_term = 0;
+    bool operator==(const RequestVote&) const = default;
+};
+/// 9 VOTE, ROUTER -> DEALER, the reply to REQUEST_VOTE.
+struct Vote {
+    uint64_t term = 0;
+    bool granted = false;
+    bool operator==(const Vote&) const = default;
+};
+/// 10 APPEND_ENTRIES, DEALER -> ROUTER (Raft §5.3), from the leader of `term`; with no
+/// entries it is the leader's heartbeat (entries come with log replication).
+struct AppendEntries {
+    uint64_t term = 0;
+    uint64_t prev_index = 0;
+    uint64_t prev_term = 0;
+    uint64_t commit = 0;
+    bool operator==(const AppendEntries&) const = default;
+};
+/// 11 APPEND_REPLY, ROUTER -> DEALER: `match` is the last index known to match the
+/// leader's log when `success`.
+struct AppendReply {
+    uint64_t term = 0;
+    bool success = false;
+    uint64_t match = 0;
+    bool operator==(const AppendReply&) const = default;
+};
+
 /// Alternative index + 1 == MsgType value.
-using Body = std::variant<Heartbeat, Election, Answer, Coordinator, Leader>;
+using Body = std::variant<Heartbeat, Election, Answer, Coordinator, Leader, PreVote, PreVoteReply, RequestVote,
+                          Vote, AppendEntries, AppendReply>;
 
 struct Envelope {
     uint32_t v = kProtocolVersion;

@@ -75,7 +75,7 @@ void SimNetwork::start(NodeId id) {
     n.outbox = std::make_unique<Outbox>(id, n.inc, n.tracer.get());
     std::seed_seq seq{opts_.seed, static_cast<uint64_t>(id), n.inc};
     std::mt19937_64 algo_rng(seq);
-    n.core = std::make_unique<NodeCore>(cfg_, id, make_ ? make_(id, n.inc, algo_rng) : nullptr, now());
+    n.core = std::make_unique<NodeCore>(cfg_, id, make_ ? make_(id, n.inc, disk(id), algo_rng) : nullptr, now());
     if (restart) fault("restart", id);
     if (n.tracer) {
         Algorithm* a = n.core->algorithm();
@@ -180,10 +180,12 @@ std::vector<NodeId> SimNetwork::component(NodeId id) const {
 void SimNetwork::carry_out(NodeId id, Actions&& a) {
     Node* n = running(id);
     if (!n) return;
+    if (a.persist) disk_[id] = *a.persist;  // written and synced before anything is sent
     if (n->tracer)
         for (auto& e : a.events) n->tracer->emit(e.ev, std::move(e.fields), e.level);
     for (auto& o : a.out) {
         Envelope env = n->outbox->seal(o);
+        if (send_observer_) send_observer_(id, o, env);
         ++sent_[info(env.type()).name];
         std::string frame = encode(env);
         // As with `immediate` DEALERs: a request or reply to a node that is not running is
@@ -259,6 +261,13 @@ bool SimNetwork::step() {
     } else {
         if (tick_at > now()) clock_.set(tick_at);
         carry_out(tick_node, running(tick_node)->core->on_tick(now()));
+        // A node whose deadline stays in the past after its tick would make a real loop
+        // spin (poll timeout 0 forever): fail loudly rather than hang.
+        spins_ = now() == spin_at_ ? spins_ + 1 : 0;
+        spin_at_ = now();
+        if (spins_ > 10'000)
+            throw std::logic_error("SimNetwork: node " + std::to_string(tick_node) +
+                                   " keeps asking for a tick at the same instant (it would spin)");
     }
     if (observer_) observer_();
     return true;

@@ -48,9 +48,10 @@ struct SimOptions {
     TraceLevel trace_level = TraceLevel::state;
 };
 
-/// Builds the algorithm of one node incarnation (null: heartbeats and detection only).
-using AlgorithmFactory =
-    std::function<std::unique_ptr<Algorithm>(NodeId id, uint64_t inc, std::mt19937_64& rng)>;
+/// Builds the algorithm of one node incarnation (null: heartbeats and detection only), from
+/// what that node's disk holds (what earlier incarnations persisted; nothing else survives).
+using AlgorithmFactory = std::function<std::unique_ptr<Algorithm>(NodeId id, uint64_t inc, const HardState& disk,
+                                                                  std::mt19937_64& rng)>;
 
 class SimNetwork {
 public:
@@ -92,6 +93,14 @@ public:
     void run_for(Duration d) { run_until(now() + d); }
     /// Called after every step (tests check invariants there).
     void set_observer(std::function<void()> f) { observer_ = std::move(f); }
+    /// Called for every message a node sends (before the network decides its fate).
+    using SendObserver = std::function<void(NodeId from, const Outgoing& o, const Envelope& env)>;
+    void set_send_observer(SendObserver f) { send_observer_ = std::move(f); }
+    /// Node `id`'s disk: the durable state it last persisted (survives crashes).
+    HardState disk(NodeId id) const {
+        auto it = disk_.find(id);
+        return it == disk_.end() ? HardState{} : it->second;
+    }
 
     // ---- inspection
     const ClusterConfig& config() const { return cfg_; }
@@ -153,10 +162,14 @@ private:
     std::map<std::string, Time> fifo_;  ///< channel -> latest scheduled delivery
     uint64_t order_ = 0;
     uint64_t steps_ = 0;
+    Time spin_at_{};      ///< the instant of the last tick, and how many ticks ran at it
+    uint64_t spins_ = 0;
     std::map<std::string, uint64_t> sent_;
     std::vector<std::string> lines_;
     std::unique_ptr<Tracer> ctl_;  ///< `fault` events
     std::function<void()> observer_;
+    SendObserver send_observer_;
+    std::map<NodeId, HardState> disk_;  ///< survives crashes: what was persisted (and synced)
 };
 
 }  // namespace bus

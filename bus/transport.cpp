@@ -7,6 +7,7 @@ const char* to_string(SendResult r) {
         case SendResult::sent: return "sent";
         case SendResult::would_block: return "would block (peer queue full or not connected)";
         case SendResult::unroutable: return "unroutable (no such connection)";
+        case SendResult::isolated: return "isolated (fault injection: the node is cut off)";
     }
     return "?";
 }

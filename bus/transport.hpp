@@ -39,7 +39,7 @@ struct Incoming {
 };
 
 /// Outcome of a non-blocking send.
-enum class SendResult { sent, would_block, unroutable };
+enum class SendResult { sent, would_block, unroutable, isolated };
 const char* to_string(SendResult r);
 
 /// Socket options shared by all sockets of a kind (sockets are made in one place).

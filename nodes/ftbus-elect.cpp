@@ -1,10 +1,14 @@
 // ftbus-elect: an election node. Heartbeats every peer over PUB/SUB, detects failures,
-// and (with --algo) runs a leader election; everything it does goes to the trace.
+// and runs a leader election (bully, or Raft with durable term and vote in --data DIR);
+// everything it does goes to the trace.
 #include <iostream>
+#include <random>
 
 #include "bus/bully.hpp"
 #include "bus/flags.hpp"
 #include "bus/node_host.hpp"
+#include "bus/raft.hpp"
+#include "bus/raft_storage.hpp"
 
 int main(int argc, char** argv) {
     CLI::App app{"ftbus-elect: heartbeats, failure detection and leader election for one node"};
@@ -16,26 +20,40 @@ int main(int argc, char** argv) {
     bus::add_trace_flags(app, f);
     bus::add_detector_flags(app, f);
     app.add_option("--algo", algo, "election algorithm (none = heartbeats and detection only)")
-        ->check(CLI::IsMember({"bully", "none"}))
+        ->check(CLI::IsMember({"bully", "raft", "none"}))
         ->capture_default_str();
     app.add_option("--preempt", preempt,
                    "bully: a better node that comes back takes over (on, classic bully) or not (off); "
                    "overrides cluster.preempt")
         ->check(CLI::IsMember({"on", "off"}));
+    bus::add_raft_flags(app, f);
     if (auto code = bus::parse_flags(app, argc, argv)) return *code;
 
     try {
         bus::ClusterConfig cfg = bus::load_cluster_with_flags(f);
         if (!preempt.empty()) cfg.tunables.preempt = preempt == "on";
         bus::RealClock clock;
+        bus::NodeHostOptions opts{"elect", f.trace, f.level(), {}};
         std::unique_ptr<bus::Algorithm> election;
-        if (algo == "bully") election = std::make_unique<bus::Bully>(cfg, f.id);
-        bus::NodeHost host(cfg, f.id, clock, {"elect", f.trace, f.level()}, std::move(election));
+        std::unique_ptr<bus::RaftStorage> storage;
+        if (algo == "bully") {
+            election = std::make_unique<bus::Bully>(cfg, f.id);
+        } else if (algo == "raft") {
+            if (f.data.empty()) throw bus::ConfigError("--algo raft needs --data DIR (its term and vote must survive restarts)");
+            storage = std::make_unique<bus::RaftStorage>(f.data);
+            // The algorithm takes a seed, never a global generator; the program draws it.
+            election = std::make_unique<bus::Raft>(cfg, f.id, storage->state(), std::random_device{}());
+            opts.persist = [&storage](const bus::HardState& s) { storage->save(s); };
+        }
+        bus::NodeHost host(cfg, f.id, clock, std::move(opts), std::move(election));
         auto& stop = bus::install_stop_signals();
         return host.run(stop);
     } catch (const bus::ConfigError& e) {
         std::cerr << "ftbus-elect: " << e.what() << "\n";
         return bus::kExitUsage;
+    } catch (const bus::StorageError& e) {
+        std::cerr << "ftbus-elect: storage failure, stopping: " << e.what() << "\n";
+        return bus::kExitFailure;
     } catch (const std::exception& e) {
         std::cerr << "ftbus-elect: fatal: " << e.what() << "\n";
         return bus::kExitFailure;

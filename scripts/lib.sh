@@ -1,7 +1,8 @@
 # Shared shell helpers for scripts/cluster and scripts/demo. Source it; do not run it.
 # A cluster "run directory" holds: cluster.toml, nodeN.jsonl (traces), nodeN.log
-# (stderr), pids/N, args (program and extra args), args.N (optional extra args for node N
-# only, one per line), ctl.jsonl (fault events), ctl.inc/.seq.
+# (stderr), pids/N, args (program and extra args; "{id}" stands for the node's id), args.N
+# (optional extra args for node N only, one per line), dataN (Raft state, when asked for),
+# ctl.jsonl (fault events), ctl.inc/.seq.
 
 FTBUS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 FTBUS_BIN="$FTBUS_ROOT/build/bin"
@@ -31,7 +32,8 @@ is_running() { local p; p=$(pid_of "$1"); [ -n "$p" ] && kill -0 "$p" 2>/dev/nul
 start_node() {
   local id="$1" prog args
   prog=$(head -n1 "$RUN/args")
-  mapfile -t args < <(tail -n +2 "$RUN/args"; [ -s "$RUN/args.$id" ] && cat "$RUN/args.$id")
+  # "{id}" in an argument becomes the node's id (e.g. --data "$RUN/data{id}").
+  mapfile -t args < <(tail -n +2 "$RUN/args" | sed "s/{id}/$id/g"; [ -s "$RUN/args.$id" ] && cat "$RUN/args.$id")
   setsid "$FTBUS_BIN/$prog" --cluster "$RUN/cluster.toml" --id "$id" --trace "$RUN/node$id.jsonl" \
     "${args[@]}" >>"$RUN/node$id.log" 2>&1 < /dev/null &
   echo $! > "$RUN/pids/$id"
@@ -99,30 +101,18 @@ wait_for() {
 # count JQ_FILTER FILE...: number of matching events.
 count() { local filter="$1"; shift; cat "$@" 2>/dev/null | jq -c "select($filter)" 2>/dev/null | wc -l; }
 
-# current_leader ID: the leader node ID follows now, per its trace (0: none — joining or
-# electing). Only its latest incarnation counts.
-current_leader() {
-  jq -s '(last | .inc) as $i | map(select(.inc == $i)) | reduce .[] as $e (0;
-           if $e.ev == "leader" then $e.leader
-           elif $e.ev == "election.start" or ($e.ev == "role" and $e.role != "leader" and $e.role != "follower") then 0
-           else . end)' "$RUN/node$1.jsonl" 2>/dev/null || echo 0
-}
-
 # wait_agree SECONDS LEADER ID...: waits until every listed node follows LEADER (0: any one
 # leader, the same for all; !X: any one leader but X); prints the leader. 1 on timeout.
 wait_agree() {
   local secs="$1" want="$2"; shift 2
-  local deadline=$(( $(date +%s) + secs )) l first
+  local deadline=$(( $(date +%s) + secs )) ls first
   while [ "$(date +%s)" -le "$deadline" ]; do
-    first=""
-    for id in "$@"; do
-      l=$(current_leader "$id")
-      [ "$l" != 0 ] || { first=x; break; }
-      [ -z "$first" ] && first=$l
-      [ "$l" = "$first" ] || { first=x; break; }
-    done
-    if [ "$first" != x ] && { [ "$want" = 0 ] || [ "$first" = "$want" ] || { [ "${want#!}" != "$want" ] && [ "$first" != "${want#!}" ]; }; }; then
-      echo "$first"; return 0
+    ls=$(python3 "$FTBUS_ROOT/scripts/leaders.py" "$RUN" "$@" | awk '{print $2}' | sort -u)
+    if [ "$(wc -l <<<"$ls")" = 1 ] && [ "$ls" != 0 ]; then
+      first=$ls
+      if [ "$want" = 0 ] || [ "$first" = "$want" ] || { [ "${want#!}" != "$want" ] && [ "$first" != "${want#!}" ]; }; then
+        echo "$first"; return 0
+      fi
     fi
     sleep 0.1
   done

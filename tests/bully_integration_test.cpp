@@ -8,42 +8,12 @@
 
 #include "harness.hpp"
 
+using test::all_follow;
 using test::Cluster;
 
 namespace {
 
 const char* kLoose = "--heartbeat 50ms --suspect-after 500ms --dead-after 1s --startup-grace 3s";
-
-/// The leader node `id` follows now, from its trace: 0 while joining or electing.
-int current_leader(const std::vector<bus::Json>& evs) {
-    int leader = 0;
-    uint64_t inc = 0;
-    for (auto& e : evs) {
-        if (e.value("inc", uint64_t{0}) != inc) {  // a new incarnation starts with no leader
-            inc = e.value("inc", uint64_t{0});
-            leader = 0;
-        }
-        std::string ev = e.value("ev", "");
-        if (ev == "leader")
-            leader = e.value("leader", 0);
-        else if (ev == "election.start" ||
-                 (ev == "role" && e.value("role", "") != "leader" && e.value("role", "") != "follower"))
-            leader = 0;
-    }
-    return leader;
-}
-
-bool all_follow(Cluster& c, const std::vector<int>& ids, int leader) {
-    for (int id : ids)
-        if (current_leader(c.events(id)) != leader) return false;
-    return true;
-}
-
-std::string check(Cluster& c) {
-    std::string out;
-    int rc = test::run_command(std::string(FTBUS_BIN_DIR) + "/ftbus-check " + c.trace_files() + " 2>&1", &out);
-    return std::to_string(rc) + ": " + out;
-}
 
 void stop_all(Cluster& c, const std::vector<int>& ids) {
     for (int id : ids) c.terminate(id);
@@ -81,7 +51,7 @@ TEST_CASE("bully: kill -9 the leader, the survivors agree on the backup; the old
     REQUIRE(Cluster::wait_for([&] { return all_follow(c, all, 5); }, 30));
 
     stop_all(c, all);
-    CHECK(check(c).rfind("0: ok", 0) == 0);
+    CHECK(test::check_traces(c).rfind("0: ok", 0) == 0);
 }
 
 TEST_CASE("bully: SIGSTOP the leader, then SIGCONT — replaced while stopped; on waking it takes over "
@@ -105,6 +75,6 @@ TEST_CASE("bully: SIGSTOP the leader, then SIGCONT — replaced while stopped; o
         CHECK(test::count_events(evs4, "role", "role", "joining") >= 2);
 
         stop_all(c, all);
-        CHECK(check(c).rfind("0: ok", 0) == 0);
+        CHECK(test::check_traces(c).rfind("0: ok", 0) == 0);
     }
 }

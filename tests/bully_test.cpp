@@ -178,13 +178,24 @@ TEST_CASE("bully: an ELECTION from a lower node is answered and starts our own e
     CHECK(answers[0].first.to == 1);
     CHECK(answers[0].second.epoch == 4);
     CHECK(n.b.phase() == Bully::Phase::candidate);
-    CHECK(n.b.epoch() == 5);  // the newest epoch seen + 1
+    CHECK(n.b.epoch() == 4);  // it joins the sender's election: one failure, one epoch
     CHECK(destinations(sent_of<Election>(a)) == std::vector<NodeId>{4, 5});
-    SECTION("a second ELECTION for an epoch we already hold is answered, nothing more") {
-        a = n.msg(2, Election{5, 0}, Time(11ms));
+    SECTION("a second ELECTION for the epoch we already hold is answered, nothing more") {
+        a = n.msg(2, Election{4, 0}, Time(11ms));
         CHECK(sent_of<Answer>(a).size() == 1);
         CHECK(sent_of<Election>(a).empty());
-        CHECK(n.b.epoch() == 5);
+        CHECK(n.b.epoch() == 4);
+    }
+    SECTION("an ELECTION in a newer epoch supersedes ours: we join that one") {
+        a = n.msg(2, Election{6, 0}, Time(11ms));
+        CHECK(n.b.epoch() == 6);
+        CHECK(destinations(sent_of<Election>(a)) == std::vector<NodeId>{4, 5});
+    }
+    SECTION("an older ELECTION, superseded by one we know, is answered and starts nothing") {
+        a = n.msg(2, Election{3, 0}, Time(11ms));
+        CHECK(sent_of<Answer>(a).size() == 1);
+        CHECK(sent_of<Election>(a).empty());
+        CHECK(n.b.epoch() == 4);
     }
 }
 
@@ -243,10 +254,10 @@ TEST_CASE("bully: an ELECTION for an epoch already decided is caught up, not re-
     CHECK(c[0].second == Coordinator{6, 5, 4});
     CHECK(sent_of<Election>(a).empty());
     CHECK(n.b.phase() == Bully::Phase::follower);
-    SECTION("a newer epoch is a new election: run it") {
+    SECTION("a newer epoch is a new election: join it") {
         a = n.msg(2, Election{7, 0}, Time(30ms));
         CHECK(n.b.phase() == Bully::Phase::candidate);
-        CHECK(n.b.epoch() == 8);
+        CHECK(n.b.epoch() == 7);
         CHECK(destinations(sent_of<Election>(a)) == std::vector<NodeId>{5});
     }
 }

@@ -176,6 +176,40 @@ bool Cluster::wait_for(const std::function<bool()>& cond, double seconds) {
     return cond();
 }
 
+int current_leader(const std::vector<bus::Json>& evs) {
+    int leader = 0;
+    uint64_t inc = 0;
+    for (auto& e : evs) {
+        if (e.value("inc", uint64_t{0}) != inc) {  // a new incarnation starts with no leader
+            inc = e.value("inc", uint64_t{0});
+            leader = 0;
+        }
+        std::string ev = e.value("ev", "");
+        if (ev == "leader")
+            leader = e.value("leader", 0);
+        else if (ev == "election.start" ||
+                 (ev == "role" && e.value("role", "") != "leader" && e.value("role", "") != "follower"))
+            leader = 0;
+    }
+    return leader;
+}
+
+bool all_follow(const Cluster& c, const std::vector<int>& ids, int leader) {
+    int first = -1;
+    for (int id : ids) {
+        int l = current_leader(c.events(id));
+        if (l == 0 || (leader != 0 && l != leader) || (first != -1 && l != first)) return false;
+        first = l;
+    }
+    return true;
+}
+
+std::string check_traces(const Cluster& c, const std::string& args) {
+    std::string out;
+    int rc = run_command(std::string(FTBUS_BIN_DIR) + "/ftbus-check " + args + " " + c.trace_files() + " 2>&1", &out);
+    return std::to_string(rc) + ": " + out;
+}
+
 size_t count_events(const std::vector<bus::Json>& evs, const std::string& name, const std::string& field,
                     const bus::Json& value) {
     size_t n = 0;

@@ -68,6 +68,14 @@ private:
     std::unique_ptr<bus::Tracer> ctl_;  // writes `fault` events to ctl.jsonl
 };
 
+/// The leader a node follows now, from its trace (docs/TRACE.md, "A node's leader"): 0 while
+/// joining or electing; only the latest incarnation counts.
+int current_leader(const std::vector<bus::Json>& evs);
+/// True if every node in `ids` follows `leader` now (leader 0: any one, the same for all).
+bool all_follow(const Cluster& c, const std::vector<int>& ids, int leader);
+/// ftbus-check over the cluster's traces: "EXIT: OUTPUT".
+std::string check_traces(const Cluster& c, const std::string& args = "");
+
 /// Count of events in `evs` with ev == name and (if given) field == value.
 size_t count_events(const std::vector<bus::Json>& evs, const std::string& name,
                     const std::string& field = "", const bus::Json& value = nullptr);

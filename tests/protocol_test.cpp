@@ -142,6 +142,12 @@ std::vector<Body> sample_bodies() {
         Answer{43},
         Coordinator{44, 3, 2},
         Leader{45, 4, 0},
+        PreVote{7, 12, 6},
+        PreVoteReply{7, true},
+        RequestVote{8, 12, 6},
+        Vote{8, false},
+        AppendEntries{8, 12, 6, 11},
+        AppendReply{8, true, 12},
     };
 }
 
@@ -395,9 +401,9 @@ TEST_CASE("a frame with an unknown message type is dropped naming the type",
         CHECK_THAT(drop_reason(to_frame(with(valid_envelope(), "type", val<uint16_t>(0)))),
                    Contains("unknown type 0"));
     }
-    SECTION("type 6, one past the last") {
-        CHECK_THAT(drop_reason(to_frame(with(valid_envelope(), "type", val<uint16_t>(6)))),
-                   Contains("unknown type 6"));
+    SECTION("type 12, one past the last") {
+        CHECK_THAT(drop_reason(to_frame(with(valid_envelope(), "type", val<uint16_t>(12)))),
+                   Contains("unknown type 12"));
     }
     SECTION("type 65535") {
         CHECK_THAT(drop_reason(to_frame(with(valid_envelope(), "type", val<uint16_t>(65535)))),
@@ -522,6 +528,11 @@ TEST_CASE("a body field of the wrong msgpack type is dropped naming the field",
         Fields env = with(valid_envelope(body), "type", val<uint16_t>(4));
         CHECK_THAT(drop_reason(to_frame(env)),
                    Contains("body field 'leader' is not an unsigned integer"));
+    }
+    SECTION("VOTE granted as an integer") {
+        Fields body = {{"term", val<uint64_t>(3)}, {"granted", val<uint64_t>(1)}};
+        Fields env = with(valid_envelope(body), "type", val<uint16_t>(9));
+        CHECK_THAT(drop_reason(to_frame(env)), Contains("body field 'granted' is not a boolean"));
     }
     SECTION("a body of another type's shape") {
         // type says COORDINATOR, body is an ELECTION.

@@ -1,0 +1,260 @@
+#include "bus/raft.hpp"
+
+namespace bus {
+
+const char* to_string(Raft::Role r) {
+    switch (r) {
+        case Raft::Role::follower: return "follower";
+        case Raft::Role::pre_candidate: return "pre-candidate";
+        case Raft::Role::candidate: return "candidate";
+        case Raft::Role::leader: return "leader";
+    }
+    return "?";
+}
+
+Raft::Raft(const ClusterConfig& cfg, NodeId self, HardState recovered, uint64_t seed)
+    : self_(self),
+      timeout_min_(cfg.tunables.election_timeout_min),
+      timeout_max_(cfg.tunables.election_timeout_max),
+      heartbeat_(cfg.tunables.raft_heartbeat.count() > 0 ? cfg.tunables.raft_heartbeat
+                                                         : cfg.tunables.election_timeout_min / 3),
+      pre_vote_(cfg.tunables.pre_vote),
+      check_quorum_(cfg.tunables.check_quorum),
+      rng_(seed),
+      term_(recovered.term),
+      vote_(recovered.vote),
+      persisted_(recovered) {
+    for (const NodeSpec& n : cfg.nodes) voters_.insert(n.id);
+}
+
+// ---- helpers --------------------------------------------------------------------------------
+
+Actions Raft::finish(Actions a) {
+    HardState now_state{term_, vote_};
+    if (now_state != persisted_) {
+        a.persist = now_state;
+        persisted_ = now_state;
+    }
+    return a;
+}
+
+void Raft::reset_election_timer(Time now) {
+    std::uniform_int_distribution<int64_t> pick(timeout_min_.count(), timeout_max_.count());
+    election_deadline_ = now + Duration(pick(rng_));
+}
+
+bool Raft::up_to_date(uint64_t last_term, uint64_t last_index) const {
+    // §5.4.1: the later last term wins; with equal last terms, the longer log.
+    if (last_term != this->last_term()) return last_term > this->last_term();
+    return last_index >= this->last_index();
+}
+
+bool Raft::in_lease(Time now) const {
+    if (leader_ == 0) return false;
+    if (role_ == Role::leader) return true;
+    return now - leader_heard_ < timeout_min_;
+}
+
+void Raft::set_role(Role r, Actions& a, const char* reason) {
+    if (r == role_ && term_ == role_term_) return;
+    role_ = r;
+    role_term_ = term_;
+    Json f = {{"role", to_string(r)}, {"term", term_}};
+    if (reason) f["reason"] = reason;
+    a.trace("role", std::move(f));
+}
+
+void Raft::set_leader(NodeId leader, Actions& a) {
+    if (leader == leader_) return;
+    leader_ = leader;
+    if (leader != 0) a.trace("leader", {{"algo", "raft"}, {"leader", leader}, {"term", term_}, {"backup", 0}});
+}
+
+// ---- transitions ----------------------------------------------------------------------------
+
+void Raft::become_follower(uint64_t term, NodeId leader, Time now, Actions& a, const char* reason) {
+    if (term > term_) {
+        term_ = term;
+        vote_ = 0;
+        leader_ = 0;
+    }
+    set_role(Role::follower, a, reason);  // traced on a new term too
+    granted_.clear();
+    next_heartbeat_ = next_quorum_check_ = Time::max();
+    if (leader != 0) {
+        set_leader(leader, a);
+        leader_heard_ = now;
+    } else if (leader_ == self_) {
+        leader_ = 0;  // stepping down: we no longer lead this term
+    }
+    reset_election_timer(now);
+}
+
+void Raft::become_pre_candidate(Time now, Actions& a) {
+    const char* why = leader_ != 0                       ? "no AppendEntries from the leader within the election timeout"
+                      : role_ == Role::pre_candidate ? "pre-vote round ended without a majority"
+                                                     : "no leader within the election timeout";
+    leader_ = 0;
+    role_ = Role::follower;  // every pre-vote round is traced, not only the first
+    set_role(Role::pre_candidate, a, why);
+    granted_ = {self_};
+    reset_election_timer(now);
+    if (granted_.size() >= majority()) return become_candidate(now, a, "pre-vote won (single node)");
+    for (NodeId v : voters_)
+        if (v != self_) a.send(v, PreVote{term_ + 1, last_index(), last_term()});
+}
+
+void Raft::become_candidate(Time now, Actions& a, const char* reason) {
+    term_ += 1;
+    vote_ = self_;  // durable before any REQUEST_VOTE leaves (finish() -> Actions::persist)
+    leader_ = 0;
+    granted_ = {self_};
+    reset_election_timer(now);
+    a.trace("election.start", {{"algo", "raft"}, {"term", term_}, {"reason", reason}});
+    set_role(Role::candidate, a);
+    if (granted_.size() >= majority()) return become_leader(now, a);
+    for (NodeId v : voters_)
+        if (v != self_) a.send(v, RequestVote{term_, last_index(), last_term()});
+}
+
+void Raft::become_leader(Time now, Actions& a) {
+    set_role(Role::leader, a);
+    set_leader(self_, a);
+    granted_.clear();
+    election_deadline_ = Time::max();
+    for (NodeId v : voters_)
+        if (v != self_) last_ack_[v] = now;  // a full period to hear from everyone
+    next_quorum_check_ = check_quorum_ ? now + heartbeat_ : Time::max();
+    broadcast_heartbeat(now, a);
+}
+
+void Raft::broadcast_heartbeat(Time now, Actions& a) {
+    for (NodeId v : voters_)
+        if (v != self_) a.send(v, AppendEntries{term_, last_index(), last_term(), 0});
+    next_heartbeat_ = now + heartbeat_;
+}
+
+// ---- events ---------------------------------------------------------------------------------
+
+Actions Raft::start(Time now) {
+    Actions a;
+    role_ = Role::follower;
+    role_term_ = term_;
+    a.trace("raft.restore", {{"term", term_}, {"vote", vote_}});
+    a.trace("role", {{"role", "follower"}, {"term", term_}, {"reason", "start"}});
+    reset_election_timer(now);
+    return finish(std::move(a));
+}
+
+Actions Raft::on_message(NodeId from, const Envelope& env, Time now) {
+    Actions a;
+    if (!is_voter(from) || from == self_) return a;
+    std::visit(
+        [&](const auto& m) {
+            using T = std::decay_t<decltype(m)>;
+            if constexpr (std::is_same_v<T, PreVote> || std::is_same_v<T, PreVoteReply> ||
+                          std::is_same_v<T, RequestVote> || std::is_same_v<T, Vote> ||
+                          std::is_same_v<T, AppendEntries> || std::is_same_v<T, AppendReply>)
+                handle(from, m, now, a);
+        },
+        env.body);
+    return finish(std::move(a));
+}
+
+void Raft::handle(NodeId from, const PreVote& m, Time now, Actions& a) {
+    // §9.6: grant only for a later term, an up-to-date log, and when we hear no leader.
+    // Neither our term nor our vote changes.
+    bool grant = m.term > term_ && up_to_date(m.last_term, m.last_index) && !in_lease(now);
+    a.reply(from, PreVoteReply{grant ? m.term : term_, grant});
+}
+
+void Raft::handle(NodeId from, const PreVoteReply& m, Time now, Actions& a) {
+    if (!m.granted && m.term > term_) return become_follower(m.term, 0, now, a, "higher term in a pre-vote reply");
+    if (role_ != Role::pre_candidate || !m.granted || m.term != term_ + 1) return;
+    granted_.insert(from);
+    if (granted_.size() >= majority()) become_candidate(now, a, "pre-vote won");
+}
+
+void Raft::handle(NodeId from, const RequestVote& m, Time now, Actions& a) {
+    if (m.term > term_) {
+        // §4.2.3: while we still hear a leader, a higher-term request is a disruption.
+        if (check_quorum_ && in_lease(now)) return;
+        become_follower(m.term, 0, now, a, "higher term in REQUEST_VOTE");
+    }
+    if (m.term < term_) return a.reply(from, Vote{term_, false});
+    bool grant = (vote_ == 0 || vote_ == from) && up_to_date(m.last_term, m.last_index);
+    if (grant) {
+        vote_ = from;  // durable before the VOTE leaves (finish() -> Actions::persist)
+        reset_election_timer(now);
+        a.trace("vote", {{"term", term_}, {"candidate", from}});
+    }
+    a.reply(from, Vote{term_, grant});
+}
+
+void Raft::handle(NodeId from, const Vote& m, Time now, Actions& a) {
+    if (m.term > term_) return become_follower(m.term, 0, now, a, "higher term in a VOTE");
+    if (role_ != Role::candidate || m.term != term_ || !m.granted) return;
+    granted_.insert(from);
+    if (granted_.size() >= majority()) become_leader(now, a);
+}
+
+void Raft::handle(NodeId from, const AppendEntries& m, Time now, Actions& a) {
+    if (m.term < term_) return a.reply(from, AppendReply{term_, false, 0});  // a stale leader learns
+    if (m.term > term_ || role_ != Role::follower)
+        become_follower(m.term, from, now, a, "AppendEntries from the leader");
+    set_leader(from, a);
+    leader_heard_ = now;
+    reset_election_timer(now);
+    // §5.3 consistency check; the log is empty until log replication.
+    bool ok = m.prev_index == 0 || (m.prev_index == last_index() && m.prev_term == last_term());
+    a.reply(from, AppendReply{term_, ok, ok ? m.prev_index : 0});
+}
+
+void Raft::handle(NodeId from, const AppendReply& m, Time now, Actions& a) {
+    if (m.term > term_) return become_follower(m.term, 0, now, a, "higher term in an APPEND_REPLY");
+    if (role_ == Role::leader && m.term == term_) last_ack_[from] = now;
+}
+
+Actions Raft::on_tick(Time now) {
+    Actions a;
+    if (role_ == Role::leader) {
+        if (check_quorum_ && now >= next_quorum_check_) {
+            size_t active = 1;
+            for (auto& [v, t] : last_ack_)
+                if (now - t <= timeout_max_) ++active;
+            next_quorum_check_ = now + heartbeat_;
+            if (active < majority()) {
+                become_follower(term_, 0, now, a, "lost quorum (CheckQuorum)");
+                return finish(std::move(a));
+            }
+        }
+        if (now >= next_heartbeat_) broadcast_heartbeat(now, a);
+    } else if (now >= election_deadline_) {
+        if (pre_vote_)
+            become_pre_candidate(now, a);
+        else
+            become_candidate(now, a, "election timeout");
+    }
+    return finish(std::move(a));
+}
+
+Time Raft::next_deadline() const {
+    if (role_ == Role::leader) return std::min(next_heartbeat_, next_quorum_check_);
+    return election_deadline_;
+}
+
+std::vector<std::string> Raft::check_invariants() const {
+    std::vector<std::string> bad;
+    auto say = [&](const std::string& s) { bad.push_back("raft " + std::to_string(self_) + ": " + s); };
+    if (role_ == Role::leader && (leader_ != self_ || vote_ != self_)) say("leads without having voted for itself");
+    if (role_ == Role::candidate && vote_ != self_) say("candidate without its own vote");
+    if (leader_ == self_ && role_ != Role::leader) say("names itself leader but is a " + std::string(to_string(role_)));
+    if (persisted_ != HardState{term_, vote_}) say("durable state not handed to the host");
+    if (role_ == Role::leader && !check_quorum_ && next_quorum_check_ != Time::max())
+        say("a quorum check is scheduled with CheckQuorum off");
+    if (vote_ != 0 && !is_voter(vote_)) say("voted for a non-voter");
+    if (role_ != Role::leader && election_deadline_ == Time::max()) say("no election timer");
+    return bad;
+}
+
+}  // namespace bus

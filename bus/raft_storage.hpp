@@ -1,0 +1,64 @@
+// RaftStorage: the durable state of one Raft node in its data directory (--data DIR).
+//
+// Today that is the hard state (current term and vote) in DIR/raft-state, a small text
+// file any human can read:
+//
+//   ftbus raft-state 1
+//   term 7
+//   vote 3
+//   crc32c 5d0e6a4f          <- CRC-32C of the lines above, as written
+//
+// save() writes DIR/raft-state.tmp, fsyncs it, renames it over DIR/raft-state and fsyncs
+// the directory, so a crash leaves either the old or the new state, never a torn one. A
+// failed write or fsync throws StorageError: the caller must stop the process (retrying an
+// fsync that failed may report success for data that never reached the disk). A corrupt
+// file refuses start-up (ConfigError naming the file and the problem) rather than risk a
+// second vote in a term. DIR/LOCK is held (flock) for the life of the object, so two
+// processes never share one data directory.
+//
+// The log and snapshots join this directory with log replication.
+// Not thread-safe; owned by the node loop.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+#include "bus/actions.hpp"
+#include "bus/cluster.hpp"
+
+namespace bus {
+
+struct StorageError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+class RaftStorage {
+public:
+    /// Creates DIR if needed, takes DIR/LOCK and reads DIR/raft-state (absent: term 0, no
+    /// vote). \throws ConfigError if DIR is unusable, in use by another process, or corrupt.
+    explicit RaftStorage(std::string dir);
+    ~RaftStorage();
+    RaftStorage(const RaftStorage&) = delete;
+    RaftStorage& operator=(const RaftStorage&) = delete;
+
+    const HardState& state() const { return state_; }
+    /// Makes `s` durable (write, fsync, rename, fsync the directory). \throws StorageError.
+    void save(const HardState& s);
+
+    const std::string& dir() const { return dir_; }
+
+    /// The file's text for `s` (tests and tools), and its strict parse.
+    static std::string format(const HardState& s);
+    /// \throws ConfigError with `origin` and the problem.
+    static HardState parse(const std::string& text, const std::string& origin);
+
+private:
+    std::string dir_;
+    int lock_fd_ = -1;
+    HardState state_;
+};
+
+/// CRC-32C (Castagnoli) of `data`.
+uint32_t crc32c(std::string_view data);
+
+}  // namespace bus

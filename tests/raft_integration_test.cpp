@@ -1,0 +1,157 @@
+// Integration: real ftbus-elect --algo raft processes on 127.0.0.1, each with its own data
+// directory. Faults are real signals recorded as `fault` events (kill -9, SIGSTOP/SIGCONT,
+// SIGUSR1/SIGUSR2 to cut a node off and reconnect it); outcomes are read from the traces, and
+// every trace must pass ftbus-check (at most one leader per term, terms never decrease).
+// Election timeouts are looser than the defaults so a loaded 2-core machine does not start
+// needless elections; every wait is for a condition, with a generous deadline.
+#include <catch2/catch.hpp>
+#include <csignal>
+#include <fstream>
+
+#include "harness.hpp"
+
+using test::all_follow;
+using test::Cluster;
+using test::count_events;
+using test::current_leader;
+
+namespace {
+
+const char* kLoose = "--heartbeat 50ms --suspect-after 500ms --dead-after 1s --startup-grace 3s";
+
+std::vector<std::string> raft_args(const Cluster& c, int id) {
+    return {"--algo", "raft", "--data", c.dir() + "/data" + std::to_string(id), "--election-timeout",
+            "300ms-600ms", "--raft-heartbeat", "50ms"};
+}
+
+void start_all(Cluster& c, const std::vector<int>& ids) {
+    for (int id : ids) c.start(id, raft_args(c, id));
+}
+
+/// The term of node `id`'s latest `leader` event (0 if none).
+uint64_t leader_term(const Cluster& c, int id) {
+    uint64_t term = 0;
+    for (auto& e : c.events(id))
+        if (e["ev"] == "leader") term = e["term"].get<uint64_t>();
+    return term;
+}
+
+void stop_all(Cluster& c, const std::vector<int>& ids) {
+    for (int id : ids) c.terminate(id);
+    for (int id : ids) CHECK(c.wait_exit(id, 10) == 0);
+}
+
+}  // namespace
+
+TEST_CASE("raft: kill -9 the leader; the survivors elect one in a higher term; it restarts with its state",
+          "[integration][raft]") {
+    Cluster c(5, kLoose);
+    std::vector<int> all = {1, 2, 3, 4, 5};
+    start_all(c, all);
+    REQUIRE(Cluster::wait_for([&] { return all_follow(c, all, 0); }, 30));
+    int leader = current_leader(c.events(1));
+    uint64_t term = leader_term(c, leader);
+    std::vector<int> survivors;
+    for (int id : all)
+        if (id != leader) survivors.push_back(id);
+
+    c.kill(leader);
+    REQUIRE(Cluster::wait_for([&] {
+        return all_follow(c, survivors, 0) && current_leader(c.events(survivors[0])) != leader;
+    }, 30));
+    int next = current_leader(c.events(survivors[0]));
+    CHECK(leader_term(c, next) > term);
+
+    // Back with its durable state: the term and vote it had, then it follows the new leader.
+    c.start(leader, raft_args(c, leader));
+    REQUIRE(Cluster::wait_for([&] { return all_follow(c, all, next); }, 30));
+    size_t restores = 0;
+    for (auto& e : c.events(leader))
+        if (e["ev"] == "raft.restore" && e["term"].get<uint64_t>() >= term) ++restores;
+    CHECK(restores == 1);  // the second incarnation restored at least the term it led in
+
+    stop_all(c, all);
+    CHECK(test::check_traces(c).rfind("0: ok", 0) == 0);
+}
+
+TEST_CASE("raft: SIGSTOP the leader, then SIGCONT — replaced while stopped, it steps down on waking",
+          "[integration][raft]") {
+    Cluster c(3, kLoose);
+    std::vector<int> all = {1, 2, 3};
+    start_all(c, all);
+    REQUIRE(Cluster::wait_for([&] { return all_follow(c, all, 0); }, 30));
+    int leader = current_leader(c.events(1));
+    std::vector<int> others;
+    for (int id : all)
+        if (id != leader) others.push_back(id);
+
+    c.signal(leader, SIGSTOP, "pause");
+    REQUIRE(Cluster::wait_for([&] {
+        return all_follow(c, others, 0) && current_leader(c.events(others[0])) != leader;
+    }, 30));
+    int next = current_leader(c.events(others[0]));
+    c.signal(leader, SIGCONT, "resume");
+    // It wakes as leader of an old term, hears the new term, and follows.
+    REQUIRE(Cluster::wait_for([&] { return all_follow(c, all, next); }, 30));
+
+    stop_all(c, all);
+    CHECK(test::check_traces(c).rfind("0: ok", 0) == 0);
+}
+
+TEST_CASE("raft: a follower cut off and reconnected does not depose the leader (PreVote)", "[integration][raft]") {
+    Cluster c(3, kLoose);
+    std::vector<int> all = {1, 2, 3};
+    start_all(c, all);
+    REQUIRE(Cluster::wait_for([&] { return all_follow(c, all, 0); }, 30));
+    int leader = current_leader(c.events(1));
+    uint64_t term = leader_term(c, leader);
+    int f = leader % 3 + 1;
+
+    size_t elections_before = 0;
+    for (int id : all) elections_before += count_events(c.events(id), "election.start");
+    c.signal(f, SIGUSR1, "partition");
+    // Cut off, it times out again and again: wait until it has run several pre-votes.
+    REQUIRE(Cluster::wait_for([&] { return count_events(c.events(f), "role", "role", "pre-candidate") >= 3; }, 30));
+    c.signal(f, SIGUSR2, "heal");
+    REQUIRE(Cluster::wait_for([&] {
+        auto evs = c.events(f);
+        return count_events(evs, "node.isolated", "isolated", false) == 1 && current_leader(evs) == leader;
+    }, 30));
+    CHECK(all_follow(c, all, leader));
+    CHECK(leader_term(c, leader) == term);  // no election happened, anywhere
+    size_t elections_after = 0;
+    for (int id : all) elections_after += count_events(c.events(id), "election.start");
+    CHECK(elections_after == elections_before);
+
+    stop_all(c, all);
+    CHECK(test::check_traces(c).rfind("0: ok", 0) == 0);
+}
+
+TEST_CASE("raft: a corrupt state file, a data directory in use, or no --data refuse start-up with exit 2",
+          "[integration][raft][badinput]") {
+    Cluster c(3, kLoose);
+    SECTION("corrupt state file") {
+        std::string dir = c.dir() + "/data1";
+        test::run_command("mkdir -p " + dir);
+        std::ofstream(dir + "/raft-state") << "ftbus raft-state 1\nterm 7\nvote 3\ncrc32c 00000000\n";
+        c.start(1, raft_args(c, 1));
+        CHECK(c.wait_exit(1, 10) == 2);
+        std::string log;
+        test::run_command("cat " + c.dir() + "/node1.log", &log);
+        CHECK(log.find("corrupt Raft state (checksum mismatch)") != std::string::npos);
+        CHECK(log.find(dir + "/raft-state") != std::string::npos);
+    }
+    SECTION("data directory in use") {
+        c.start(1, raft_args(c, 1));
+        REQUIRE(Cluster::wait_for([&] { return count_events(c.events(1), "raft.restore") == 1; }, 10));
+        c.start(2, raft_args(c, 1));  // node 2 pointed at node 1's directory
+        CHECK(c.wait_exit(2, 10) == 2);
+        std::string log;
+        test::run_command("cat " + c.dir() + "/node2.log", &log);
+        CHECK(log.find("is in use by another process") != std::string::npos);
+    }
+    SECTION("no --data") {
+        c.start(1, {"--algo", "raft"});
+        CHECK(c.wait_exit(1, 10) == 2);
+    }
+}

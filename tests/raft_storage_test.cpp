@@ -1,0 +1,93 @@
+// RaftStorage: the durable term and vote, in a temporary directory per test.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "bus/raft_storage.hpp"
+
+using namespace bus;
+using Catch::Matchers::Contains;
+
+namespace {
+
+struct TempDir {
+    std::string path;
+    TempDir() {
+        char tmpl[] = "/tmp/ftbus-storage-XXXXXX";
+        path = ::mkdtemp(tmpl);
+    }
+    ~TempDir() {
+        std::error_code ec;
+        std::filesystem::remove_all(path, ec);
+    }
+};
+
+std::string slurp(const std::string& p) {
+    std::ifstream in(p);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+}  // namespace
+
+TEST_CASE("crc32c is the Castagnoli CRC (check value of \"123456789\" is e3069283)", "[unit][storage]") {
+    CHECK(crc32c("123456789") == 0xe3069283u);
+    CHECK(crc32c("") == 0u);
+}
+
+TEST_CASE("raft storage: a fresh directory starts at term 0 with no vote; saved state survives reopening",
+          "[unit][storage]") {
+    TempDir d;
+    std::string dir = d.path + "/node";
+    {
+        RaftStorage s(dir);  // created
+        CHECK(s.state() == HardState{0, 0});
+        s.save(HardState{7, 3});
+        CHECK(s.state() == HardState{7, 3});
+    }
+    RaftStorage again(dir);
+    CHECK(again.state() == HardState{7, 3});
+    CHECK(slurp(dir + "/raft-state") == RaftStorage::format(HardState{7, 3}));
+    CHECK_FALSE(std::filesystem::exists(dir + "/raft-state.tmp"));
+}
+
+TEST_CASE("raft storage: the file is readable text with a checksum that parse() verifies", "[unit][storage]") {
+    std::string text = RaftStorage::format(HardState{12, 4});
+    CHECK_THAT(text, Contains("term 12\nvote 4\ncrc32c "));
+    CHECK(RaftStorage::parse(text, "f") == HardState{12, 4});
+    SECTION("a flipped digit fails the checksum") {
+        std::string bad = text;
+        bad[bad.find("12")] = '9';
+        CHECK_THROWS_WITH(RaftStorage::parse(bad, "f"), Contains("f: corrupt Raft state (checksum mismatch)"));
+    }
+    SECTION("a truncated file has no checksum line") {
+        CHECK_THROWS_WITH(RaftStorage::parse(text.substr(0, 20), "f"), Contains("no checksum line"));
+    }
+    SECTION("an empty file") { CHECK_THROWS_AS(RaftStorage::parse("", "f"), ConfigError); }
+    SECTION("another format under a valid checksum") {
+        std::string body = "ftbus raft-state 2\nterm 1\nvote 1\n";
+        char crc[16];
+        std::snprintf(crc, sizeof crc, "%08x", crc32c(body));
+        CHECK_THROWS_WITH(RaftStorage::parse(body + "crc32c " + crc + "\n", "f"), Contains("unknown header"));
+    }
+}
+
+TEST_CASE("raft storage: a corrupt state file refuses start-up, naming the file", "[unit][storage]") {
+    TempDir d;
+    std::ofstream(d.path + "/raft-state") << "ftbus raft-state 1\nterm 7\nvote 3\ncrc32c 00000000\n";
+    CHECK_THROWS_WITH(RaftStorage(d.path), Contains(d.path + "/raft-state: corrupt Raft state"));
+}
+
+TEST_CASE("raft storage: one process per data directory", "[unit][storage]") {
+    TempDir d;
+    RaftStorage first(d.path);
+    CHECK_THROWS_WITH(RaftStorage(d.path), Contains("is in use by another process"));
+}
+
+TEST_CASE("raft storage: an unusable directory is a configuration error", "[unit][storage]") {
+    CHECK_THROWS_WITH(RaftStorage("/proc/no-such-dir/x"), Contains("cannot create data directory"));
+    CHECK_THROWS_WITH(RaftStorage(""), Contains("--data"));
+}
