@@ -150,6 +150,7 @@ void TraceChecker::finish() {
         }
     check_terms();
     check_raft_leaders();
+    check_votes();
     for (const char* algo : {"bully", "ring"}) {
         // Only where that algorithm traced a leader: a trace of heartbeats alone has nothing to agree on.
         bool led = false;
@@ -212,6 +213,33 @@ void TraceChecker::check_raft_leaders() {
         }
         add({"raft-leader", "raft: term " + std::to_string(term) + " has " + std::to_string(leaders.size()) +
                                 " leaders, " + names + " (at most one per term)",
+             cites});
+    }
+}
+
+// Raft §5.2: a node votes at most once per term — across its restarts too, since the vote
+// is durable. So `vote` events are grouped by node id over all its incarnations.
+void TraceChecker::check_votes() {
+    std::map<std::pair<std::string, uint64_t>, std::map<uint64_t, const Event*>> by_node_term;
+    for (auto& [key, stream] : streams_)
+        for (auto& [seq, e] : stream) {
+            if (str_of(e.j, "ev") != "vote") continue;
+            auto term = uint_of(e.j, "term");
+            auto cand = uint_of(e.j, "candidate");
+            if (!term || !cand) continue;
+            by_node_term[{key.first, *term}].emplace(*cand, &e);
+        }
+    for (auto& [nt, cands] : by_node_term) {
+        ++votes_checked_;
+        if (cands.size() < 2) continue;
+        Json cites = Json::array();
+        std::string names;
+        for (auto& [c, e] : cands) {
+            names += (names.empty() ? "" : " and ") + std::to_string(c);
+            cites.push_back(cite(*e));
+        }
+        add({"vote", "raft: node " + nt.first + " voted for " + names + " in term " + std::to_string(nt.second) +
+                         " (at most one vote per term, across restarts)",
              cites});
     }
 }
@@ -426,6 +454,7 @@ Json TraceChecker::report_json() const {
     el["algos"] = Json(std::vector<std::string>(algos_.begin(), algos_.end()));
     el["terms_checked"] = terms_checked_;
     el["raft_terms"] = raft_terms_;
+    el["votes_checked"] = votes_checked_;
     el["bound_ms"] = to_ms(opts_.agreement_bound);
     if (agreements_.empty()) {
         el["agreement"] = "not applicable";

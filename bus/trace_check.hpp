@@ -11,6 +11,8 @@
 //    per (emitter, inc) (a new incarnation starts afresh).
 //  - raft-leader: at most one distinct leader per term over Raft `leader` events, across
 //    all emitters (many nodes naming the same leader is the normal case).
+//  - vote: at most one candidate per (node, term) over Raft `vote` events, across all of a
+//    node's incarnations (the vote is durable).
 //  - agreement (bully, ring): within Options::agreement_bound after the last disturbance
 //    (fault, or a later node.start) and until the clean shutdown begins (first node.stop
 //    after it) or the trace ends, every live node follows one leader and that leader is
@@ -31,7 +33,7 @@
 namespace bus {
 
 struct Finding {
-    std::string check;    ///< "parse", "fields", "seq", "lamport", "term", "raft-leader", "agreement"
+    std::string check;    ///< "parse", "fields", "seq", "lamport", "term", "raft-leader", "vote", "agreement"
     std::string message;  ///< one readable sentence
     Json cites = Json::array();  ///< [{node, inc, seq, where}], the events at fault
 };
@@ -64,6 +66,7 @@ private:
     Json cite(const Event& e) const;
     void check_terms();
     void check_raft_leaders();
+    void check_votes();
     void check_agreement(const std::string& algo);
 
     /// What the election checks looked at, for report_json()["elections"].
@@ -82,6 +85,7 @@ private:
     std::set<std::string> algos_;  // of election.start and leader events
     size_t terms_checked_ = 0;
     size_t raft_terms_ = 0;
+    size_t votes_checked_ = 0;  ///< (node, term) pairs with a vote
     std::vector<Agreement> agreements_;
 };
 

@@ -7,81 +7,42 @@ A fault after which the survivors never agreed is reported with "new": null.
 usage: scripts/failover.py TRACE_FILE_OR_DIR... [--summary]
   --summary   instead, print one line: trials, min / median / mean / p99 / max failover ms,
               and mean election messages per failover"""
-import glob, json, os, sys
+import json, os, sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ftbus_trace import Replay, load  # noqa: E402
 
 ELECTION_TYPES = {"ELECTION", "ANSWER", "COORDINATOR", "RING_ELECTION", "RING_COORDINATOR",
                   "REQUEST_VOTE", "VOTE", "PRE_VOTE", "PRE_VOTE_REPLY"}
 
 
-def load(paths):
-    evs = []
-    for p in paths:
-        files = sorted(glob.glob(os.path.join(p, "*.jsonl"))) if os.path.isdir(p) else [p]
-        for path in files:
-            with open(path) as f:
-                for line in f:
-                    line = line.strip()
-                    if line:
-                        try:
-                            evs.append(json.loads(line))
-                        except ValueError:
-                            pass
-    evs.sort(key=lambda e: (e.get("t", 0), str(e.get("node")), e.get("seq", 0)))
-    return evs
-
-
 def failovers(evs):
-    inc, live, leader = {}, set(), {}
+    r = Replay()
     pending = None  # the fault being measured
     out = []
-
-    def agreed():
-        ls = {leader.get(n, 0) for n in live}
-        if len(ls) == 1:
-            l = next(iter(ls))
-            if l and l in live:
-                return l
-        return None
-
     for e in evs:
         ev, node = e.get("ev"), e.get("node")
         if ev == "fault":
             tgt, act = e.get("target"), e.get("action")
             pending = None  # a new fault ends the previous measurement
-            if act in ("kill", "pause") and tgt in live and agreed() == tgt:
+            if act in ("kill", "pause") and tgt in r.live and r.agreed() == tgt:
                 pending = {"fault_t": e["t"], "old": tgt, "new": None, "failover_ms": None,
                            "first_notice_ms": None, "messages": {}, "sent": 0}
                 out.append(pending)
-            if act in ("kill", "pause"):
-                live.discard(tgt)
-            elif act == "resume" and tgt in inc:
-                live.add(tgt)
+            r.apply(e)
             continue
-        if node == "ctl" or node is None:
+        r.apply(e)
+        if pending is None or node == "ctl" or e.get("inc") != r.inc.get(node):
             continue
-        if ev == "node.start":
-            inc[node] = e.get("inc")
-            live.add(node)
-            leader[node] = 0
-            continue
-        if e.get("inc") != inc.get(node):
-            continue
-        if ev == "node.stop":
-            live.discard(node)
-        elif ev == "leader":
-            leader[node] = e.get("leader", 0)
-        elif ev == "election.start" or (ev == "role" and e.get("role") not in ("leader", "follower")):
-            leader[node] = 0
-        if pending:
-            if ev == "peer.dead" and e.get("peer") == pending["old"] and pending["first_notice_ms"] is None:
-                pending["first_notice_ms"] = (e["t"] - pending["fault_t"]) / 1000
-            if ev in ("msg.send", "msg.unsent") and e.get("type") in ELECTION_TYPES:
-                pending["messages"][e["type"]] = pending["messages"].get(e["type"], 0) + 1
-                pending["sent"] += 1
-            l = agreed()
-            if l is not None and l != pending["old"] and pending["new"] is None:
-                pending["new"] = l
-                pending["failover_ms"] = (e["t"] - pending["fault_t"]) / 1000
+        if ev == "peer.dead" and e.get("peer") == pending["old"] and pending["first_notice_ms"] is None:
+            pending["first_notice_ms"] = (e["t"] - pending["fault_t"]) / 1000
+        if ev in ("msg.send", "msg.unsent") and e.get("type") in ELECTION_TYPES:
+            pending["messages"][e["type"]] = pending["messages"].get(e["type"], 0) + 1
+            pending["sent"] += 1
+        l = r.agreed()
+        if l is not None and l != pending["old"] and pending["new"] is None:
+            pending["new"] = l
+            pending["failover_ms"] = (e["t"] - pending["fault_t"]) / 1000
     return out
 
 

@@ -7,7 +7,9 @@
 FTBUS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 FTBUS_BIN="$FTBUS_ROOT/build/bin"
 
-now_us() { date +%s%6N; }
+# µs since the epoch, without forking (bash 5's EPOCHREALTIME), so that a fault is dated
+# within microseconds of its signal.
+now_us() { local t=$EPOCHREALTIME; echo "${t/[.,]/}"; }
 
 # fault ACTION TARGET PID [T]: appends a `fault` event to $RUN/ctl.jsonl (emitter "ctl"),
 # at time T (µs since the epoch; default now).
@@ -55,8 +57,11 @@ signal_node() {  # signal_node ID SIGNAL ACTION
   p=$(pid_of "$id")
   [ -n "$p" ] || { echo "no recorded process for node $id" >&2; return 2; }
   kill -0 "$p" 2>/dev/null || { echo "node $id (pid $p) is not running" >&2; return 1; }
-  fault "$action" "$id" "$p"
+  # Dated just before the signal, written just after: measurements from the trace start at
+  # the signal itself, not at the bookkeeping before it.
+  local t=${EPOCHREALTIME/[.,]/}
   kill -s "$sig" "$p"
+  fault "$action" "$id" "$p" "$t"
   if [ "$sig" = KILL ]; then wait_gone "$p"; fi
 }
 

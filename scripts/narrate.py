@@ -4,70 +4,12 @@ show. For every fault: who noticed what and how many ms later; with elections, w
 one and why, who won, and how long the cluster was leaderless.
 usage: scripts/narrate.py RUN_DIR [--messages]
   --messages   also list every election message (ELECTION / ANSWER / COORDINATOR) sent"""
-import glob, json, os, sys
+import os, sys
 
-ELECTION_TYPES = ("ELECTION", "ANSWER", "COORDINATOR")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ftbus_trace import Replay, load  # noqa: E402
 
-
-def load(run):
-    evs = []
-    for path in sorted(glob.glob(os.path.join(run, "*.jsonl"))):
-        with open(path) as f:
-            for n, line in enumerate(f, 1):
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    evs.append(json.loads(line))
-                except ValueError:
-                    print(f"  (unreadable trace line {path}:{n})")
-    evs.sort(key=lambda e: (e.get("t", 0), str(e.get("node")), e.get("seq", 0)))
-    return evs
-
-
-class Cluster:
-    """Replays events in time order: which incarnations run, and whom each node follows."""
-
-    def __init__(self):
-        self.inc = {}        # node -> latest incarnation started
-        self.live = set()    # nodes running and not paused
-        self.leader = {}     # node -> leader it follows (0 = none)
-
-    def apply(self, e):
-        ev, node = e.get("ev"), e.get("node")
-        if ev == "fault":
-            tgt, act = e.get("target"), e.get("action")
-            if act in ("kill", "pause"):
-                self.live.discard(tgt)
-            elif act == "resume" and tgt in self.inc:
-                self.live.add(tgt)
-            return
-        if node == "ctl" or node is None:
-            return
-        if ev == "node.start":
-            self.inc[node] = e.get("inc")
-            self.live.add(node)
-            self.leader[node] = 0
-            return
-        if e.get("inc") != self.inc.get(node):
-            return  # an older incarnation's last words
-        if ev == "node.stop":
-            self.live.discard(node)
-        elif ev == "leader":
-            self.leader[node] = e.get("leader", 0)
-        elif ev == "election.start" or (ev == "role" and e.get("role") not in ("leader", "follower")):
-            self.leader[node] = 0
-
-    def agreed(self):
-        """The one live leader every live node follows, or None."""
-        if not self.live:
-            return None
-        ls = {self.leader.get(n, 0) for n in self.live}
-        if len(ls) == 1:
-            l = ls.pop()
-            if l and l in self.live:
-                return l
-        return None
+ELECTION_TYPES = ("ELECTION", "ANSWER", "COORDINATOR", "PRE_VOTE", "PRE_VOTE_REPLY", "REQUEST_VOTE", "VOTE")
 
 
 def who(nodes):
@@ -113,16 +55,20 @@ def narrate_detection(evs, ms):
             print(f"    node {tgt} declared {len(convicted)} peer(s) dead after waking")
 
 
-def narrate_elections(evs, ms, show_messages):
+def narrate_elections(evs, ms, show_messages, raft):
     """One section per phase: the start-up, then each fault up to the next one."""
+    epoch = "term" if raft else "epoch"
     faults = [e for e in evs if e.get("ev") == "fault"]
     bounds = [None] + faults
-    cl = Cluster()
+    # The story ends where the clean shutdown begins (the first node.stop after the last fault).
+    last_fault_t = faults[-1]["t"] if faults else evs[0]["t"]
+    shutdown = next((e["t"] for e in evs if e.get("ev") == "node.stop" and e["t"] > last_fault_t), float("inf"))
+    cl = Replay()
     last_claim = {}  # node -> (leader, term) of its last leader event
     idx = 0
     for i, f in enumerate(bounds):
         start = f["t"] if f else evs[0]["t"]
-        end = faults[i]["t"] if i < len(faults) else float("inf")
+        end = faults[i]["t"] if i < len(faults) else shutdown
         leader_before = cl.agreed()
         if f is None:
             print(f"\n[{0.0:9.1f} ms] start-up")
@@ -135,22 +81,24 @@ def narrate_elections(evs, ms, show_messages):
                 role = " — it was the leader"
                 if view:
                     backup_before = view.get("backup")
-                    role += f" (epoch {view.get('term')}, backup {view.get('backup') or 'none'})"
+                    role += f" ({epoch} {view.get('term')}" + ("" if raft else f", backup {view.get('backup') or 'none'}") + ")"
             print(f"\n[{ms(f['t']):9.1f} ms] fault: {act} node {tgt} (pid {f.get('pid')}){role}")
         window = []
         while idx < len(evs) and evs[idx].get("t", 0) < end:
             window.append(evs[idx])
             idx += 1
-        agree_at = None
+        first_agree = last_agree = None  # (t, leader, live count) when agreement (re)formed
         first_noticed = {}
+        prevotes = {}  # node -> [rounds, first event] in this window
         no_leader_since, no_leader_ms = {}, {}  # per node, time spent following nobody
         for e in window:
             before = cl.agreed()
             was = {n: cl.leader.get(n, 0) for n in cl.live}
             cl.apply(e)
             after = cl.agreed()
-            if after is not None and (agree_at is None or (before is None and after != agree_at[1])):
-                agree_at = (e["t"], after, len(cl.live))
+            if after is not None and after != before:
+                last_agree = (e["t"], after, len(cl.live))
+                first_agree = first_agree or last_agree
             ev, node = e.get("ev"), e.get("node")
             # Time each node (other than the fault's target) spends following nobody.
             if f is not None and node != f.get("target") and node in cl.live:
@@ -163,18 +111,34 @@ def narrate_elections(evs, ms, show_messages):
                     first_noticed[node] = e
                     print(f"    node {node} declared node {e['peer']} dead after {(e['t'] - f['t']) / 1000:.1f} ms"
                           f" (silent {e.get('silence_ms')} ms)")
-            elif ev == "node.start" and f:
+            elif ev == "node.start" and f and not raft:
                 print(f"    node {node} started (incarnation {e.get('inc')}), listening for a leader before electing")
+            elif ev == "raft.restore" and f:
+                vote = f"its vote for node {e.get('vote')}" if e.get("vote") else "no vote"
+                print(f"    node {node} started (incarnation {e.get('inc')}) with term {e.get('term')} and {vote},"
+                      f" read from its data directory")
+            elif ev == "node.isolated":
+                print(f"    node {node} " + ("is cut off: it receives and sends nothing" if e.get("isolated")
+                                             else "is reconnected"))
+            elif ev == "role" and e.get("role") == "pre-candidate":
+                p = prevotes.setdefault(node, [0, e])
+                p[0] += 1
+                if p[0] == 1:
+                    print(f"    node {node}: {e.get('reason')}; it asks for pre-votes for term {e.get('term', 0) + 1}"
+                          f" (its own term stays {e.get('term')})")
+            elif ev == "role" and e.get("role") == "follower" and raft and e.get("reason", "").startswith("lost quorum"):
+                print(f"    node {node} stepped down: {e.get('reason')}")
             elif ev == "node.stall":
                 print(f"    node {node} noticed it had been stopped ({e.get('stalled_ms', 0):.0f} ms) and rejoined")
             elif ev == "election.start":
-                asked = e.get("to") or []
-                print(f"    node {node} started an election (epoch {e.get('term')}): {e.get('reason')}"
-                      f" — asking {who(asked)}")
+                asked = e.get("to")
+                print(f"    node {node} started an election ({epoch} {e.get('term')}): {e.get('reason')}"
+                      + (f" — asking {who(asked)}" if asked is not None else ""))
             elif ev == "leader":
                 claim = (e.get("leader"), e.get("term"))
                 if e.get("leader") == node and last_claim.get(node, (None, None))[1] != e.get("term"):
-                    print(f"    node {node} won epoch {e.get('term')} and named node {e.get('backup') or 'none'} its backup")
+                    print(f"    node {node} won {epoch} {e.get('term')}"
+                          + ("" if raft else f" and named node {e.get('backup') or 'none'} its backup"))
                 elif e.get("leader") == node:
                     print(f"    node {node} (leading) now names node {e.get('backup') or 'none'} its backup")
                 last_claim[node] = claim
@@ -186,30 +150,32 @@ def narrate_elections(evs, ms, show_messages):
             elif show_messages and ev == "msg.unsent" and e.get("type") in ELECTION_TYPES:
                 print(f"        node {node} -> node {e.get('to')}: {e['type']} not sent: no live connection"
                       f" (node {e.get('to')} is gone)")
+        for node, (rounds, first) in sorted(prevotes.items()):
+            if rounds > 1:
+                print(f"    node {node} ran {rounds} pre-vote rounds in all; none won a majority, so its term"
+                      f" never rose (PreVote)")
         base = f["t"] if f else start
-        if agree_at is not None:
-            t, l, n = agree_at
-            if f is None:
-                print(f"    all {n} nodes followed node {l} after {(t - base) / 1000:.1f} ms")
-            elif l == leader_before:
-                print(f"    all {n} live nodes follow node {l}")
-            else:
-                print(f"    all {n} live nodes followed node {l} after {(t - base) / 1000:.1f} ms"
-                      + (" — the backup named before the fault" if l == backup_before else ""))
-            if f is not None and leader_before is not None and f.get("target") == leader_before \
-                    and f.get("action") in ("kill", "pause"):
-                print(f"    the cluster was leaderless for {(t - base) / 1000:.1f} ms"
+        end_leader = cl.agreed()
+        if end_leader is None:
+            views = ", ".join(f"{n}->{cl.leader.get(n, 0) or 'none'}" for n in sorted(cl.live))
+            print(f"    no agreement among the live nodes before the next fault (node->leader: {views})")
+        elif last_agree is None:
+            print(f"    all {len(cl.live)} live nodes follow node {end_leader} throughout")
+        else:
+            t, l, n = last_agree
+            print(f"    all {n} {'' if f is None else 'live '}nodes followed node {l} after {(t - base) / 1000:.1f} ms"
+                  + (" — the backup named before the fault" if f and l == backup_before and l != leader_before else ""))
+        if f is not None and first_agree is not None and first_agree[1] != leader_before:
+            if leader_before is not None and f.get("target") == leader_before and f.get("action") in ("kill", "pause"):
+                print(f"    the cluster was leaderless for {(first_agree[0] - base) / 1000:.1f} ms"
                       f" (from the {f.get('action')} until every live node followed the new leader)")
-            elif f is not None and l != leader_before:
+            elif leader_before is not None:
                 worst = max(no_leader_ms.values(), default=0)
                 if worst:
                     print(f"    while it changed hands, some node was without a leader for up to {worst / 1000:.1f} ms")
                 else:
-                    print(f"    the other nodes switched from node {leader_before} to node {l} directly,"
+                    print(f"    the other nodes switched from node {leader_before} to node {first_agree[1]} directly,"
                           f" never without a leader")
-        elif cl.live:
-            views = ", ".join(f"{n}->{cl.leader.get(n, 0) or 'none'}" for n in sorted(cl.live))
-            print(f"    no agreement among the live nodes before the next fault (node->leader: {views})")
 
 
 def main():
@@ -217,7 +183,7 @@ def main():
     if len(args) != 1 or "-h" in sys.argv or "--help" in sys.argv:
         print(__doc__)
         return 0 if ("-h" in sys.argv or "--help" in sys.argv) else 2
-    evs = load(args[0])
+    evs = load([args[0]], lambda path, n: print(f"  (unreadable trace line {path}:{n})"))
     if not evs:
         print("narrate: no trace events", file=sys.stderr)
         return 2
@@ -228,7 +194,7 @@ def main():
     print(f"{len({e['node'] for e in starts})} nodes started ({len(starts)} process starts),"
           f" algorithm {', '.join(algos) or 'none'}.")
     if any(e.get("ev") == "leader" for e in evs):
-        narrate_elections(evs, ms, "--messages" in sys.argv)
+        narrate_elections(evs, ms, "--messages" in sys.argv, "raft" in algos)
         counts = {}
         for e in evs:
             if e.get("ev") == "msg.send" and e.get("type") in ELECTION_TYPES:

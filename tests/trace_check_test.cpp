@@ -190,6 +190,27 @@ TEST_CASE("checker accepts many nodes reporting the same Raft leader per term", 
     CHECK(el["terms_checked"] == 9);
 }
 
+TEST_CASE("checker reports two votes by one node in one term, across its restarts", "[unit][check]") {
+    Trace tr;
+    for (int id = 1; id <= 3; ++id) tr.start(0, id, 1, "raft");
+    tr.add(10, 2, 1, "vote", {{"term", 4}, {"candidate", 1}});
+    tr.add(11, 2, 1, "vote", {{"term", 4}, {"candidate", 1}});  // a retry, same candidate: fine
+    tr.add(12, 3, 1, "vote", {{"term", 4}, {"candidate", 1}});
+    SECTION("one vote per term passes") {
+        auto c = tr.check();
+        CHECK(c.findings().empty());
+        CHECK(c.report_json()["elections"]["votes_checked"] == 2);
+    }
+    SECTION("a restarted node that forgot its vote is caught") {
+        tr.start(50, 2, 2, "raft");
+        tr.add(60, 2, 2, "vote", {{"term", 4}, {"candidate", 3}});
+        auto c = tr.check();
+        REQUIRE(checks(c) == std::vector<std::string>{"vote"});
+        CHECK(c.findings()[0].message.find("node 2 voted for 1 and 3 in term 4") != std::string::npos);
+        CHECK(c.findings()[0].cites.size() == 2);
+    }
+}
+
 TEST_CASE("checker reports a term that decreases within an incarnation, not across", "[unit][check]") {
     Trace tr;
     tr.start(0, 1, 1, "raft");
