@@ -211,12 +211,16 @@ void Bully::handle_claim(NodeId from, MsgType type, uint64_t epoch, NodeId leade
     epoch_ = std::max(epoch_, epoch);
     if (leader == self_) {
         // Someone relays a claim for us that this incarnation never made: re-establish it.
-        if (phase_ != Phase::leader) hold_election(now, "told it leads epoch " + std::to_string(epoch), a);
+        if (phase_ != Phase::leader || epoch > leader_epoch_)
+            hold_election(now, "told it leads epoch " + std::to_string(epoch), a);
         return;
     }
-    if (preempt_ && outranks(self_, leader)) {
+    // A sitting leader yields only to a better one, whatever `preempt` says: a lower node
+    // that won an election alone (cut off, it heard nobody) must not depose it after a heal.
+    if ((preempt_ || phase_ == Phase::leader) && outranks(self_, leader)) {
         if (electing() && election_epoch_ >= epoch) return;  // our election will settle it
-        hold_election(now, "outranks leader " + std::to_string(leader), a);
+        hold_election(now, std::string(phase_ == Phase::leader ? "re-asserts against leader " : "outranks leader ") +
+                               std::to_string(leader), a);
         return;
     }
     adopt(leader, epoch, backup, now, a);

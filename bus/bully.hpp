@@ -24,8 +24,12 @@
 //    An ELECTION for an epoch whose election has already concluded here is not re-run: the
 //    sender is answered and caught up with a COORDINATOR for the leader it missed.
 //  - Two claims for one epoch (a healed partition) are settled by rank.
-//  - preempt = false: a sitting leader is not deposed by a better node that comes back;
-//    the newest election wins, and only a leader's failure starts a new one.
+//  - A sitting leader yields only to a better leader; one that hears a newer claim from a
+//    lower-ranked node re-asserts itself in a new epoch (a node cut off from everyone wins
+//    alone, and must not depose the real leader after the heal).
+//  - preempt = false: a better node that comes back (start, restart, or wake from a pause)
+//    follows the sitting leader instead of taking over; only a leader's failure starts a
+//    new election.
 //
 // Every epoch this node traces (election.start, role, leader) is at least every epoch it
 // traced before, so terms never decrease per (node, inc).

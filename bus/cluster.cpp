@@ -165,7 +165,22 @@ ClusterConfig parse_cluster(std::string_view text, const std::string& origin) {
     if (tu.answer_timeout.count() <= 0) fail(origin, "cluster.answer_timeout must be positive");
     if (tu.coordinator_timeout.count() <= 0)
         fail(origin, "cluster.coordinator_timeout must be positive");
+    check_raft_timing(tu, origin);
     return cfg;
+}
+
+Duration effective_raft_heartbeat(const Tunables& t) {
+    return t.raft_heartbeat.count() > 0 ? t.raft_heartbeat : t.election_timeout_min / 3;
+}
+
+void check_raft_timing(const Tunables& t, const std::string& origin) {
+    if (t.election_timeout_min.count() <= 0 || t.election_timeout_max < t.election_timeout_min)
+        throw ConfigError(origin + ": the election timeout must be a positive duration or range");
+    Duration hb = effective_raft_heartbeat(t);
+    if (hb.count() <= 0 || hb >= t.election_timeout_min)
+        throw ConfigError(origin + ": the Raft heartbeat (" + format_duration(hb) +
+                          ") must be positive and shorter than the minimum election timeout (" +
+                          format_duration(t.election_timeout_min) + ")");
 }
 
 ClusterConfig load_cluster(const std::string& path) {

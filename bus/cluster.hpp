@@ -119,6 +119,13 @@ struct ClusterConfig {
     const NodeSpec* find(NodeId id) const;
 };
 
+/// The leader heartbeat Raft uses: raft_heartbeat, or a third of the minimum timeout.
+Duration effective_raft_heartbeat(const Tunables& t);
+/// Raft's timing must make sense: 0 < heartbeat < election_timeout_min <= max (a heartbeat
+/// of 0 would spin the loop; one as long as the timeout deposes healthy leaders).
+/// \throws ConfigError naming `origin`.
+void check_raft_timing(const Tunables& t, const std::string& origin);
+
 /// Reads and validates a cluster file. \throws ConfigError naming the file and the problem.
 ClusterConfig load_cluster(const std::string& path);
 /// The same, from TOML text (tests). `origin` names it in errors.

@@ -20,6 +20,9 @@ std::vector<PeerEvent> FixedTimeoutDetector::on_heard(NodeId peer, uint64_t inc,
     auto it = peers_.find(peer);
     if (it == peers_.end()) return {};
     Peer& p = it->second;
+    // A frame from an older incarnation still in flight after a restart: not a sign of life
+    // (and not another restart). Incarnations are start times, so they only grow.
+    if (inc < p.inc) return {};
     bool restarted = p.inc != 0 && inc != p.inc;
     std::vector<PeerEvent> out;
     if (p.state != PeerState::alive || restarted)

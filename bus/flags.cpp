@@ -90,6 +90,7 @@ ClusterConfig load_cluster_with_flags(const CommonFlags& f) {
         throw ConfigError("the dead timeout (" + format_duration(t.dead_after) +
                           ") must not be shorter than the suspect timeout (" +
                           format_duration(t.suspect_after) + ")");
+    check_raft_timing(t, "the flags");
     if (f.id != 0 && !cfg.find(f.id))
         throw ConfigError(f.cluster + ": no node with id " + std::to_string(f.id));
     return cfg;

@@ -16,8 +16,7 @@ Raft::Raft(const ClusterConfig& cfg, NodeId self, HardState recovered, uint64_t 
     : self_(self),
       timeout_min_(cfg.tunables.election_timeout_min),
       timeout_max_(cfg.tunables.election_timeout_max),
-      heartbeat_(cfg.tunables.raft_heartbeat.count() > 0 ? cfg.tunables.raft_heartbeat
-                                                         : cfg.tunables.election_timeout_min / 3),
+      heartbeat_(std::max(Duration(1), effective_raft_heartbeat(cfg.tunables))),
       pre_vote_(cfg.tunables.pre_vote),
       check_quorum_(cfg.tunables.check_quorum),
       rng_(seed),

@@ -105,6 +105,7 @@ void SimNetwork::pause(NodeId id) {
     fault("pause", id);
     n->paused = true;
     n->paused_at = now();
+    n->deadline_at_pause = n->core->next_deadline();
 }
 
 void SimNetwork::resume(NodeId id) {
@@ -112,10 +113,15 @@ void SimNetwork::resume(NodeId id) {
     if (!n || !n->paused) return;
     fault("resume", id);
     n->paused = false;
-    // As the real loop: it notices the stall first, then reads all queued input, then
-    // runs its timers (on later steps).
-    if (n->tracer) n->tracer->emit("node.stall", {{"stalled_ms", to_ms(now() - n->paused_at)}});
-    carry_out(id, n->core->on_stall(now()));
+    // As the real loop (StallWatch): the poll it was in would have returned at its next
+    // deadline (at most 1 s later); only an overrun beyond suspect_after is a stall. Then it
+    // reads all queued input, then runs its timers (on later steps).
+    Duration poll = std::clamp(n->deadline_at_pause - n->paused_at, Duration(0), Duration(std::chrono::seconds(1)));
+    Duration overrun = (now() - n->paused_at) - poll;
+    if (overrun > cfg_.tunables.suspect_after) {
+        if (n->tracer) n->tracer->emit("node.stall", {{"stalled_ms", to_ms(overrun)}});
+        carry_out(id, n->core->on_stall(now()));
+    }
     auto held = std::move(n->held);
     n->held.clear();
     for (auto& [from, frame] : held) deliver(from, id, frame);

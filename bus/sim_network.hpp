@@ -67,8 +67,9 @@ public:
     void start_all();
     /// kill -9: the node's state and its queued input are lost.
     void crash(NodeId id);
-    /// SIGSTOP: it runs nothing; messages to it queue. resume(): SIGCONT — it notices the
-    /// stall, reads the queued input, then runs its timers, like the real loop.
+    /// SIGSTOP: it runs nothing; messages to it queue. resume(): SIGCONT — as the real loop
+    /// does, it notices a stall only if the pause overran the poll timeout it was in by more
+    /// than suspect_after; then it reads the queued input, then runs its timers.
     void pause(NodeId id);
     void resume(NodeId id);
     bool is_running(NodeId id) const;  ///< started and not crashed (maybe paused)
@@ -128,6 +129,7 @@ private:
         uint64_t inc = 0;
         bool paused = false;
         Time paused_at{};
+        Time deadline_at_pause{};  ///< its next deadline when paused: the poll timeout it was in
         std::unique_ptr<Tracer> tracer;
         std::unique_ptr<Outbox> outbox;
         std::unique_ptr<NodeCore> core;

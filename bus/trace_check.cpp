@@ -14,6 +14,7 @@ const std::map<std::string, std::vector<const char*>>& required_fields() {
         {"node.stop", {"reason"}},
         {"node.stall", {"stalled_ms"}},
         {"node.isolated", {"isolated"}},
+        {"storage.slow", {"op", "ms"}},
         {"vote", {"term", "candidate"}},
         {"raft.restore", {"term", "vote"}},
         {"fault", {"action", "target"}},

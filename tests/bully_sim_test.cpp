@@ -207,6 +207,23 @@ TEST_CASE("bully sim: a paused leader is replaced, and on resume takes over (pre
     }
 }
 
+TEST_CASE("bully sim: a pause too short to be noticed changes nothing", "[unit][bully][sim]") {
+    // The real loop sees no stall when a pause overruns its poll by less than suspect_after,
+    // and the others do not convict within dead_after: the leader simply carries on.
+    for (uint64_t seed = 1; seed <= 10; ++seed) {
+        INFO("seed " << seed);
+        auto s = BullySim::running(5, seed, true);
+        uint64_t epoch = s->node(1)->view().term;
+        s->net.pause(5);
+        s->net.run_for(200ms);
+        s->net.resume(5);
+        s->net.run_for(3s);
+        CHECK(s->node(5)->phase() == Bully::Phase::leader);
+        CHECK(s->node(1)->view() == LeaderView{5, epoch, 4});
+        s->check_clean();
+    }
+}
+
 TEST_CASE("bully sim: elections converge with 20% of all messages lost", "[unit][bully][sim]") {
     for (uint64_t seed = 1; seed <= 20; ++seed) {
         INFO("seed " << seed);

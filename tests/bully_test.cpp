@@ -354,14 +354,26 @@ TEST_CASE("bully: preempt decides whether a better node takes over from a sittin
         CHECK(n.b.view() == LeaderView{4, 7, 3});
         CHECK(n.tick(Time(300ms)).out.empty());  // the join wait no longer matters
     }
-    SECTION("preempt off: a stale leader that hears a newer election steps down") {
+    SECTION("preempt off: a sitting leader re-asserts against a lower node's newer claim") {
+        // E.g. node 4 was cut off, declared everyone dead and won alone in epoch 5.
         Node n = make_node(5, 5, "preempt = false");
         n.start(Time(0));
         n.tick(Time(300ms));
         REQUIRE(n.b.phase() == Bully::Phase::leader);
-        n.msg(4, Coordinator{5, 4, 3}, Time(400ms));
+        Actions a = n.msg(4, Coordinator{5, 4, 3}, Time(400ms));
+        CHECK(n.b.phase() == Bully::Phase::leader);
+        CHECK(n.b.view().term == 6);
+        CHECK(events_named(a, "election.start")[0]["reason"] == "re-asserts against leader 4");
+    }
+    SECTION("preempt off: a leader yields to a better leader's newer claim") {
+        Node n = make_node(5, 4, "preempt = false");
+        n.start(Time(0));
+        n.tick(Time(300ms));
+        n.tick(Time(500ms));  // no ANSWER from 5: wins
+        REQUIRE(n.b.phase() == Bully::Phase::leader);
+        n.msg(5, Coordinator{5, 5, 4}, Time(600ms));
         CHECK(n.b.phase() == Bully::Phase::follower);
-        CHECK(n.b.view() == LeaderView{4, 5, 3});
+        CHECK(n.b.view() == LeaderView{5, 5, 4});
     }
 }
 

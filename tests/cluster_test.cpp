@@ -273,3 +273,44 @@ TEST_CASE("load_cluster on a missing file is a ConfigError naming the path", "[u
         CHECK_THAT(std::string(e.what()), Contains("cannot read"));
     }
 }
+
+TEST_CASE("election tunables are read, and Raft's timing must make sense", "[unit][cluster]") {
+    ClusterConfig cfg = parse_cluster(std::string(R"([cluster]
+answer_timeout = "100ms"
+coordinator_timeout = "2s"
+join_wait = "1s"
+preempt = false
+election_timeout = "50ms-100ms"
+raft_heartbeat = "10ms"
+pre_vote = false
+check_quorum = false
+)") + kTwoNodes, "t.toml");
+    const Tunables& t = cfg.tunables;
+    CHECK(t.answer_timeout == 100ms);
+    CHECK(t.coordinator_timeout == 2s);
+    CHECK(t.join_wait == 1s);
+    CHECK_FALSE(t.preempt);
+    CHECK(t.election_timeout_min == 50ms);
+    CHECK(t.election_timeout_max == 100ms);
+    CHECK(effective_raft_heartbeat(t) == 10ms);
+    CHECK_FALSE(t.pre_vote);
+    CHECK_FALSE(t.check_quorum);
+    SECTION("defaults: 150-300 ms, heartbeat a third of the minimum") {
+        ClusterConfig d = parse_cluster(kTwoNodes, "t.toml");
+        CHECK(d.tunables.election_timeout_min == 150ms);
+        CHECK(d.tunables.election_timeout_max == 300ms);
+        CHECK(effective_raft_heartbeat(d.tunables) == 50ms);
+        CHECK(d.tunables.preempt);
+    }
+    SECTION("errors") {
+        CHECK_THAT(config_error(std::string("[cluster]\npreempt = \"yes\"\n") + kTwoNodes),
+                   Contains("cluster.preempt must be true or false"));
+        CHECK_THAT(config_error(std::string("[cluster]\nelection_timeout = \"300ms-100ms\"\n") + kTwoNodes),
+                   Contains("cluster.election_timeout must be a duration or a range"));
+        CHECK_THAT(config_error(std::string("[cluster]\nelection_timeout = \"100ms\"\nraft_heartbeat = \"100ms\"\n") +
+                                kTwoNodes),
+                   Contains("must be positive and shorter than the minimum election timeout"));
+        CHECK_THAT(config_error(std::string("[cluster]\nelection_timeout = \"2us\"\n") + kTwoNodes),
+                   Contains("Raft heartbeat"));  // a third of 2 µs is 0: it would spin
+    }
+}

@@ -180,6 +180,13 @@ TEST_CASE("a new incarnation is reported as alive with restarted = true", "[unit
         h.fd.add_peer(4, at(0ms));
         CHECK(h.heard(4, 3, at(10ms)) == Events{alive(4, 10ms, 3, false)});
     }
+    SECTION("a late frame of the older incarnation is neither life nor another restart") {
+        h.heard(2, 2, at(100ms));
+        CHECK(h.heard(2, 1, at(150ms)).empty());
+        CHECK(h.tick(at(399ms)).empty());
+        CHECK(h.tick(at(400ms)) == Events{suspect(2, 300ms, 2)});  // silence counted from 100 ms
+        CHECK(h.heard(2, 2, at(450ms)) == Events{alive(2, 350ms, 2, false)});  // back, not restarted
+    }
 }
 
 TEST_CASE("messages from a peer that is not watched are ignored", "[unit][detector]") {
