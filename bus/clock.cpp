@@ -15,33 +15,55 @@ int64_t RealClock::wall_us() const {
         .count();
 }
 
-VirtualClock::VirtualClock(const Clock& base, Duration skew, double drift_ppm)
-    : base_(base),
-      drift_ppm_(drift_ppm),
-      anchor_wall_us_(base.wall_us()),
-      offset_at_anchor_(static_cast<double>(skew.count())) {}
+VirtualTime::VirtualTime(int64_t real_us, Duration skew, double drift_ppm)
+    : drift_ppm_(drift_ppm), anchor_us_(real_us), offset_at_anchor_(static_cast<double>(skew.count())) {}
 
-int64_t VirtualClock::wall_us() const {
-    int64_t base = base_.wall_us();
-    double elapsed = static_cast<double>(base - anchor_wall_us_);
-    double offset = offset_at_anchor_ + elapsed * rate_ppm() / 1e6;
-    return base + static_cast<int64_t>(std::llround(offset));
+double VirtualTime::slew_progress(int64_t real_us) const {
+    if (slew_total_ == 0 || real_us <= slew_start_) return 0;
+    if (real_us >= slew_end_) return slew_total_;
+    return slew_total_ * static_cast<double>(real_us - slew_start_) / static_cast<double>(slew_end_ - slew_start_);
 }
 
-void VirtualClock::re_anchor() {
-    int64_t base = base_.wall_us();
-    double elapsed = static_cast<double>(base - anchor_wall_us_);
-    offset_at_anchor_ += elapsed * rate_ppm() / 1e6;
-    anchor_wall_us_ = base;
+double VirtualTime::offset(int64_t real_us) const {
+    double elapsed = static_cast<double>(real_us - anchor_us_);
+    return offset_at_anchor_ + elapsed * rate_ppm() / 1e6 + slew_progress(real_us);
 }
 
-void VirtualClock::step(Duration delta) {
-    re_anchor();
+void VirtualTime::re_anchor(int64_t real_us) {
+    double done = slew_progress(real_us);
+    offset_at_anchor_ = offset(real_us);
+    anchor_us_ = real_us;
+    // What the slew has applied is now part of the anchor; the rest stays pending.
+    if (slew_total_ != 0) {
+        if (real_us >= slew_end_) {
+            slew_total_ = 0;
+        } else {
+            slew_total_ -= done;
+            slew_start_ = real_us;
+        }
+    }
+}
+
+void VirtualTime::step(int64_t real_us, Duration delta) {
+    re_anchor(real_us);
+    slew_total_ = 0;
     offset_at_anchor_ += static_cast<double>(delta.count());
 }
 
-void VirtualClock::adjust_rate(double delta_ppm) {
-    re_anchor();
+void VirtualTime::slew(int64_t real_us, Duration delta, Duration period) {
+    re_anchor(real_us);
+    if (period.count() <= 0) {  // no time to spread it over: a step
+        slew_total_ = 0;
+        offset_at_anchor_ += static_cast<double>(delta.count());
+        return;
+    }
+    slew_total_ = static_cast<double>(delta.count());
+    slew_start_ = real_us;
+    slew_end_ = real_us + period.count();
+}
+
+void VirtualTime::adjust_rate(int64_t real_us, double delta_ppm) {
+    re_anchor(real_us);
     rate_adj_ppm_ += delta_ppm;
 }
 

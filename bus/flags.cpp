@@ -56,6 +56,28 @@ void add_raft_flags(CLI::App& app, CommonFlags& f) {
     app.add_option("--data", f.data, "raft: directory for durable state (term, vote); created if missing");
 }
 
+Duration ClockFlags::skew() const {
+    bool neg = !skew_text.empty() && skew_text[0] == '-';
+    Duration d = *parse_duration(neg ? skew_text.substr(1) : skew_text);
+    return neg ? -d : d;
+}
+
+void add_clock_flags(CLI::App& app, ClockFlags& f) {
+    app.add_option("--skew", f.skew_text, "the virtual clock's start offset from the real clock, e.g. 2s or -1.5s")
+        ->check(CLI::Validator(
+            [](std::string& s) -> std::string {
+                std::string_view v = s;
+                if (!v.empty() && v[0] == '-') v.remove_prefix(1);
+                if (parse_duration(v)) return {};
+                return "'" + s + "' is not a duration with a unit (e.g. 2s, -1.5s)";
+            },
+            "DUR"))
+        ->capture_default_str();
+    app.add_option("--drift-ppm", f.drift_ppm, "the virtual clock's rate error, parts per million (e.g. -80)")
+        ->check(CLI::Range(-100000.0, 100000.0))
+        ->capture_default_str();
+}
+
 std::optional<int> parse_flags(CLI::App& app, int argc, char** argv) {
     try {
         app.parse(argc, argv);

@@ -36,6 +36,14 @@ struct CommonFlags {
     TraceLevel level() const { return *parse_trace_level(trace_level); }
 };
 
+/// --skew DUR (may be negative: "-1.5s") and --drift-ppm N: a virtual clock's errors.
+struct ClockFlags {
+    std::string skew_text = "0us";
+    double drift_ppm = 0;
+    Duration skew() const;
+};
+void add_clock_flags(CLI::App& app, ClockFlags& f);
+
 /// CLI11 validator: a duration with a unit ("250us", "20ms", "1.5s").
 CLI::Validator duration_check();
 

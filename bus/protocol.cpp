@@ -1,5 +1,6 @@
 #include "bus/protocol.hpp"
 
+#include <cmath>
 #include <msgpack.hpp>
 #include <set>
 
@@ -34,6 +35,11 @@ MsgInfo info(MsgType t) {
         case MsgType::vote: return {"VOTE", TraceLevel::state, ""};
         case MsgType::append_entries: return {"APPEND_ENTRIES", TraceLevel::msgs, ""};
         case MsgType::append_reply: return {"APPEND_REPLY", TraceLevel::msgs, ""};
+        case MsgType::time_request: return {"TIME_REQUEST", TraceLevel::msgs, ""};
+        case MsgType::time_response: return {"TIME_RESPONSE", TraceLevel::msgs, ""};
+        case MsgType::clock_poll: return {"CLOCK_POLL", TraceLevel::state, ""};
+        case MsgType::clock_reading: return {"CLOCK_READING", TraceLevel::state, ""};
+        case MsgType::clock_adjust: return {"CLOCK_ADJUST", TraceLevel::state, ""};
     }
     return {"?", TraceLevel::state, ""};
 }
@@ -84,6 +90,30 @@ struct BodyPacker {
         pack_key(p, "term"), p.pack(b.term);
         pack_key(p, "success"), p.pack(b.success);
         pack_key(p, "match"), p.pack(b.match);
+    }
+    void operator()(const TimeRequest&) { p.pack_map(0); }
+    void operator()(const TimeResponse& b) {
+        p.pack_map(2);
+        pack_key(p, "t1"), p.pack(b.t1);
+        pack_key(p, "t2"), p.pack(b.t2);
+    }
+    void operator()(const ClockPoll& b) {
+        p.pack_map(2);
+        pack_key(p, "epoch"), p.pack(b.epoch);
+        pack_key(p, "round"), p.pack(b.round);
+    }
+    void operator()(const ClockReading& b) {
+        p.pack_map(3);
+        pack_key(p, "epoch"), p.pack(b.epoch);
+        pack_key(p, "round"), p.pack(b.round);
+        pack_key(p, "time_us"), p.pack(b.time_us);
+    }
+    void operator()(const ClockAdjust& b) {
+        p.pack_map(4);
+        pack_key(p, "epoch"), p.pack(b.epoch);
+        pack_key(p, "round"), p.pack(b.round);
+        pack_key(p, "delta_us"), p.pack(b.delta_us);
+        pack_key(p, "rate_ppm"), p.pack(b.rate_ppm);
     }
     void ask(uint64_t term, uint64_t last_index, uint64_t last_term) {
         p.pack_map(3);
@@ -196,6 +226,21 @@ public:
         return true;
     }
 
+    bool get_double(std::string_view key, double& out) {
+        const msgpack::object* o = take(key);
+        if (!o) return false;
+        if (o->type == msgpack::type::FLOAT32 || o->type == msgpack::type::FLOAT64)
+            out = o->via.f64;
+        else if (o->type == msgpack::type::POSITIVE_INTEGER)
+            out = static_cast<double>(o->via.u64);
+        else if (o->type == msgpack::type::NEGATIVE_INTEGER)
+            out = static_cast<double>(o->via.i64);
+        else
+            return mistyped(key, "a number");
+        if (!std::isfinite(out)) return fail(what_ + " field '" + std::string(key) + "' is not finite");
+        return true;
+    }
+
     bool get_bool(std::string_view key, bool& out) {
         const msgpack::object* o = take(key);
         if (!o) return false;
@@ -251,6 +296,16 @@ bool read_body(MapReader& r, Vote& b) { return read_answer(r, b); }
 bool read_body(MapReader& r, AppendEntries& b) {
     return r.get_uint("term", b.term) && r.get_uint("prev_index", b.prev_index) &&
            r.get_uint("prev_term", b.prev_term) && r.get_uint("commit", b.commit);
+}
+bool read_body(MapReader&, TimeRequest&) { return true; }
+bool read_body(MapReader& r, TimeResponse& b) { return r.get_int("t1", b.t1) && r.get_int("t2", b.t2); }
+bool read_body(MapReader& r, ClockPoll& b) { return r.get_uint("epoch", b.epoch) && r.get_uint("round", b.round); }
+bool read_body(MapReader& r, ClockReading& b) {
+    return r.get_uint("epoch", b.epoch) && r.get_uint("round", b.round) && r.get_int("time_us", b.time_us);
+}
+bool read_body(MapReader& r, ClockAdjust& b) {
+    return r.get_uint("epoch", b.epoch) && r.get_uint("round", b.round) && r.get_int("delta_us", b.delta_us) &&
+           r.get_double("rate_ppm", b.rate_ppm);
 }
 bool read_body(MapReader& r, AppendReply& b) {
     return r.get_uint("term", b.term) && r.get_bool("success", b.success) && r.get_uint("match", b.match);

@@ -44,6 +44,11 @@ enum class MsgType : uint16_t {
     vote = 9,
     append_entries = 10,
     append_reply = 11,
+    time_request = 12,
+    time_response = 13,
+    clock_poll = 14,
+    clock_reading = 15,
+    clock_adjust = 16,
 };
 
 /// 1 HEARTBEAT, PUB topic "hb": "I am alive; expect the next one within interval_us".
@@ -127,9 +132,45 @@ struct AppendReply {
     bool operator==(const AppendReply&) const = default;
 };
 
+/// 12 TIME_REQUEST, REQ -> REP (Cristian): "what time is it on your clock?" No fields.
+struct TimeRequest {
+    bool operator==(const TimeRequest&) const = default;
+};
+/// 13 TIME_RESPONSE, REP -> REQ: the server's virtual clock when the request arrived (t1)
+/// and when the reply left (t2), µs since the epoch, so its processing time is excluded.
+struct TimeResponse {
+    int64_t t1 = 0;
+    int64_t t2 = 0;
+    bool operator==(const TimeResponse&) const = default;
+};
+/// 14 CLOCK_POLL, DEALER -> ROUTER, Berkeley master to member: "read your clock", for
+/// round `round` of the master elected in `epoch`.
+struct ClockPoll {
+    uint64_t epoch = 0;
+    uint64_t round = 0;
+    bool operator==(const ClockPoll&) const = default;
+};
+/// 15 CLOCK_READING, ROUTER -> DEALER, the member's virtual clock when it answered.
+struct ClockReading {
+    uint64_t epoch = 0;
+    uint64_t round = 0;
+    int64_t time_us = 0;
+    bool operator==(const ClockReading&) const = default;
+};
+/// 16 CLOCK_ADJUST, DEALER -> ROUTER, master to member: the member's own correction, a
+/// delta (never an absolute time), and a rate correction in ppm.
+struct ClockAdjust {
+    uint64_t epoch = 0;
+    uint64_t round = 0;
+    int64_t delta_us = 0;
+    double rate_ppm = 0;
+    bool operator==(const ClockAdjust&) const = default;
+};
+
 /// Alternative index + 1 == MsgType value.
 using Body = std::variant<Heartbeat, Election, Answer, Coordinator, Leader, PreVote, PreVoteReply, RequestVote,
-                          Vote, AppendEntries, AppendReply>;
+                          Vote, AppendEntries, AppendReply, TimeRequest, TimeResponse, ClockPoll, ClockReading,
+                          ClockAdjust>;
 
 struct Envelope {
     uint32_t v = kProtocolVersion;

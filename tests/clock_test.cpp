@@ -127,3 +127,52 @@ TEST_CASE("RealClock's steady time does not go backwards", "[unit][clock]") {
     CHECK(b >= a);
     CHECK(c.wall_us() > kWall0);  // after November 2023
 }
+
+TEST_CASE("VirtualTime::slew spreads a correction evenly over its period", "[unit][clock]") {
+    constexpr int64_t t0 = 1'700'000'000'000'000;
+    VirtualTime v(t0, 0us, 0.0);
+    v.slew(t0, 10ms, 1s);
+    CHECK(v.slewing(t0 + 1));
+    CHECK(v.offset_us(t0) == 0);
+    CHECK(v.offset_us(t0 + 500'000) == 5000);  // half way: half of it
+    CHECK(v.offset_us(t0 + 1'000'000) == 10'000);
+    CHECK(v.offset_us(t0 + 5'000'000) == 10'000);  // done: it stays
+    CHECK_FALSE(v.slewing(t0 + 1'000'000));
+    SECTION("a new slew replaces the pending one: what was not yet applied is dropped") {
+        VirtualTime w(t0, 0us, 0.0);
+        w.slew(t0, 10ms, 1s);
+        w.slew(t0 + 500'000, -2ms, 1s);  // measured at +5 ms: wants +3 ms in all
+        CHECK(w.offset_us(t0 + 500'000) == 5000);
+        CHECK(w.offset_us(t0 + 1'500'000) == 3000);
+        CHECK(w.offset_us(t0 + 9'000'000) == 3000);
+    }
+    SECTION("a step cancels a pending slew") {
+        VirtualTime w(t0, 0us, 0.0);
+        w.slew(t0, 10ms, 1s);
+        w.step(t0 + 200'000, -2ms);
+        CHECK(w.offset_us(t0 + 200'000) == 0);  // 2 ms slewed, then -2 ms
+        CHECK(w.offset_us(t0 + 900'000) == 0);
+    }
+    SECTION("a rate correction during a slew keeps the slew going") {
+        VirtualTime w(t0, 0us, 100.0);  // +100 ppm drift
+        w.slew(t0, 10ms, 1s);
+        w.adjust_rate(t0 + 500'000, -100.0);  // drift cancelled half way
+        CHECK(w.offset_us(t0 + 500'000) == 5000 + 50);
+        CHECK(w.offset_us(t0 + 2'000'000) == 10'000 + 50);
+    }
+    SECTION("a slew over no time is a step") {
+        VirtualTime w(t0, 0us, 0.0);
+        w.slew(t0, 7ms, 0us);
+        CHECK(w.offset_us(t0) == 7000);
+    }
+}
+
+TEST_CASE("VirtualClock::slew goes through its base clock's time", "[unit][clock]") {
+    FakeClock base;
+    VirtualClock v(base, 1s, 0.0);
+    v.slew(-1s, 2s);
+    base.advance(1s);
+    CHECK(v.offset_us() == 500'000);
+    base.advance(1s);
+    CHECK(v.offset_us() == 0);
+}

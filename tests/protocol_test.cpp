@@ -148,6 +148,11 @@ std::vector<Body> sample_bodies() {
         Vote{8, false},
         AppendEntries{8, 12, 6, 11},
         AppendReply{8, true, 12},
+        TimeRequest{},
+        TimeResponse{1'700'000'000'000'000, 1'700'000'000'000'042},
+        ClockPoll{3, 17},
+        ClockReading{3, 17, -5},
+        ClockAdjust{3, 17, -1'500'000, -12.5},
     };
 }
 
@@ -401,9 +406,9 @@ TEST_CASE("a frame with an unknown message type is dropped naming the type",
         CHECK_THAT(drop_reason(to_frame(with(valid_envelope(), "type", val<uint16_t>(0)))),
                    Contains("unknown type 0"));
     }
-    SECTION("type 12, one past the last") {
-        CHECK_THAT(drop_reason(to_frame(with(valid_envelope(), "type", val<uint16_t>(12)))),
-                   Contains("unknown type 12"));
+    SECTION("type 17, one past the last") {
+        CHECK_THAT(drop_reason(to_frame(with(valid_envelope(), "type", val<uint16_t>(17)))),
+                   Contains("unknown type 17"));
     }
     SECTION("type 65535") {
         CHECK_THAT(drop_reason(to_frame(with(valid_envelope(), "type", val<uint16_t>(65535)))),
@@ -528,6 +533,12 @@ TEST_CASE("a body field of the wrong msgpack type is dropped naming the field",
         Fields env = with(valid_envelope(body), "type", val<uint16_t>(4));
         CHECK_THAT(drop_reason(to_frame(env)),
                    Contains("body field 'leader' is not an unsigned integer"));
+    }
+    SECTION("CLOCK_ADJUST rate_ppm as a string") {
+        Fields body = {{"epoch", val<uint64_t>(1)}, {"round", val<uint64_t>(1)}, {"delta_us", val<int64_t>(-3)},
+                       {"rate_ppm", str_val("fast")}};
+        Fields env = with(valid_envelope(body), "type", val<uint16_t>(16));
+        CHECK_THAT(drop_reason(to_frame(env)), Contains("body field 'rate_ppm' is not a number"));
     }
     SECTION("VOTE granted as an integer") {
         Fields body = {{"term", val<uint64_t>(3)}, {"granted", val<uint64_t>(1)}};
