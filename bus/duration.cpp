@@ -61,12 +61,13 @@ std::string format_duration(Duration d) {
     };
     if (us == 0) return "0ms";
     // The natural unit (us below a whole ms, ms below 1 s, else s), unless another exact
-    // spelling is strictly shorter: 1500us -> "1.5ms", 120s -> "2m".
+    // spelling is strictly shorter and not a fraction of its unit: 1500us -> "1.5ms",
+    // 120s -> "2m", but 100ms stays "100ms", not "0.1s".
     std::string best = us % 1000 != 0 ? std::to_string(us) + "us"
                        : us < 1'000'000 ? fmt(1000, "ms")
                                         : fmt(1'000'000, "s");
     for (std::string c : {std::to_string(us) + "us", fmt(1000, "ms"), fmt(1'000'000, "s")})
-        if (c.size() < best.size()) best = c;
+        if (c.size() < best.size() && c.rfind("0.", 0) != 0) best = c;
     if (us != 0 && us % 60'000'000 == 0) {
         std::string m = std::to_string(us / 60'000'000) + "m";
         if (m.size() < best.size()) best = m;

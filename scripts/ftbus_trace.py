@@ -72,3 +72,51 @@ class Replay:
             if l and l in self.live:
                 return l
         return None
+
+
+class Offsets:
+    """Each node's virtual-minus-real clock offset over time, from its clock.offset events,
+    so offsets can be compared at the same instant (`at`) and their spread computed."""
+
+    def __init__(self, evs, skip=()):
+        self.series = {}  # node -> [(t, offset_us)] of its latest incarnation
+        inc = {}
+        for e in evs:
+            node = e.get("node")
+            if e.get("ev") == "node.start":
+                inc[node] = e.get("inc")
+                self.series[node] = []
+            if e.get("ev") == "clock.offset" and node not in skip and e.get("inc") == inc.get(node, e.get("inc")):
+                self.series.setdefault(node, []).append((e["t"], e["offset_us"]))
+        self.series = {n: s for n, s in self.series.items() if s}
+
+    def at(self, node, t):
+        """Linear interpolation between the samples around t; None outside them."""
+        s = self.series.get(node, [])
+        if not s or t < s[0][0] or t > s[-1][0]:
+            return None
+        lo, hi = 0, len(s) - 1
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if s[mid][0] <= t:
+                lo = mid
+            else:
+                hi = mid
+        (t0, o0), (t1, o1) = s[lo], s[hi]
+        return o0 if t1 == t0 else o0 + (o1 - o0) * (t - t0) / (t1 - t0)
+
+    def spread(self, t, nodes=None):
+        """Max - min offset at t over `nodes` (default all) that have a sample around t."""
+        vals = [v for n in (nodes or self.series) if (v := self.at(n, t)) is not None]
+        return (max(vals) - min(vals)) if len(vals) >= 2 else None
+
+
+def node_names(run_dir):
+    """Node id -> "3 (KMC)" from the run directory's cluster.toml, if any."""
+    import tomllib
+    try:
+        with open(os.path.join(run_dir, "cluster.toml"), "rb") as f:
+            nodes = tomllib.load(f).get("node", [])
+    except (OSError, ValueError):
+        return {}
+    return {n["id"]: (f"{n['id']} ({n['name']})" if n.get("name") else str(n["id"])) for n in nodes}

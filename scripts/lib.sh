@@ -97,7 +97,9 @@ wait_for() {
   local secs="$1" filter="$2"; shift 2
   local deadline=$(( $(date +%s%N) / 1000000 + ${secs%.*} * 1000 ))
   while [ "$(( $(date +%s%N) / 1000000 ))" -lt "$deadline" ]; do
-    if cat "$@" 2>/dev/null | jq -e -c "select($filter)" 2>/dev/null | grep -q .; then return 0; fi
+    # first(...) stops at the first match by itself: no early-closed pipe (with pipefail, a
+    # grep -q that quits early would kill jq with SIGPIPE and read as "no match").
+    if cat "$@" 2>/dev/null | jq -n -e "first(inputs | select($filter)) | true" >/dev/null 2>&1; then return 0; fi
     sleep 0.05
   done
   return 1

@@ -7,7 +7,7 @@ usage: scripts/narrate.py RUN_DIR [--messages]
 import os, sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ftbus_trace import Replay, load  # noqa: E402
+from ftbus_trace import Offsets, Replay, load, node_names  # noqa: E402
 
 ELECTION_TYPES = ("ELECTION", "ANSWER", "COORDINATOR", "PRE_VOTE", "PRE_VOTE_REPLY", "REQUEST_VOTE", "VOTE")
 
@@ -178,6 +178,94 @@ def narrate_elections(evs, ms, show_messages, raft):
                           f" never without a leader")
 
 
+def fmt_s(us, sign=True):
+    """+1.234567 s, or +0.123 ms below a millisecond (no sign for spreads)."""
+    s = f"{us / 1e6:+.6f} s" if abs(us) >= 1000 else f"{us / 1e3:+.3f} ms"
+    return s if sign else s.lstrip("+")
+
+
+def narrate_berkeley(evs, ms, run):
+    names = node_names(run)
+    name = lambda n: names.get(n, str(n))
+    offs = Offsets(evs)
+    nodes = sorted(offs.series)
+    t0 = min(s[0][0] for s in offs.series.values())
+    first = {n: offs.series[n][0][1] for n in nodes}
+    print("\nClocks at start (virtual minus real): " + ", ".join(f"{name(n)} {fmt_s(first[n])}" for n in nodes))
+    drifts = {}
+    for e in evs:
+        if e.get("ev") == "clock.offset" and e.get("node") not in drifts:
+            drifts[e["node"]] = e.get("rate_ppm", 0)
+    print("Drift (ppm): " + ", ".join(f"{name(n)} {drifts.get(n, 0):+.0f}" for n in nodes))
+    print(f"Spread at start: {fmt_s(max(first.values()) - min(first.values()), False)}")
+    faults = [e for e in evs if e.get("ev") == "fault"]
+    rounds = [e for e in evs if e.get("ev") == "clock.round"]
+    masters = [e for e in evs if e.get("ev") == "clock.master"]
+    live = set(nodes)
+    shown = 0
+    for e in sorted(masters + rounds + faults, key=lambda e: e["t"]):
+        if e["ev"] == "clock.master":
+            print(f"\n[{ms(e['t']):9.1f} ms] node {name(e['node'])} is master (bully epoch {e['epoch']})")
+        elif e["ev"] == "fault":
+            live.discard(e.get("target"))
+            print(f"\n[{ms(e['t']):9.1f} ms] fault: {e.get('action')} node {name(e.get('target'))} (pid {e.get('pid')})")
+        else:
+            r = e["round"]
+            # The spread once this round's slews have finished (1 s later, or before the next round).
+            nxt = next((x["t"] for x in rounds if x["t"] > e["t"]), e["t"] + 1_000_000)
+            probe = min(e["t"] + 1_000_000, nxt - 1000)
+            sp = offs.spread(probe, [n for n in nodes if n in live and n not in e.get("too_far", [])])
+            if r <= 3 or r % 10 == 0 or shown < 3 or e.get("too_far") or e.get("missing"):
+                left = []
+                if e.get("too_far"):
+                    left.append("too far from the median: " + ", ".join(name(n) for n in e["too_far"]))
+                if e.get("too_slow"):
+                    left.append("round trip too long: " + ", ".join(name(n) for n in e["too_slow"]))
+                if e.get("missing"):
+                    left.append("no answer: " + ", ".join(name(n) for n in e["missing"]))
+                print(f"    round {r} by {name(e['node'])}: average {fmt_s(e['average_us'])} relative to the master;"
+                      f" {len(e['used'])} clocks used" + (f"; left out — {'; '.join(left)}" if left else "")
+                      + (f"; spread after: {fmt_s(sp, False)}" if sp is not None else ""))
+                shown += 1
+    # Corrections of the first round, to show deltas (never absolute times).
+    first_round = rounds[0]["round"] if rounds else None
+    first_master = rounds[0]["node"] if rounds else None
+    adj = [e for e in evs if e.get("ev") == "clock.adjust" and e.get("round") == first_round
+           and e.get("from") == first_master]
+    if adj:
+        print("\nRound " + str(first_round) + " corrections, each node its own delta:")
+        for e in sorted(adj, key=lambda e: e["node"]):
+            print(f"    {name(e['node'])}: {fmt_s(e['delta_us'])} ({e['mode']})")
+    t_end = max(s[-1][0] for s in offs.series.values())
+    ends = {n: offs.at(n, offs.series[n][-1][0]) for n in nodes}
+    sp = offs.spread(t_end - 300_000, [n for n in nodes if n in live])
+    print("\nAt the end (virtual minus real): " + ", ".join(f"{name(n)} {fmt_s(ends[n])}" for n in nodes if n in live)
+          + (f"; spread {fmt_s(sp, False)}" if sp is not None else ""))
+
+
+def narrate_cristian(evs, ms, run):
+    server = [e for e in evs if e.get("ev") == "clock.offset" and e.get("node") not in (None, "ctl")
+              and isinstance(e.get("node"), int)]
+    srv_off = server[-1]["offset_us"] if server else None
+    if srv_off is not None:
+        print(f"\nThe server's clock: {fmt_s(srv_off)} from real time (every client's target).")
+    clients = sorted({e["node"] for e in evs if e.get("ev") == "clock.sample" and isinstance(e.get("node"), str)})
+    for c in clients:
+        mine = [e for e in evs if e.get("node") == c]
+        offs = [e for e in mine if e.get("ev") == "clock.offset"]
+        print(f"\n{c}:")
+        if offs and srv_off is not None:
+            print(f"    its clock started {fmt_s(offs[0]['offset_us'] - srv_off)} from the server's")
+        for e in mine:
+            if e.get("ev") == "clock.sample":
+                print(f"    [{ms(e['t']):9.1f} ms] asked {e.get('samples')} times; best round trip {e['rtt_us'] / 1000:.3f} ms:"
+                      f" server minus me = {fmt_s(e['offset_us'])} ± {e['bound_us'] / 1000:.3f} ms")
+            elif e.get("ev") == "clock.adjust":
+                print(f"    stepped its clock by {fmt_s(e['delta_us'])}")
+            elif e.get("ev") == "clock.offset" and e is not offs[0] and srv_off is not None:
+                print(f"    now {fmt_s(e['offset_us'] - srv_off)} from the server's clock (true error, from the traces)")
+
+
 def main():
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     if len(args) != 1 or "-h" in sys.argv or "--help" in sys.argv:
@@ -193,7 +281,11 @@ def main():
     algos = sorted({e.get("algo") for e in starts if e.get("algo")})
     print(f"{len({e['node'] for e in starts})} nodes started ({len(starts)} process starts),"
           f" algorithm {', '.join(algos) or 'none'}.")
-    if any(e.get("ev") == "leader" for e in evs):
+    if any(e.get("ev") == "clock.round" for e in evs):
+        narrate_berkeley(evs, ms, args[0])
+    elif any(e.get("ev") == "clock.sample" for e in evs):
+        narrate_cristian(evs, ms, args[0])
+    elif any(e.get("ev") == "leader" for e in evs):
         narrate_elections(evs, ms, "--messages" in sys.argv, "raft" in algos)
         counts = {}
         for e in evs:

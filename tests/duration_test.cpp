@@ -108,6 +108,8 @@ TEST_CASE("format_duration output parses back to the same duration", "[unit][dur
 TEST_CASE("format_duration gives the shortest exact spelling", "[unit][duration]") {
     CHECK(format_duration(1500us) == "1.5ms");  // not "1500us"
     CHECK(format_duration(2min) == "2m");       // not "120s"
+    CHECK(format_duration(100ms) == "100ms");   // not "0.1s": no fractions of a unit
+    CHECK(format_duration(200us) == "200us");   // not "0.2ms"
 }
 
 TEST_CASE("to_ms converts to fractional milliseconds", "[unit][duration]") {
