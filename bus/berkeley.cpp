@@ -9,7 +9,8 @@ AverageResult berkeley_average(const std::vector<ClockSample>& samples, Duration
     AverageResult r;
     std::vector<const ClockSample*> ok;
     for (const ClockSample& s : samples) {
-        if (s.rtt_us > max_rtt.count())
+        int64_t limit = s.rtt_limit_us > 0 ? std::min<int64_t>(s.rtt_limit_us, max_rtt.count()) : max_rtt.count();
+        if (s.rtt_us > limit)
             r.too_slow.push_back(s.node);  // Berkeley step 2: its estimate could be off by rtt/2
         else
             ok.push_back(&s);
@@ -69,6 +70,7 @@ void Berkeley::after_election(Time now, Actions& a) {
     samples_.clear();
     corrected_at_.clear();
     rate_window_.clear();
+    best_rtt_.clear();
     round_deadline_ = Time::max();
     next_round_ = epoch ? now : Time::max();
     if (epoch) a.trace("clock.master", {{"epoch", epoch}});
@@ -120,7 +122,7 @@ void Berkeley::finish_round(Time now, Actions& a) {
         if (used.count(node)) {
             corrected_at_[node] = now;
         } else {
-            corrected_at_.erase(node);  // its history is no reference
+            corrected_at_.erase(node);  // too far from the others: its history is no reference
             rate_window_.erase(node);
         }
         if (node == self_)
@@ -160,7 +162,11 @@ Actions Berkeley::on_message(NodeId from, const Envelope& env, Time now) {
         if (collecting_ && r->epoch == master_epoch_ && r->round == round_ && it != polled_at_.end()) {
             int64_t rtt = (now - it->second).count();
             int64_t offset = r->time_us + rtt / 2 - clock_.at(real_us(now));
-            samples_.push_back({from, offset, rtt});
+            // Judge this round trip against the member's usual one (Berkeley step 2).
+            auto [b, fresh] = best_rtt_.emplace(from, rtt);
+            int64_t limit = fresh ? 0 : std::max(3 * b->second, b->second + 1000);
+            b->second = std::min(rtt, b->second + 50);
+            samples_.push_back({from, offset, rtt, limit});
             polled_at_.erase(it);
             a.trace("clock.sample", {{"peer", from}, {"rtt_us", rtt}, {"offset_us", offset}});
             if (polled_at_.empty()) finish_round(now, a);

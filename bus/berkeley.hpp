@@ -8,8 +8,9 @@
 // achieved by TEMPO"):
 //  1. CLOCK_POLL {epoch, round} to every member over DEALER; each answers CLOCK_READING with
 //     its virtual clock. offset_i = reading + rtt / 2 - master's clock on arrival.
-//  2. Readings with a round trip above max_rtt are discarded (the estimate is no better than
-//     rtt / 2).
+//  2. Readings with a round trip above max_rtt, or well above that member's usual round trip
+//     (3 x its recent best, and at least 1 ms more), are discarded: the estimate is no better
+//     than rtt / 2, and a reading delayed in one direction only is off by that much.
 //  3. Fault-tolerant average: of the offsets (the master's own is 0), those further than
 //     max_deviation from their median are left out (one clock an hour off must not drag the
 //     others), and the rest are averaged.
@@ -77,6 +78,8 @@ struct ClockSample {
     NodeId node = 0;
     int64_t offset_us = 0;  ///< member minus master
     int64_t rtt_us = 0;
+    /// This reading's own round-trip limit (from the member's usual round trip); 0 = none.
+    int64_t rtt_limit_us = 0;
 };
 
 /// The outcome of one round's fault-tolerant average (Berkeley steps 2-4).
@@ -143,6 +146,9 @@ private:
         double elapsed_us = 0;
     };
     std::map<NodeId, RateWindow> rate_window_;
+    /// Per member: its recent best round trip, µs (creeps up 50 µs a round, so that a path
+    /// that got slower for good is learned again).
+    std::map<NodeId, int64_t> best_rtt_;
     uint64_t rounds_completed_ = 0;
 
     Time next_offset_trace_ = Time::max();

@@ -40,6 +40,13 @@ TEST_CASE("berkeley average: readings with too long a round trip are discarded",
     CHECK(r.too_slow == std::vector<NodeId>{2});
     CHECK(r.average_us == 1000);
     CHECK(r.delta_us.count(2) == 0);  // no correction from an estimate that poor
+    SECTION("...and so are those far above the member's own usual round trip") {
+        // Node 3 usually answers in 400 us (limit max(3 x 400, 400 + 1000) = 1400 us): this
+        // 2.8 ms reading, delayed one way, would be 1.2 ms off.
+        auto q = berkeley_average({{1, 0, 0}, {2, 40, 450, 1450}, {3, 1'260, 2'800, 1'400}}, 50ms, 60s);
+        CHECK(q.too_slow == std::vector<NodeId>{3});
+        CHECK(q.average_us == 20);
+    }
 }
 
 namespace {
