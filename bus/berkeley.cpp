@@ -76,18 +76,29 @@ void Berkeley::after_election(Time now, Actions& a) {
     if (epoch) a.trace("clock.master", {{"epoch", epoch}});
 }
 
+Actions Berkeley::on_peer(const PeerEvent& ev, Time now) {
+    if (ev.state == PeerState::dead)
+        dead_.insert(ev.peer);
+    else if (ev.state == PeerState::alive)
+        dead_.erase(ev.peer);
+    Actions a = bully_.on_peer(ev, now);
+    after_election(now, a);
+    return a;
+}
+
 void Berkeley::start_round(Time now, Actions& a) {
     ++round_;
     collecting_ = true;
     samples_ = {ClockSample{self_, 0, 0}};  // the master's own clock, offset 0 by definition
     polled_at_.clear();
     for (NodeId p : peers_) {
+        if (dead_.count(p)) continue;
         polled_at_[p] = now;
         a.send(p, ClockPoll{master_epoch_, round_});
     }
     round_deadline_ = now + bc_.reply_timeout;
     next_round_ = now + bc_.interval;
-    if (peers_.empty()) finish_round(now, a);
+    if (polled_at_.empty()) finish_round(now, a);
 }
 
 void Berkeley::finish_round(Time now, Actions& a) {
@@ -96,13 +107,16 @@ void Berkeley::finish_round(Time now, Actions& a) {
     AverageResult r = berkeley_average(samples_, bc_.max_rtt, bc_.max_deviation);
     Json missing = Json::array();
     for (auto& [p, t] : polled_at_) missing.push_back(p);
+    Json dead = Json::array();
+    for (NodeId p : dead_) dead.push_back(p);
     a.trace("clock.round", {{"round", round_},
                             {"epoch", master_epoch_},
                             {"average_us", r.average_us},
                             {"used", r.used},
                             {"too_far", r.too_far},
                             {"too_slow", r.too_slow},
-                            {"missing", missing}});
+                            {"missing", missing},
+                            {"dead", dead}});
     std::set<NodeId> used(r.used.begin(), r.used.end());
     for (auto& [node, delta] : r.delta_us) {
         // Step 5, frequency discipline: corrected to the average last round, off again by

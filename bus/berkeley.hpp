@@ -103,7 +103,7 @@ public:
     const char* name() const override { return "berkeley"; }
     Actions start(Time now) override;
     Actions on_message(NodeId from, const Envelope& env, Time now) override;
-    Actions on_peer(const PeerEvent& ev, Time now) override { return bully_.on_peer(ev, now); }
+    Actions on_peer(const PeerEvent& ev, Time now) override;
     Actions on_stall(Time now) override { return bully_.on_stall(now); }
     Actions on_tick(Time now) override;
     Time next_deadline() const override;
@@ -152,6 +152,9 @@ private:
     uint64_t rounds_completed_ = 0;
 
     Time next_offset_trace_ = Time::max();
+    /// Peers the failure detector has declared dead: not polled (a round would only wait
+    /// reply_timeout for them).
+    std::set<NodeId> dead_;
 };
 
 }  // namespace bus

@@ -26,6 +26,8 @@ std::optional<Duration> parse_duration(std::string_view text) {
         scale = 1e6;
     else if (unit == "m")
         scale = 60e6;
+    else if (unit == "h")
+        scale = 3600e6;
     else
         return std::nullopt;
     double us = std::round(value * scale);
@@ -71,6 +73,10 @@ std::string format_duration(Duration d) {
     if (us != 0 && us % 60'000'000 == 0) {
         std::string m = std::to_string(us / 60'000'000) + "m";
         if (m.size() < best.size()) best = m;
+    }
+    if (us != 0 && us % 3'600'000'000 == 0) {
+        std::string h = std::to_string(us / 3'600'000'000) + "h";
+        if (h.size() < best.size()) best = h;
     }
     return best;
 }

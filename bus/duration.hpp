@@ -1,5 +1,5 @@
 // Durations with units, as every ftbus flag and cluster-file tunable spells them:
-// "250us", "20ms", "1.5s", "2m". A bare number is rejected on purpose: "300" could mean
+// "250us", "20ms", "1.5s", "2m", "1h". A bare number is rejected on purpose: "300" could mean
 // milliseconds or seconds, and guessing wrong turns a timeout into an outage.
 #pragma once
 
@@ -12,7 +12,7 @@ namespace bus {
 
 using Duration = std::chrono::microseconds;
 
-/// Parses "<number><unit>" with unit us|ms|s|m; the number may have a fraction.
+/// Parses "<number><unit>" with unit us|ms|s|m|h; the number may have a fraction.
 /// \return nullopt on anything else (empty, negative, no unit, unknown unit, overflow).
 std::optional<Duration> parse_duration(std::string_view text);
 

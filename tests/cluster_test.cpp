@@ -230,7 +230,7 @@ TEST_CASE("a tunable that is not a duration string with a unit is a ConfigError"
                    Contains("cluster.suspect_after must be a duration"));
     }
     SECTION("unknown unit") {
-        CHECK_THAT(config_error(std::string("[cluster]\ndead_after = \"1h\"\n") + kTwoNodes),
+        CHECK_THAT(config_error(std::string("[cluster]\ndead_after = \"1hr\"\n") + kTwoNodes),
                    Contains("cluster.dead_after must be a duration"));
     }
     SECTION("the error names the line") {

@@ -33,7 +33,7 @@ TEST_CASE("parse_duration rejects negative durations", "[unit][duration]") {
 }
 
 TEST_CASE("parse_duration rejects unknown units and malformed text", "[unit][duration]") {
-    for (const char* bad : {"5h", "5sec", "5MS", "5 ms", " 5ms", "5ms ", "ms", "", ".s",
+    for (const char* bad : {"5hr", "5sec", "5MS", "5 ms", " 5ms", "5ms ", "ms", "", ".s",
                             "1.2.3s", "1e3ms", "+5ms", "5ms5", "5d"}) {
         INFO("'" << bad << "'");
         CHECK_FALSE(parse_duration(bad).has_value());
@@ -109,6 +109,9 @@ TEST_CASE("format_duration gives the shortest exact spelling", "[unit][duration]
     CHECK(format_duration(1500us) == "1.5ms");  // not "1500us"
     CHECK(format_duration(2min) == "2m");       // not "120s"
     CHECK(format_duration(100ms) == "100ms");   // not "0.1s": no fractions of a unit
+    CHECK(format_duration(3h) == "3h");         // not "180m"
+    CHECK(parse_duration("1h") == Duration(3'600'000'000));
+    CHECK(parse_duration("1.5h") == Duration(5'400'000'000));
     CHECK(format_duration(200us) == "200us");   // not "0.2ms"
 }
 
