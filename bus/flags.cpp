@@ -93,6 +93,18 @@ std::optional<int> parse_flags(CLI::App& app, int argc, char** argv) {
     return std::nullopt;
 }
 
+int run_program(const char* prog, const std::function<int()>& body) {
+    try {
+        return body();
+    } catch (const ConfigError& e) {
+        std::cerr << prog << ": " << e.what() << "\n";
+        return kExitUsage;
+    } catch (const std::exception& e) {
+        std::cerr << prog << ": fatal: " << e.what() << "\n";
+        return kExitFailure;
+    }
+}
+
 ClusterConfig load_cluster_with_flags(const CommonFlags& f) {
     ClusterConfig cfg = load_cluster(f.cluster);
     Tunables& t = cfg.tunables;

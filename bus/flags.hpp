@@ -7,6 +7,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -57,6 +58,10 @@ void add_raft_flags(CLI::App& app, CommonFlags& f);
 /// Parses argv. \return nullopt to go on, or the exit code to return now (0 after
 /// --help, 2 after a usage error, with the message printed on stderr).
 std::optional<int> parse_flags(CLI::App& app, int argc, char** argv);
+
+/// Runs a program's body with the exit-code convention: a ConfigError is one line on stderr
+/// and exit 2; any other exception is "fatal: ..." and exit 1. `prog` prefixes the message.
+int run_program(const char* prog, const std::function<int()>& body);
 
 /// Loads the cluster file, applies the flag overrides and checks that `f.id` (if nonzero)
 /// is listed. \throws ConfigError with one readable message.

@@ -120,7 +120,7 @@ int main(int argc, char** argv) {
     if (!min_delay.empty()) o.min_delay = *bus::parse_duration(min_delay);
     if (name.empty()) name = "time-" + std::to_string(::getpid());
 
-    try {
+    return bus::run_program("ftbus-time", [&]() -> int {
         if (o.endpoint.empty()) {
             if (f.cluster.empty() || server == 0) throw bus::ConfigError("give --cluster FILE --server ID, or --endpoint");
             bus::ClusterConfig cfg = bus::load_cluster(f.cluster);
@@ -143,7 +143,8 @@ int main(int argc, char** argv) {
                 auto sample = pirate.ask(clock, o, tracer);
                 if (!sample) {
                     std::cerr << "ftbus-time: no answer from " << o.endpoint << " after " << o.retries + 1
-                              << " tries of " << bus::format_duration(o.timeout) << " each\n";
+                              << (o.retries == 0 ? " try of " : " tries of ") << bus::format_duration(o.timeout)
+                              << " each\n";
                     tracer.emit("node.stop", {{"reason", "server not answering"}});
                     return bus::kExitFailure;
                 }
@@ -171,11 +172,5 @@ int main(int argc, char** argv) {
         }
         tracer.emit("node.stop", {{"reason", "done"}});
         return bus::kExitOk;
-    } catch (const bus::ConfigError& e) {
-        std::cerr << "ftbus-time: " << e.what() << "\n";
-        return bus::kExitUsage;
-    } catch (const std::exception& e) {
-        std::cerr << "ftbus-time: fatal: " << e.what() << "\n";
-        return bus::kExitFailure;
-    }
+    });
 }

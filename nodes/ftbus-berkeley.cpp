@@ -28,7 +28,7 @@ int main(int argc, char** argv) {
     app.add_flag("--broken", bc.broken, "fault injection: a broken clock that ignores every correction");
     if (auto code = bus::parse_flags(app, argc, argv)) return *code;
 
-    try {
+    return bus::run_program("ftbus-berkeley", [&]() -> int {
         bus::ClusterConfig cfg = bus::load_cluster_with_flags(f);
         if (!interval.empty()) bc.interval = *bus::parse_duration(interval);
         if (!max_dev.empty()) bc.max_deviation = *bus::parse_duration(max_dev);
@@ -41,11 +41,5 @@ int main(int argc, char** argv) {
         bus::NodeHost host(cfg, f.id, clock, {"berkeley", f.trace, f.level(), {}}, std::move(algo));
         auto& stop = bus::install_stop_signals();
         return host.run(stop);
-    } catch (const bus::ConfigError& e) {
-        std::cerr << "ftbus-berkeley: " << e.what() << "\n";
-        return bus::kExitUsage;
-    } catch (const std::exception& e) {
-        std::cerr << "ftbus-berkeley: fatal: " << e.what() << "\n";
-        return bus::kExitFailure;
-    }
+    });
 }

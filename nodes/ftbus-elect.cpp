@@ -29,33 +29,29 @@ int main(int argc, char** argv) {
     bus::add_raft_flags(app, f);
     if (auto code = bus::parse_flags(app, argc, argv)) return *code;
 
-    try {
-        bus::ClusterConfig cfg = bus::load_cluster_with_flags(f);
-        if (!preempt.empty()) cfg.tunables.preempt = preempt == "on";
-        bus::RealClock clock;
-        bus::NodeHostOptions opts{"elect", f.trace, f.level(), {}};
-        std::unique_ptr<bus::Algorithm> election;
-        std::unique_ptr<bus::RaftStorage> storage;
-        if (algo == "bully") {
-            election = std::make_unique<bus::Bully>(cfg, f.id);
-        } else if (algo == "raft") {
-            if (f.data.empty()) throw bus::ConfigError("--algo raft needs --data DIR (its term and vote must survive restarts)");
-            storage = std::make_unique<bus::RaftStorage>(f.data);
-            // The algorithm takes a seed, never a global generator; the program draws it.
-            election = std::make_unique<bus::Raft>(cfg, f.id, storage->state(), std::random_device{}());
-            opts.persist = [&storage](const bus::HardState& s) { storage->save(s); };
+    return bus::run_program("ftbus-elect", [&]() -> int {
+        try {
+            bus::ClusterConfig cfg = bus::load_cluster_with_flags(f);
+            if (!preempt.empty()) cfg.tunables.preempt = preempt == "on";
+            bus::RealClock clock;
+            bus::NodeHostOptions opts{"elect", f.trace, f.level(), {}};
+            std::unique_ptr<bus::Algorithm> election;
+            std::unique_ptr<bus::RaftStorage> storage;
+            if (algo == "bully") {
+                election = std::make_unique<bus::Bully>(cfg, f.id);
+            } else if (algo == "raft") {
+                if (f.data.empty()) throw bus::ConfigError("--algo raft needs --data DIR (its term and vote must survive restarts)");
+                storage = std::make_unique<bus::RaftStorage>(f.data);
+                // The algorithm takes a seed, never a global generator; the program draws it.
+                election = std::make_unique<bus::Raft>(cfg, f.id, storage->state(), std::random_device{}());
+                opts.persist = [&storage](const bus::HardState& s) { storage->save(s); };
+            }
+            bus::NodeHost host(cfg, f.id, clock, std::move(opts), std::move(election));
+            auto& stop = bus::install_stop_signals();
+            return host.run(stop);
+        } catch (const bus::StorageError& e) {
+            std::cerr << "ftbus-elect: storage failure, stopping: " << e.what() << "\n";
+            return bus::kExitFailure;
         }
-        bus::NodeHost host(cfg, f.id, clock, std::move(opts), std::move(election));
-        auto& stop = bus::install_stop_signals();
-        return host.run(stop);
-    } catch (const bus::ConfigError& e) {
-        std::cerr << "ftbus-elect: " << e.what() << "\n";
-        return bus::kExitUsage;
-    } catch (const bus::StorageError& e) {
-        std::cerr << "ftbus-elect: storage failure, stopping: " << e.what() << "\n";
-        return bus::kExitFailure;
-    } catch (const std::exception& e) {
-        std::cerr << "ftbus-elect: fatal: " << e.what() << "\n";
-        return bus::kExitFailure;
-    }
+    });
 }

@@ -50,7 +50,7 @@ int main(int argc, char** argv) {
     bus::add_trace_flags(app, f);
     bus::add_clock_flags(app, cf);
     if (auto code = bus::parse_flags(app, argc, argv)) return *code;
-    try {
+    return bus::run_program("ftbus-timed", [&]() -> int {
         bus::ClusterConfig cfg = bus::load_cluster_with_flags(f);
         const bus::NodeSpec& me = *cfg.find(f.id);
         if (me.client == 0) throw bus::ConfigError(cfg.path + ": node " + me.label() + " has no client port");
@@ -86,11 +86,5 @@ int main(int argc, char** argv) {
         }
         tracer.emit("node.stop", {{"reason", "signal"}, {"served", served}, {"dropped", dropped}});
         return bus::kExitOk;
-    } catch (const bus::ConfigError& e) {
-        std::cerr << "ftbus-timed: " << e.what() << "\n";
-        return bus::kExitUsage;
-    } catch (const std::exception& e) {
-        std::cerr << "ftbus-timed: fatal: " << e.what() << "\n";
-        return bus::kExitFailure;
-    }
+    });
 }

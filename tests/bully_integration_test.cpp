@@ -15,10 +15,6 @@ namespace {
 
 const char* kLoose = "--heartbeat 50ms --suspect-after 500ms --dead-after 1s --startup-grace 3s";
 
-void stop_all(Cluster& c, const std::vector<int>& ids) {
-    for (int id : ids) c.terminate(id);
-    for (int id : ids) CHECK(c.wait_exit(id, 10) == 0);
-}
 
 }  // namespace
 
@@ -50,7 +46,7 @@ TEST_CASE("bully: kill -9 the leader, the survivors agree on the backup; the old
     c.start(5, {"--algo", "bully"});  // a new incarnation of the best node: preempt is on by default
     REQUIRE(Cluster::wait_for([&] { return all_follow(c, all, 5); }, 30));
 
-    stop_all(c, all);
+    CHECK(c.stop_all(all));
     CHECK(test::check_traces(c).rfind("0: ok", 0) == 0);
 }
 
@@ -74,7 +70,7 @@ TEST_CASE("bully: SIGSTOP the leader, then SIGCONT — replaced while stopped; o
         CHECK(test::count_events(evs4, "node.stall") >= 1);
         CHECK(test::count_events(evs4, "role", "role", "joining") >= 2);
 
-        stop_all(c, all);
+        CHECK(c.stop_all(all));
         CHECK(test::check_traces(c).rfind("0: ok", 0) == 0);
     }
 }

@@ -265,27 +265,7 @@ void random_schedule(uint64_t seed) {
     bool preempt = seed % 3 != 0;
     auto s = BullySim::make(n, seed, preempt ? "" : "preempt = false", {}, static_cast<double>(seed % 4) * 0.05);
     s->net.start_all();
-    auto pick = [&] { return static_cast<NodeId>(1 + rng() % static_cast<uint64_t>(n)); };
-    for (int f = 0; f < 12; ++f) {
-        s->net.run_for(Duration(static_cast<int64_t>(rng() % 2'000'000)));
-        NodeId id = pick();
-        switch (rng() % 7) {
-            case 0: s->net.crash(id); break;
-            case 1: s->net.start(id); break;  // restart (or start a crashed one)
-            case 2: s->net.pause(id); break;
-            case 3: s->net.resume(id); break;
-            case 4: s->net.isolate(id); break;
-            case 5: s->net.partition({{id, pick()}}); break;
-            case 6: s->net.heal(); break;
-        }
-    }
-    // The last fault: bring everything back, then no more faults.
-    for (NodeId id : s->net.ids()) {
-        if (!s->net.is_running(id)) s->net.start(id);
-        s->net.resume(id);
-    }
-    s->net.heal();
-    s->net.set_drop(0);
+    test::random_faults(s->net, rng, 12, 2s);
     s->settle_and_check(preempt);
     s->check_clean();
 }

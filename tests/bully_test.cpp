@@ -13,14 +13,6 @@ using test::sent_of;
 
 namespace {
 
-Envelope from_node(NodeId from, Body b) {
-    Envelope e;
-    e.from = from;
-    e.inc = 1;
-    e.seq = 1;
-    e.body = std::move(b);
-    return e;
-}
 
 PeerEvent alive(NodeId p) { return {p, PeerState::alive, {}, 1, false}; }
 PeerEvent dead(NodeId p) { return {p, PeerState::dead, 600ms, 1, false}; }
@@ -40,7 +32,7 @@ struct Node {
     }
     Actions start(Time t) { return check(b.start(t)); }
     Actions tick(Time t) { return check(b.on_tick(t)); }
-    Actions msg(NodeId from, Body body, Time t) { return check(b.on_message(from, from_node(from, body), t)); }
+    Actions msg(NodeId from, Body body, Time t) { return check(b.on_message(from, test::envelope_from(from, body), t)); }
     Actions peer(const PeerEvent& e, Time t) { return check(b.on_peer(e, t)); }
     NodeId self_id = 0;
 };

@@ -70,8 +70,7 @@ TEST_CASE("berkeley: five daemons seconds apart converge; killing the master, sy
             if (e["ev"] == "clock.adjust" && e["from"] == 4) ++from4;
     CHECK(from4 >= 3);
 
-    for (int id : rest) c.terminate(id);
-    for (int id : rest) CHECK(c.wait_exit(id, 10) == 0);
+    CHECK(c.stop_all(rest));
     CHECK(test::check_traces(c).rfind("0: ok", 0) == 0);
 }
 

@@ -140,6 +140,13 @@ void Cluster::signal(int id, int sig, const std::string& action) {
 
 void Cluster::terminate(int id) { ::kill(pids_.at(id), SIGTERM); }
 
+bool Cluster::stop_all(const std::vector<int>& ids, double seconds) {
+    for (int id : ids) terminate(id);
+    bool ok = true;
+    for (int id : ids) ok = wait_exit(id, seconds) == 0 && ok;
+    return ok;
+}
+
 bool Cluster::running(int id) {
     pid_t pid = pids_.at(id);
     return ::waitpid(pid, nullptr, WNOHANG) == 0;

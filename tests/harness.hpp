@@ -43,6 +43,8 @@ public:
     void kill(int id) { signal(id, 9, "kill"); }
     /// SIGTERM, not recorded as a fault: a clean stop, which the node traces as node.stop.
     void terminate(int id);
+    /// terminate() each of `ids`, then wait for them. \return true if all exited 0.
+    bool stop_all(const std::vector<int>& ids, double seconds = 10);
     bool running(int id);
     /// Waits (up to `seconds`) for node `id` to exit; returns its exit status or -1.
     int wait_exit(int id, double seconds);

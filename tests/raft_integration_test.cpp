@@ -36,10 +36,6 @@ uint64_t leader_term(const Cluster& c, int id) {
     return term;
 }
 
-void stop_all(Cluster& c, const std::vector<int>& ids) {
-    for (int id : ids) c.terminate(id);
-    for (int id : ids) CHECK(c.wait_exit(id, 10) == 0);
-}
 
 }  // namespace
 
@@ -70,7 +66,7 @@ TEST_CASE("raft: kill -9 the leader; the survivors elect one in a higher term; i
         if (e["ev"] == "raft.restore" && e["term"].get<uint64_t>() >= term) ++restores;
     CHECK(restores == 1);  // the second incarnation restored at least the term it led in
 
-    stop_all(c, all);
+    CHECK(c.stop_all(all));
     CHECK(test::check_traces(c).rfind("0: ok", 0) == 0);
 }
 
@@ -94,7 +90,7 @@ TEST_CASE("raft: SIGSTOP the leader, then SIGCONT — replaced while stopped, it
     // It wakes as leader of an old term, hears the new term, and follows.
     REQUIRE(Cluster::wait_for([&] { return all_follow(c, all, next); }, 30));
 
-    stop_all(c, all);
+    CHECK(c.stop_all(all));
     CHECK(test::check_traces(c).rfind("0: ok", 0) == 0);
 }
 
@@ -123,7 +119,7 @@ TEST_CASE("raft: a follower cut off and reconnected does not depose the leader (
     for (int id : all) elections_after += count_events(c.events(id), "election.start");
     CHECK(elections_after == elections_before);
 
-    stop_all(c, all);
+    CHECK(c.stop_all(all));
     CHECK(test::check_traces(c).rfind("0: ok", 0) == 0);
 }
 

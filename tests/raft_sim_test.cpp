@@ -207,26 +207,7 @@ void random_schedule(uint64_t seed) {
     auto s = RaftSim::make(n, seed, static_cast<double>(seed % 4) * 0.05,
                            seed % 5 == 0 ? "election_timeout = \"12ms-24ms\"\n" : "");
     s->net.start_all();
-    auto pick = [&] { return static_cast<NodeId>(1 + rng() % static_cast<uint64_t>(n)); };
-    for (int f = 0; f < 15; ++f) {
-        s->net.run_for(Duration(static_cast<int64_t>(rng() % 1'500'000)));
-        NodeId id = pick();
-        switch (rng() % 7) {
-            case 0: s->net.crash(id); break;
-            case 1: s->net.start(id); break;  // restart from its disk
-            case 2: s->net.pause(id); break;
-            case 3: s->net.resume(id); break;
-            case 4: s->net.isolate(id); break;
-            case 5: s->net.partition({{id, pick()}}); break;
-            case 6: s->net.heal(); break;
-        }
-    }
-    for (NodeId id : s->net.ids()) {
-        if (!s->net.is_running(id)) s->net.start(id);
-        s->net.resume(id);
-    }
-    s->net.heal();
-    s->net.set_drop(0);
+    test::random_faults(s->net, rng, 15, 1500ms);
     CHECK(s->settle() != 0);
     s->check_clean();
 }

@@ -14,14 +14,6 @@ using test::sent_of;
 
 namespace {
 
-Envelope from_node(NodeId from, Body b) {
-    Envelope e;
-    e.from = from;
-    e.inc = 1;
-    e.seq = 1;
-    e.body = std::move(b);
-    return e;
-}
 
 /// One Raft node (5-node cluster, timeouts 150-300 ms, heartbeat 50 ms) with its
 /// invariants checked after every step.
@@ -40,7 +32,7 @@ struct Node {
     }
     Actions start(Time t) { return check(r.start(t)); }
     Actions tick(Time t) { return check(r.on_tick(t)); }
-    Actions msg(NodeId from, Body b, Time t) { return check(r.on_message(from, from_node(from, b), t)); }
+    Actions msg(NodeId from, Body b, Time t) { return check(r.on_message(from, test::envelope_from(from, b), t)); }
     /// Ticks at the election deadline.
     Actions time_out() { return tick(r.next_deadline()); }
     /// Drives it to leader of term 1 (pre-vote and votes from 2 and 3).

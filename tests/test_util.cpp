@@ -12,6 +12,39 @@ bus::ClusterConfig make_cluster(int n, const std::string& cluster_toml, const st
     return bus::parse_cluster(t, "test-cluster");
 }
 
+bus::Envelope envelope_from(bus::NodeId from, bus::Body b) {
+    bus::Envelope e;
+    e.from = from;
+    e.inc = 1;
+    e.seq = 1;
+    e.body = std::move(b);
+    return e;
+}
+
+void random_faults(bus::SimNetwork& net, std::mt19937_64& rng, int n, bus::Duration max_gap) {
+    auto ids = net.ids();
+    auto pick = [&] { return ids[rng() % ids.size()]; };
+    for (int f = 0; f < n; ++f) {
+        net.run_for(bus::Duration(static_cast<int64_t>(rng() % static_cast<uint64_t>(max_gap.count()))));
+        bus::NodeId id = pick();
+        switch (rng() % 7) {
+            case 0: net.crash(id); break;
+            case 1: net.start(id); break;  // restart (or start a crashed one), from its disk
+            case 2: net.pause(id); break;
+            case 3: net.resume(id); break;
+            case 4: net.isolate(id); break;
+            case 5: net.partition({{id, pick()}}); break;
+            case 6: net.heal(); break;
+        }
+    }
+    for (bus::NodeId id : ids) {
+        if (!net.is_running(id)) net.start(id);
+        net.resume(id);
+    }
+    net.heal();
+    net.set_drop(0);
+}
+
 std::vector<bus::Json> events_named(const bus::Actions& a, const std::string& ev) {
     std::vector<bus::Json> out;
     for (auto& e : a.events)

@@ -5,8 +5,11 @@
 #include <string>
 #include <vector>
 
+#include <random>
+
 #include "bus/actions.hpp"
 #include "bus/cluster.hpp"
+#include "bus/sim_network.hpp"
 
 namespace test {
 
@@ -23,6 +26,15 @@ std::vector<std::pair<bus::Outgoing, Body>> sent_of(const bus::Actions& a) {
         if (auto* b = std::get_if<Body>(&o.body)) out.emplace_back(o, *b);
     return out;
 }
+
+/// An envelope from cluster node `from` carrying `b` (inc 1, seq 1), for feeding a state
+/// machine by hand.
+bus::Envelope envelope_from(bus::NodeId from, bus::Body b);
+
+/// Injects `n` random faults into `net`, each after a random gap below `max_gap`: crash,
+/// restart, pause, resume, isolate, a partition of two, heal. Then the last fault: every
+/// node running and resumed, every link healed, no more loss.
+void random_faults(bus::SimNetwork& net, std::mt19937_64& rng, int n, bus::Duration max_gap);
 
 /// Trace events named `ev` in `a`.
 std::vector<bus::Json> events_named(const bus::Actions& a, const std::string& ev);
