@@ -40,6 +40,8 @@ MsgInfo info(MsgType t) {
         case MsgType::clock_poll: return {"CLOCK_POLL", TraceLevel::state, ""};
         case MsgType::clock_reading: return {"CLOCK_READING", TraceLevel::state, ""};
         case MsgType::clock_adjust: return {"CLOCK_ADJUST", TraceLevel::state, ""};
+        case MsgType::ring_election: return {"RING_ELECTION", TraceLevel::state, ""};
+        case MsgType::ring_ack: return {"RING_ACK", TraceLevel::msgs, ""};
     }
     return {"?", TraceLevel::state, ""};
 }
@@ -114,6 +116,17 @@ struct BodyPacker {
         pack_key(p, "round"), p.pack(b.round);
         pack_key(p, "delta_us"), p.pack(b.delta_us);
         pack_key(p, "rate_ppm"), p.pack(b.rate_ppm);
+    }
+    void operator()(const RingElection& b) {
+        p.pack_map(3);
+        pack_key(p, "epoch"), p.pack(b.epoch);
+        pack_key(p, "initiator"), p.pack(b.initiator);
+        pack_key(p, "ids"), p.pack_array(static_cast<uint32_t>(b.ids.size()));
+        for (NodeId id : b.ids) p.pack(id);
+    }
+    void operator()(const RingAck& b) {
+        p.pack_map(1);
+        pack_key(p, "epoch"), p.pack(b.epoch);
     }
     void ask(uint64_t term, uint64_t last_index, uint64_t last_term) {
         p.pack_map(3);
@@ -241,6 +254,19 @@ public:
         return true;
     }
 
+    bool get_ids(std::string_view key, std::vector<NodeId>& out) {
+        const msgpack::object* o = take(key);
+        if (!o) return false;
+        if (o->type != msgpack::type::ARRAY) return mistyped(key, "an array of node ids");
+        for (uint32_t i = 0; i < o->via.array.size; ++i) {
+            const msgpack::object& e = o->via.array.ptr[i];
+            if (e.type != msgpack::type::POSITIVE_INTEGER || e.via.u64 < 1 || e.via.u64 > std::numeric_limits<NodeId>::max())
+                return mistyped(key, "an array of node ids");
+            out.push_back(static_cast<NodeId>(e.via.u64));
+        }
+        return true;
+    }
+
     bool get_bool(std::string_view key, bool& out) {
         const msgpack::object* o = take(key);
         if (!o) return false;
@@ -307,6 +333,10 @@ bool read_body(MapReader& r, ClockAdjust& b) {
     return r.get_uint("epoch", b.epoch) && r.get_uint("round", b.round) && r.get_int("delta_us", b.delta_us) &&
            r.get_double("rate_ppm", b.rate_ppm);
 }
+bool read_body(MapReader& r, RingElection& b) {
+    return r.get_uint("epoch", b.epoch) && r.get_uint("initiator", b.initiator) && r.get_ids("ids", b.ids);
+}
+bool read_body(MapReader& r, RingAck& b) { return r.get_uint("epoch", b.epoch); }
 bool read_body(MapReader& r, AppendReply& b) {
     return r.get_uint("term", b.term) && r.get_bool("success", b.success) && r.get_uint("match", b.match);
 }
@@ -348,7 +378,7 @@ DecodeResult decode(std::string_view frame) {
     size_t offset = 0;
     try {
         // Limits bound what a hostile frame can make us allocate.
-        msgpack::unpack_limit limit(/*array*/ 64, /*map*/ 256, /*str*/ 4096, /*bin*/ 4096,
+        msgpack::unpack_limit limit(/*array*/ 1024, /*map*/ 256, /*str*/ 4096, /*bin*/ 4096,
                                     /*ext*/ 0, /*depth*/ 4);
         handle = msgpack::unpack(frame.data(), frame.size(), offset, nullptr, nullptr, limit);
     } catch (const msgpack::insufficient_bytes&) {

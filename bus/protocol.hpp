@@ -15,6 +15,7 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 #include "bus/trace_level.hpp"
 
@@ -49,6 +50,8 @@ enum class MsgType : uint16_t {
     clock_poll = 14,
     clock_reading = 15,
     clock_adjust = 16,
+    ring_election = 17,
+    ring_ack = 18,
 };
 
 /// 1 HEARTBEAT, PUB topic "hb": "I am alive; expect the next one within interval_us".
@@ -167,10 +170,25 @@ struct ClockAdjust {
     bool operator==(const ClockAdjust&) const = default;
 };
 
+/// 17 RING_ELECTION, DEALER -> ROUTER, to the successor on the ring (Chang-Roberts): the
+/// token of `initiator`'s election in `epoch`, with the ids it has collected so far.
+struct RingElection {
+    uint64_t epoch = 0;
+    NodeId initiator = 0;
+    std::vector<NodeId> ids;
+    bool operator==(const RingElection&) const = default;
+};
+/// 18 RING_ACK, ROUTER -> DEALER: "I have the token (or coordinator) of `epoch`": without it
+/// the sender skips this successor (ring repair).
+struct RingAck {
+    uint64_t epoch = 0;
+    bool operator==(const RingAck&) const = default;
+};
+
 /// Alternative index + 1 == MsgType value.
 using Body = std::variant<Heartbeat, Election, Answer, Coordinator, Leader, PreVote, PreVoteReply, RequestVote,
                           Vote, AppendEntries, AppendReply, TimeRequest, TimeResponse, ClockPoll, ClockReading,
-                          ClockAdjust>;
+                          ClockAdjust, RingElection, RingAck>;
 
 struct Envelope {
     uint32_t v = kProtocolVersion;

@@ -9,6 +9,7 @@
 #include "bus/node_host.hpp"
 #include "bus/raft.hpp"
 #include "bus/raft_storage.hpp"
+#include "bus/ring.hpp"
 
 int main(int argc, char** argv) {
     CLI::App app{"ftbus-elect: heartbeats, failure detection and leader election for one node"};
@@ -20,7 +21,7 @@ int main(int argc, char** argv) {
     bus::add_trace_flags(app, f);
     bus::add_detector_flags(app, f);
     app.add_option("--algo", algo, "election algorithm (none = heartbeats and detection only)")
-        ->check(CLI::IsMember({"bully", "raft", "none"}))
+        ->check(CLI::IsMember({"bully", "ring", "raft", "none"}))
         ->capture_default_str();
     app.add_option("--preempt", preempt,
                    "bully: a better node that comes back takes over (on, classic bully) or not (off); "
@@ -39,6 +40,8 @@ int main(int argc, char** argv) {
             std::unique_ptr<bus::RaftStorage> storage;
             if (algo == "bully") {
                 election = std::make_unique<bus::Bully>(cfg, f.id);
+            } else if (algo == "ring") {
+                election = std::make_unique<bus::Ring>(cfg, f.id);
             } else if (algo == "raft") {
                 if (f.data.empty()) throw bus::ConfigError("--algo raft needs --data DIR (its term and vote must survive restarts)");
                 storage = std::make_unique<bus::RaftStorage>(f.data);

@@ -9,7 +9,8 @@ import os, sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ftbus_trace import Offsets, Replay, load, node_names  # noqa: E402
 
-ELECTION_TYPES = ("ELECTION", "ANSWER", "COORDINATOR", "PRE_VOTE", "PRE_VOTE_REPLY", "REQUEST_VOTE", "VOTE")
+ELECTION_TYPES = ("ELECTION", "ANSWER", "COORDINATOR", "RING_ELECTION", "PRE_VOTE", "PRE_VOTE_REPLY",
+                  "REQUEST_VOTE", "VOTE")
 
 
 def who(nodes):
@@ -130,6 +131,14 @@ def narrate_elections(evs, ms, show_messages, raft):
                 print(f"    node {node} stepped down: {e.get('reason')}")
             elif ev == "node.stall":
                 print(f"    node {node} noticed it had been stopped ({e.get('stalled_ms', 0):.0f} ms) and rejoined")
+            elif ev == "ring.result":
+                print(f"    the token of node {node} came back with ids {e.get('ids')}: node {e.get('leader')} is the highest,"
+                      f" node {e.get('backup') or 'none'} the backup")
+            elif ev == "ring.skip":
+                print(f"    node {node} skipped node {e.get('peer')} on the ring: it did not acknowledge (ring repair)")
+            elif ev == "election.start" and e.get("algo") == "ring":
+                print(f"    node {node} started an election (epoch {e.get('term')}): {e.get('reason')}"
+                      f" — its token goes to node {who(e.get('to') or [])}")
             elif ev == "election.start":
                 asked = e.get("to")
                 print(f"    node {node} started an election ({epoch} {e.get('term')}): {e.get('reason')}"

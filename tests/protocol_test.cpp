@@ -153,6 +153,8 @@ std::vector<Body> sample_bodies() {
         ClockPoll{3, 17},
         ClockReading{3, 17, -5},
         ClockAdjust{3, 17, -1'500'000, -12.5},
+        RingElection{4, 2, {2, 3, 5}},
+        RingAck{4},
     };
 }
 
@@ -406,9 +408,9 @@ TEST_CASE("a frame with an unknown message type is dropped naming the type",
         CHECK_THAT(drop_reason(to_frame(with(valid_envelope(), "type", val<uint16_t>(0)))),
                    Contains("unknown type 0"));
     }
-    SECTION("type 17, one past the last") {
-        CHECK_THAT(drop_reason(to_frame(with(valid_envelope(), "type", val<uint16_t>(17)))),
-                   Contains("unknown type 17"));
+    SECTION("type 19, one past the last") {
+        CHECK_THAT(drop_reason(to_frame(with(valid_envelope(), "type", val<uint16_t>(19)))),
+                   Contains("unknown type 19"));
     }
     SECTION("type 65535") {
         CHECK_THAT(drop_reason(to_frame(with(valid_envelope(), "type", val<uint16_t>(65535)))),
@@ -539,6 +541,11 @@ TEST_CASE("a body field of the wrong msgpack type is dropped naming the field",
                        {"rate_ppm", str_val("fast")}};
         Fields env = with(valid_envelope(body), "type", val<uint16_t>(16));
         CHECK_THAT(drop_reason(to_frame(env)), Contains("body field 'rate_ppm' is not a number"));
+    }
+    SECTION("RING_ELECTION without its ids") {
+        Fields body = {{"epoch", val<uint64_t>(1)}, {"initiator", val<uint64_t>(2)}};
+        Fields env = with(valid_envelope(body), "type", val<uint16_t>(17));
+        CHECK_THAT(drop_reason(to_frame(env)), Contains("body lacks field 'ids'"));
     }
     SECTION("VOTE granted as an integer") {
         Fields body = {{"term", val<uint64_t>(3)}, {"granted", val<uint64_t>(1)}};
