@@ -33,6 +33,7 @@ struct PeerEvent {
     Duration silence{};     ///< how long the peer had been silent (suspect/dead)
     uint64_t inc = 0;       ///< peer's incarnation (alive)
     bool restarted = false; ///< alive with an incarnation different from the last one seen
+    double phi = 0;         ///< suspicion level (phi-accrual detector; 0 from the fixed one)
     bool operator==(const PeerEvent&) const = default;
 };
 

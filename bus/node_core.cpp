@@ -1,5 +1,7 @@
 #include "bus/node_core.hpp"
 
+#include <cmath>
+
 namespace bus {
 
 TraceEvent peer_trace_event(const PeerEvent& e) {
@@ -12,6 +14,7 @@ TraceEvent peer_trace_event(const PeerEvent& e) {
         if (e.restarted) f["restarted"] = true;
     } else {
         f["silence_ms"] = to_ms(e.silence);
+        if (e.phi > 0) f["phi"] = std::round(e.phi * 100) / 100;
     }
     return {ev, std::move(f), TraceLevel::state};
 }
