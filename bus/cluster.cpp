@@ -85,7 +85,7 @@ ClusterConfig parse_cluster(std::string_view text, const std::string& origin) {
         static const std::set<std::string_view> known = {
             "heartbeat",      "suspect_after",       "dead_after", "startup_grace",
             "answer_timeout", "coordinator_timeout", "join_wait",  "preempt",
-            "election_timeout", "raft_heartbeat", "pre_vote", "check_quorum"};
+            "election_timeout", "raft_heartbeat", "pre_vote", "check_quorum", "detector", "phi_threshold"};
         for (auto& [key, _] : *t)
             if (!known.count(key.str()))
                 fail(origin, "unknown tunable cluster." + std::string(key.str()));
@@ -99,6 +99,16 @@ ClusterConfig parse_cluster(std::string_view text, const std::string& origin) {
             read_duration(*t, "coordinator_timeout", tu.coordinator_timeout, origin);
         tu.join_wait = read_duration(*t, "join_wait", tu.join_wait, origin);
         tu.preempt = read_bool(*t, "preempt", tu.preempt, origin);
+        if (const toml::node* n = t->get("detector")) {
+            auto v = n->value<std::string>();
+            if (!v || (*v != "fixed" && *v != "phi")) fail(origin, where(*n) + ": cluster.detector must be \"fixed\" or \"phi\"");
+            tu.detector = *v;
+        }
+        if (const toml::node* n = t->get("phi_threshold")) {
+            auto v = n->value<double>();
+            if (!v || *v <= 0 || *v > 100) fail(origin, where(*n) + ": cluster.phi_threshold must be a number in (0, 100]");
+            tu.phi_threshold = *v;
+        }
         tu.pre_vote = read_bool(*t, "pre_vote", tu.pre_vote, origin);
         tu.check_quorum = read_bool(*t, "check_quorum", tu.check_quorum, origin);
         tu.raft_heartbeat = read_duration(*t, "raft_heartbeat", tu.raft_heartbeat, origin);

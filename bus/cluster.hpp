@@ -74,6 +74,10 @@ struct Tunables {
     /// Extra silence allowed for a peer never heard from since we started, so that nodes
     /// started one after another by a script are not declared dead before they are up.
     Duration startup_grace = std::chrono::seconds(2);
+    /// "fixed" (suspect_after / dead_after) or "phi" (phi accrual, bus/phi_detector.hpp).
+    std::string detector = "fixed";
+    /// phi: suspect at this phi, dead at twice it. 8 is Akka's LAN default.
+    double phi_threshold = 8.0;
 
     // ---- Leader election (bully) -------------------------------------------------------
     /// How long a candidate waits for an ANSWER from a higher-ranked node before it declares

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -37,27 +38,48 @@ struct PeerEvent {
     bool operator==(const PeerEvent&) const = default;
 };
 
-class FixedTimeoutDetector {
+/// What NodeCore needs of a failure detector (fixed timeout or phi accrual). Pure state
+/// machines: time is an argument; state changes come back as PeerEvents.
+class FailureDetector {
+public:
+    virtual ~FailureDetector() = default;
+    /// Starts watching `peer` from `now`.
+    virtual void add_peer(NodeId peer, Time now) = 0;
+    /// A valid message from `peer` (incarnation `inc`) arrived at `now`; `heartbeat_seq` is
+    /// set when it is a heartbeat (its seq on the heartbeat channel).
+    virtual std::vector<PeerEvent> on_heard(NodeId peer, uint64_t inc, std::optional<uint64_t> heartbeat_seq,
+                                            Time now) = 0;
+    /// Time has passed; returns the peers whose state changed.
+    virtual std::vector<PeerEvent> on_tick(Time now) = 0;
+    /// When on_tick next has something to do; Time::max() if nothing can change.
+    virtual Time next_deadline() const = 0;
+    /// The local loop was stalled: restart every live or suspected peer's window at `now`.
+    virtual void reset(Time now) = 0;
+    virtual PeerState state(NodeId peer) const = 0;
+    virtual std::vector<NodeId> peers() const = 0;
+    /// Violations of the detector's own invariants (empty when fine).
+    virtual std::vector<std::string> check_invariants() const = 0;
+};
+
+class FixedTimeoutDetector final : public FailureDetector {
 public:
     explicit FixedTimeoutDetector(const Tunables& t) : tunables_(t) {}
 
-    /// Starts watching `peer` from `now`.
-    void add_peer(NodeId peer, Time now);
+    void add_peer(NodeId peer, Time now) override;
     /// A valid message from `peer` (incarnation `inc`) arrived at `now`.
     std::vector<PeerEvent> on_heard(NodeId peer, uint64_t inc, Time now);
-    /// Time has passed; returns the peers whose state changed.
-    std::vector<PeerEvent> on_tick(Time now);
-    /// When on_tick next has something to do; Time::max() if nothing can change.
-    Time next_deadline() const;
-    /// The local loop was stalled: restart every live or suspected peer's window at `now`.
-    void reset(Time now);
+    std::vector<PeerEvent> on_heard(NodeId peer, uint64_t inc, std::optional<uint64_t>, Time now) override {
+        return on_heard(peer, inc, now);
+    }
+    std::vector<PeerEvent> on_tick(Time now) override;
+    Time next_deadline() const override;
+    void reset(Time now) override;
     /// Runtime changes of the timeouts (ftbus-ctl set); takes effect at the next tick.
     void set_tunables(const Tunables& t) { tunables_ = t; }
 
-    PeerState state(NodeId peer) const;
-    std::vector<NodeId> peers() const;
-    /// Violations of the detector's own invariants (empty when fine).
-    std::vector<std::string> check_invariants() const;
+    PeerState state(NodeId peer) const override;
+    std::vector<NodeId> peers() const override;
+    std::vector<std::string> check_invariants() const override;
 
 private:
     struct Peer {

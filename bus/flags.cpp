@@ -39,6 +39,8 @@ void add_detector_flags(CLI::App& app, CommonFlags& f) {
         ->check(duration_check());
     app.add_option("--dead-after", f.dead_after, "silence before a peer is declared dead")
         ->check(duration_check());
+    app.add_option("--detector", f.detector, "failure detector: fixed (timeouts) or phi (phi accrual)")
+        ->check(CLI::IsMember({"fixed", "phi"}));
 }
 
 void add_raft_flags(CLI::App& app, CommonFlags& f) {
@@ -111,6 +113,7 @@ ClusterConfig load_cluster_with_flags(const CommonFlags& f) {
     if (!f.heartbeat.empty()) t.heartbeat = *parse_duration(f.heartbeat);
     if (!f.suspect_after.empty()) t.suspect_after = *parse_duration(f.suspect_after);
     if (!f.dead_after.empty()) t.dead_after = *parse_duration(f.dead_after);
+    if (!f.detector.empty()) t.detector = f.detector;
     if (!f.election_timeout.empty()) {
         auto r = *parse_duration_range(f.election_timeout);
         t.election_timeout_min = r.lo;

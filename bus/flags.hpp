@@ -30,6 +30,7 @@ struct CommonFlags {
     std::string heartbeat;      ///< override of cluster.heartbeat ("" = keep)
     std::string suspect_after;  ///< override of cluster.suspect_after
     std::string dead_after;     ///< override of cluster.dead_after
+    std::string detector;       ///< override of cluster.detector ("fixed" | "phi")
     std::string election_timeout;  ///< override of cluster.election_timeout ("150ms-300ms")
     std::string raft_heartbeat;    ///< override of cluster.raft_heartbeat
     std::string data;              ///< --data DIR (durable state)

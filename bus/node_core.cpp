@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "bus/phi_detector.hpp"
+
 namespace bus {
 
 TraceEvent peer_trace_event(const PeerEvent& e) {
@@ -22,11 +24,14 @@ TraceEvent peer_trace_event(const PeerEvent& e) {
 NodeCore::NodeCore(const ClusterConfig& cfg, NodeId self, std::unique_ptr<Algorithm> algo, Time now)
     : self_(self),
       tunables_(cfg.tunables),
-      detector_(cfg.tunables),
+      detector_(cfg.tunables.detector == "phi"
+                    ? std::unique_ptr<FailureDetector>(std::make_unique<PhiAccrualDetector>(
+                          PhiAccrualDetector::config_for(cfg.tunables), cfg.tunables.startup_grace))
+                    : std::make_unique<FixedTimeoutDetector>(cfg.tunables)),
       heartbeat_(cfg.tunables.heartbeat, now),
       algo_(std::move(algo)) {
     for (const NodeSpec& n : cfg.nodes)
-        if (n.id != self) detector_.add_peer(n.id, now);
+        if (n.id != self) detector_->add_peer(n.id, now);
 }
 
 Actions NodeCore::start(Time now) { return algo_ ? algo_->start(now) : Actions{}; }
@@ -40,7 +45,9 @@ void NodeCore::deliver_peer_events(const std::vector<PeerEvent>& evs, Time now, 
 
 Actions NodeCore::on_message(NodeId from, const Envelope& env, Time now) {
     Actions a;
-    deliver_peer_events(detector_.on_heard(from, env.inc, now), now, a);
+    std::optional<uint64_t> hb_seq;
+    if (env.type() == MsgType::heartbeat) hb_seq = env.seq;  // phi learns intervals from these
+    deliver_peer_events(detector_->on_heard(from, env.inc, hb_seq, now), now, a);
     if (env.type() != MsgType::heartbeat && algo_) a.append(algo_->on_message(from, env, now));
     return a;
 }
@@ -49,18 +56,18 @@ Actions NodeCore::on_tick(Time now) {
     Actions a;
     if (heartbeat_.due(now))
         a.publish("hb", Heartbeat{static_cast<uint64_t>(tunables_.heartbeat.count())});
-    deliver_peer_events(detector_.on_tick(now), now, a);
+    deliver_peer_events(detector_->on_tick(now), now, a);
     if (algo_ && algo_->next_deadline() <= now) a.append(algo_->on_tick(now));
     return a;
 }
 
 Actions NodeCore::on_stall(Time now) {
-    detector_.reset(now);
+    detector_->reset(now);
     return algo_ ? algo_->on_stall(now) : Actions{};
 }
 
 Time NodeCore::next_deadline() const {
-    Time t = std::min(heartbeat_.next(), detector_.next_deadline());
+    Time t = std::min(heartbeat_.next(), detector_->next_deadline());
     if (algo_) t = std::min(t, algo_->next_deadline());
     return t;
 }

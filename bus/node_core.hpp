@@ -40,7 +40,7 @@ public:
     Time next_deadline() const;
 
     Algorithm* algorithm() const { return algo_.get(); }
-    const FixedTimeoutDetector& detector() const { return detector_; }
+    const FailureDetector& detector() const { return *detector_; }
     NodeId self() const { return self_; }
 
 private:
@@ -48,7 +48,7 @@ private:
 
     NodeId self_;
     Tunables tunables_;
-    FixedTimeoutDetector detector_;
+    std::unique_ptr<FailureDetector> detector_;
     HeartbeatSchedule heartbeat_;
     std::unique_ptr<Algorithm> algo_;
 };

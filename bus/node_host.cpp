@@ -145,7 +145,8 @@ int NodeHost::run(const std::atomic<bool>& stop) {
                                 {"pid", static_cast<int64_t>(::getpid())},
                                 {"heartbeat_ms", to_ms(cfg_.tunables.heartbeat)},
                                 {"suspect_ms", to_ms(cfg_.tunables.suspect_after)},
-                                {"dead_ms", to_ms(cfg_.tunables.dead_after)}});
+                                {"dead_ms", to_ms(cfg_.tunables.dead_after)},
+                                {"detector", cfg_.tunables.detector}});
     Time now = clock_.now();
     carry_out(core_.start(now));
     Time after = clock_.now();

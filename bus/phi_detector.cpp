@@ -13,6 +13,16 @@ double PhiAccrualDetector::phi_of(Duration elapsed, double mean_us, double std_u
     return -std::log10(1.0 - 1.0 / (1.0 + std::exp(-k)));
 }
 
+PhiConfig PhiAccrualDetector::config_for(const Tunables& t) {
+    PhiConfig c;
+    c.first_interval = t.heartbeat;
+    c.min_std = t.heartbeat / 2;
+    c.acceptable_pause = 2 * t.heartbeat;
+    c.threshold = t.phi_threshold;
+    c.dead_threshold = 2 * t.phi_threshold;
+    return c;
+}
+
 double PhiAccrualDetector::peer_phi(const Peer& p, Time now) const {
     Duration elapsed = now - p.last_heard;
     if (p.inc == 0) elapsed -= startup_grace_;  // never heard: the same grace as the fixed detector

@@ -47,25 +47,30 @@ struct PhiConfig {
     Duration first_interval = std::chrono::milliseconds(100);
 };
 
-class PhiAccrualDetector {
+class PhiAccrualDetector final : public FailureDetector {
 public:
     /// `startup_grace`: extra patience for a peer never heard (as the fixed detector).
     PhiAccrualDetector(PhiConfig c, Duration startup_grace) : cfg_(c), startup_grace_(startup_grace) {}
 
-    void add_peer(NodeId peer, Time now);
+    void add_peer(NodeId peer, Time now) override;
     /// A valid message from `peer`; `heartbeat_seq` set when it is a heartbeat (its envelope
     /// seq on the heartbeat channel).
-    std::vector<PeerEvent> on_heard(NodeId peer, uint64_t inc, std::optional<uint64_t> heartbeat_seq, Time now);
-    std::vector<PeerEvent> on_tick(Time now);
+    std::vector<PeerEvent> on_heard(NodeId peer, uint64_t inc, std::optional<uint64_t> heartbeat_seq,
+                                    Time now) override;
+    std::vector<PeerEvent> on_tick(Time now) override;
     /// When some peer's phi next reaches a threshold (searched numerically; phi grows with
     /// the silence, so the first crossing is well defined).
-    Time next_deadline() const;
-    void reset(Time now);
+    Time next_deadline() const override;
+    void reset(Time now) override;
 
     double phi(NodeId peer, Time now) const;
-    PeerState state(NodeId peer) const;
-    std::vector<NodeId> peers() const;
-    std::vector<std::string> check_invariants() const;
+    PeerState state(NodeId peer) const override;
+    std::vector<NodeId> peers() const override;
+    std::vector<std::string> check_invariants() const override;
+
+    /// The configuration for a cluster's tunables: first interval = the heartbeat, minimum
+    /// deviation half of it, acceptable pause two heartbeats (docs/ARCHITECTURE.md).
+    static PhiConfig config_for(const Tunables& t);
 
     /// phi of a silence `elapsed` against intervals of `mean` and `std` (exposed for tests).
     static double phi_of(Duration elapsed, double mean_us, double std_us);

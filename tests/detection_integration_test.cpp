@@ -198,3 +198,43 @@ TEST_CASE("ftbus-trace merges the live trace and filters by event name", "[integ
         CHECK(e["peer"] == 3);
     }
 }
+
+TEST_CASE("phi detector: a killed node is convicted; a node stopped for 3x the timeout is suspected, comes back, "
+          "and convicts nobody",
+          "[integration][detector][phi]") {
+    Cluster c(4, "--heartbeat 50ms --suspect-after 500ms --dead-after 1s --startup-grace 3s --detector phi");
+    std::vector<int> ids = {1, 2, 3, 4};
+    for (int id : ids) c.start(id, {"--algo", "none"});
+    REQUIRE(Cluster::wait_for([&] { return all_alive(c, ids); }, 20));
+    for (auto& e : c.events(1))
+        if (e["ev"] == "node.start") CHECK(e["detector"] == "phi");
+
+    c.kill(4);
+    REQUIRE(Cluster::wait_for([&] {
+        for (int id : {1, 2, 3})
+            if (count_events(c.events(id), "peer.dead", "peer", 4) == 0) return false;
+        return true;
+    }, 20));
+    for (auto& e : c.events(1))
+        if (e["ev"] == "peer.suspect" && e["peer"] == 4) CHECK(e["phi"].get<double>() >= 8.0);
+
+    // Stopped for about 3x the time phi takes to convict (~0.3 s at 50 ms heartbeats).
+    c.signal(2, SIGSTOP, "pause");
+    REQUIRE(Cluster::wait_for([&] {
+        return count_events(c.events(1), "peer.dead", "peer", 2) && count_events(c.events(3), "peer.dead", "peer", 2);
+    }, 20));
+    c.signal(2, SIGCONT, "resume");
+    REQUIRE(Cluster::wait_for([&] {
+        return count_events(c.events(1), "peer.alive", "peer", 2) >= 2 && count_events(c.events(3), "peer.alive", "peer", 2) >= 2;
+    }, 20));
+    auto n1 = c.events(1).size();
+    Cluster::wait_for([&] { return c.events(1).size() > n1 + 5; }, 3);
+    // Node 2 convicted nobody that kept heartbeating (only 4, which is really dead).
+    for (auto& e : c.events(2))
+        if (e["ev"] == "peer.dead") CHECK(e["peer"] == 4);
+    for (int id : {1, 3})
+        for (auto& e : c.events(id))
+            if (e["ev"] == "peer.dead") CHECK((e["peer"] == 4 || e["peer"] == 2));
+    CHECK(c.stop_all({1, 2, 3}));
+    CHECK(test::check_traces(c).rfind("0: ok", 0) == 0);
+}
