@@ -3,6 +3,10 @@
 // in sockets and a real clock; SimNetwork (the simulator) drives many of them in memory. The
 // same code therefore runs in tests, in simulations and in real processes.
 //
+// Two-stage detection (Zyre's evasive -> ping): a suspected peer is probed directly with
+// PING over DEALER every heartbeat period; its PONG, like any message, brings it back to
+// alive; if nothing comes, the detector declares it dead. PING and PONG stay here: the
+// algorithm never sees them.
 // In: decoded, sender-checked messages (heartbeats included), ticks, stall notices.
 // Out: Actions (heartbeats to publish, the algorithm's messages, and trace events:
 // peer.alive / peer.suspect / peer.dead and whatever the algorithm traces).
@@ -11,6 +15,7 @@
 // Not thread-safe; owned by one loop.
 #pragma once
 
+#include <map>
 #include <memory>
 
 #include "bus/algorithm.hpp"
@@ -51,6 +56,10 @@ private:
     std::unique_ptr<FailureDetector> detector_;
     HeartbeatSchedule heartbeat_;
     std::unique_ptr<Algorithm> algo_;
+    /// Suspected peers being probed, and when each is next pinged (every heartbeat period
+    /// until it answers — any message does — or is declared dead).
+    std::map<NodeId, Time> probing_;
+    uint64_t ping_nonce_ = 0;
 };
 
 /// The trace fields of a peer event (peer.alive / peer.suspect / peer.dead).

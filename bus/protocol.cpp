@@ -42,6 +42,8 @@ MsgInfo info(MsgType t) {
         case MsgType::clock_adjust: return {"CLOCK_ADJUST", TraceLevel::state, ""};
         case MsgType::ring_election: return {"RING_ELECTION", TraceLevel::state, ""};
         case MsgType::ring_ack: return {"RING_ACK", TraceLevel::msgs, ""};
+        case MsgType::ping: return {"PING", TraceLevel::msgs, ""};
+        case MsgType::pong: return {"PONG", TraceLevel::msgs, ""};
     }
     return {"?", TraceLevel::state, ""};
 }
@@ -127,6 +129,12 @@ struct BodyPacker {
     void operator()(const RingAck& b) {
         p.pack_map(1);
         pack_key(p, "epoch"), p.pack(b.epoch);
+    }
+    void operator()(const Ping& b) { nonce(b.nonce); }
+    void operator()(const Pong& b) { nonce(b.nonce); }
+    void nonce(uint64_t n) {
+        p.pack_map(1);
+        pack_key(p, "nonce"), p.pack(n);
     }
     void ask(uint64_t term, uint64_t last_index, uint64_t last_term) {
         p.pack_map(3);
@@ -337,6 +345,8 @@ bool read_body(MapReader& r, RingElection& b) {
     return r.get_uint("epoch", b.epoch) && r.get_uint("initiator", b.initiator) && r.get_ids("ids", b.ids);
 }
 bool read_body(MapReader& r, RingAck& b) { return r.get_uint("epoch", b.epoch); }
+bool read_body(MapReader& r, Ping& b) { return r.get_uint("nonce", b.nonce); }
+bool read_body(MapReader& r, Pong& b) { return r.get_uint("nonce", b.nonce); }
 bool read_body(MapReader& r, AppendReply& b) {
     return r.get_uint("term", b.term) && r.get_bool("success", b.success) && r.get_uint("match", b.match);
 }

@@ -52,6 +52,8 @@ enum class MsgType : uint16_t {
     clock_adjust = 16,
     ring_election = 17,
     ring_ack = 18,
+    ping = 19,
+    pong = 20,
 };
 
 /// 1 HEARTBEAT, PUB topic "hb": "I am alive; expect the next one within interval_us".
@@ -185,10 +187,22 @@ struct RingAck {
     bool operator==(const RingAck&) const = default;
 };
 
+/// 19 PING, DEALER -> ROUTER: a direct probe of a suspected peer (Zyre's "evasive" peer gets
+/// pinged): its heartbeats may be lost on PUB/SUB while it is alive.
+struct Ping {
+    uint64_t nonce = 0;
+    bool operator==(const Ping&) const = default;
+};
+/// 20 PONG, ROUTER -> DEALER, the answer: like any message, a sign of life.
+struct Pong {
+    uint64_t nonce = 0;
+    bool operator==(const Pong&) const = default;
+};
+
 /// Alternative index + 1 == MsgType value.
 using Body = std::variant<Heartbeat, Election, Answer, Coordinator, Leader, PreVote, PreVoteReply, RequestVote,
                           Vote, AppendEntries, AppendReply, TimeRequest, TimeResponse, ClockPoll, ClockReading,
-                          ClockAdjust, RingElection, RingAck>;
+                          ClockAdjust, RingElection, RingAck, Ping, Pong>;
 
 struct Envelope {
     uint32_t v = kProtocolVersion;
