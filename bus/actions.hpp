@@ -18,6 +18,7 @@ struct Outgoing {
         request,  ///< to `to`, over our DEALER to its ROUTER
         reply,    ///< to `to`, over our ROUTER back to its DEALER
         publish,  ///< to everyone, on PUB topic `topic`
+        join,     ///< to the peer ROUTER at endpoint `topic` ("tcp://host:port"), id unknown
     };
     Route route = Route::request;
     NodeId to = 0;
@@ -44,6 +45,10 @@ struct Actions {
     std::optional<HardState> persist;
     std::vector<Outgoing> out;
     std::vector<TraceEvent> events;
+    /// Membership changes the transport must follow: start talking to these members
+    /// (DEALER to their peer ROUTER, SUB to their PUB), stop talking to those.
+    std::vector<MemberInfo> connect;
+    std::vector<NodeId> disconnect;
 
     void send(NodeId to, Body b) { out.push_back({Outgoing::Route::request, to, {}, std::move(b)}); }
     void reply(NodeId to, Body b) { out.push_back({Outgoing::Route::reply, to, {}, std::move(b)}); }
@@ -57,6 +62,11 @@ struct Actions {
         if (other.persist) persist = other.persist;  // the later state includes the earlier
         for (auto& o : other.out) out.push_back(std::move(o));
         for (auto& e : other.events) events.push_back(std::move(e));
+        for (auto& m : other.connect) connect.push_back(std::move(m));
+        for (NodeId id : other.disconnect) disconnect.push_back(id);
+    }
+    void join_via(std::string endpoint, Body b) {
+        out.push_back({Outgoing::Route::join, 0, std::move(endpoint), std::move(b)});
     }
 };
 

@@ -28,6 +28,10 @@ public:
     virtual Actions on_message(NodeId from, const Envelope& env, Time now) = 0;
     /// The failure detector changed its mind about a peer.
     virtual Actions on_peer(const PeerEvent& ev, Time now) = 0;
+    /// The membership changed at runtime: `m` joined (joined = true; the detector reports
+    /// its state from now on) or left / was forgotten (joined = false: it is gone at once,
+    /// without waiting for detection). Algorithms whose electorate is fixed ignore it.
+    virtual Actions on_member(const MemberInfo& /*m*/, bool /*joined*/, Time /*now*/) { return {}; }
     /// The node's loop was stalled (SIGSTOP, swap) far beyond its timeouts: the world may
     /// have moved on without it. Called before the input queued during the stall is read.
     virtual Actions on_stall(Time /*now*/) { return {}; }

@@ -86,6 +86,17 @@ Actions Berkeley::on_peer(const PeerEvent& ev, Time now) {
     return a;
 }
 
+Actions Berkeley::on_member(const MemberInfo& m, bool joined, Time now) {
+    if (m.id == self_) return {};
+    auto it = std::find(peers_.begin(), peers_.end(), m.id);
+    if (joined && it == peers_.end()) peers_.push_back(m.id);
+    if (!joined && it != peers_.end()) peers_.erase(it);
+    if (!joined) dead_.erase(m.id), polled_at_.erase(m.id);
+    Actions a = bully_.on_member(m, joined, now);
+    after_election(now, a);
+    return a;
+}
+
 void Berkeley::start_round(Time now, Actions& a) {
     ++round_;
     collecting_ = true;

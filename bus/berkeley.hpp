@@ -104,6 +104,9 @@ public:
     Actions start(Time now) override;
     Actions on_message(NodeId from, const Envelope& env, Time now) override;
     Actions on_peer(const PeerEvent& ev, Time now) override;
+    /// Members joining or leaving at runtime: polled from the next round on (or no more);
+    /// the master election (bully) follows them too.
+    Actions on_member(const MemberInfo& m, bool joined, Time now) override;
     Actions on_stall(Time now) override { return bully_.on_stall(now); }
     Actions on_tick(Time now) override;
     Time next_deadline() const override;

@@ -243,6 +243,21 @@ Actions Bully::on_peer(const PeerEvent& ev, Time now) {
     return a;
 }
 
+Actions Bully::on_member(const MemberInfo& m, bool joined, Time now) {
+    if (m.id == self_) return {};
+    if (joined) {
+        ranks_[m.id] = Rank{m.priority, m.id};
+        peers_.try_emplace(m.id, PeerState::unknown);
+        return {};
+    }
+    // Gone at once: as if declared dead (an election if it led), then forgotten. Its rank
+    // stays, so that messages still on their way from it are ordered as before.
+    Actions a = on_peer(PeerEvent{m.id, PeerState::dead, {}, 0, false, 0}, now);
+    peers_.erase(m.id);
+    asked_.erase(m.id);
+    return a;
+}
+
 Actions Bully::on_tick(Time now) {
     Actions a;
     if (now >= deadline_) {

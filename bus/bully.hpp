@@ -33,8 +33,10 @@
 //
 // Every epoch this node traces (election.start, role, leader) is at least every epoch it
 // traced before, so terms never decrease per (node, inc).
-// What it leaves out: membership changes at runtime (the electorate is the cluster file);
-// persistence (epochs are soft state, relearned from the leader's beacon after a restart).
+// Membership at runtime (on_member): a node that joins is ranked by the priority it
+// announced and takes part from then on; one that leaves is treated at once as dead (an
+// election if it led) and forgotten.
+// What it leaves out: persistence (epochs are soft state, relearned from the leader's beacon after a restart).
 // Not thread-safe; owned by the node loop.
 #pragma once
 
@@ -66,6 +68,7 @@ public:
     Actions start(Time now) override;
     Actions on_message(NodeId from, const Envelope& env, Time now) override;
     Actions on_peer(const PeerEvent& ev, Time now) override;
+    Actions on_member(const MemberInfo& m, bool joined, Time now) override;
     Actions on_stall(Time now) override;
     Actions on_tick(Time now) override;
     Time next_deadline() const override;

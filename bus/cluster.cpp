@@ -85,7 +85,8 @@ ClusterConfig parse_cluster(std::string_view text, const std::string& origin) {
         static const std::set<std::string_view> known = {
             "heartbeat",      "suspect_after",       "dead_after", "startup_grace",
             "answer_timeout", "coordinator_timeout", "join_wait",  "preempt",
-            "election_timeout", "raft_heartbeat", "pre_vote", "check_quorum", "detector", "phi_threshold"};
+            "election_timeout", "raft_heartbeat", "pre_vote", "check_quorum", "detector", "phi_threshold",
+            "remove_after"};
         for (auto& [key, _] : *t)
             if (!known.count(key.str()))
                 fail(origin, "unknown tunable cluster." + std::string(key.str()));
@@ -98,6 +99,7 @@ ClusterConfig parse_cluster(std::string_view text, const std::string& origin) {
         tu.coordinator_timeout =
             read_duration(*t, "coordinator_timeout", tu.coordinator_timeout, origin);
         tu.join_wait = read_duration(*t, "join_wait", tu.join_wait, origin);
+        tu.remove_after = read_duration(*t, "remove_after", tu.remove_after, origin);
         tu.preempt = read_bool(*t, "preempt", tu.preempt, origin);
         if (const toml::node* n = t->get("detector")) {
             auto v = n->value<std::string>();

@@ -8,6 +8,7 @@
 //   answer_timeout = "200ms"     # elections (bully)
 //   coordinator_timeout = "1s"
 //   join_wait = "300ms"
+//   remove_after = "10s"         # membership: forget a dead node that joined at runtime
 //   preempt = true
 //   election_timeout = "150ms-300ms"   # Raft
 //   raft_heartbeat = "50ms"
@@ -78,6 +79,11 @@ struct Tunables {
     std::string detector = "fixed";
     /// phi: suspect at this phi, dead at twice it. 8 is Akka's LAN default.
     double phi_threshold = 8.0;
+    /// A node that joined at runtime (not in the cluster file) and stays dead this long is
+    /// removed from the membership (peer.leave, reason "dead"). Too small: a node paused by
+    /// its operator for a minute is forgotten and must re-join (it does so by itself); too
+    /// large: dead joiners linger in status and in every election's list of peers.
+    Duration remove_after = std::chrono::seconds(10);
 
     // ---- Leader election (bully) -------------------------------------------------------
     /// How long a candidate waits for an ANSWER from a higher-ranked node before it declares

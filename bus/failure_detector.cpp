@@ -1,4 +1,5 @@
 #include "bus/failure_detector.hpp"
+#include <algorithm>
 
 namespace bus {
 
@@ -68,6 +69,19 @@ void FixedTimeoutDetector::reset(Time now) {
 PeerState FixedTimeoutDetector::state(NodeId peer) const {
     auto it = peers_.find(peer);
     return it == peers_.end() ? PeerState::unknown : it->second.state;
+}
+
+double FixedTimeoutDetector::suspicion(NodeId peer, Time now) const {
+    auto it = peers_.find(peer);
+    if (it == peers_.end() || tunables_.suspect_after.count() <= 0) return 0;
+    Duration silence = now - it->second.last_heard - grace(it->second);
+    return std::max(0.0, static_cast<double>(silence.count()) / static_cast<double>(tunables_.suspect_after.count()));
+}
+
+std::optional<Time> FixedTimeoutDetector::last_heard(NodeId peer) const {
+    auto it = peers_.find(peer);
+    if (it == peers_.end()) return std::nullopt;
+    return it->second.last_heard;
 }
 
 std::vector<NodeId> FixedTimeoutDetector::peers() const {

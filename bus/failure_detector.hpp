@@ -45,6 +45,8 @@ public:
     virtual ~FailureDetector() = default;
     /// Starts watching `peer` from `now`.
     virtual void add_peer(NodeId peer, Time now) = 0;
+    /// Stops watching `peer` (it left, or was forgotten); later messages from it are ignored.
+    virtual void remove_peer(NodeId peer) = 0;
     /// A valid message from `peer` (incarnation `inc`) arrived at `now`; `heartbeat_seq` is
     /// set when it is a heartbeat (its seq on the heartbeat channel).
     virtual std::vector<PeerEvent> on_heard(NodeId peer, uint64_t inc, std::optional<uint64_t> heartbeat_seq,
@@ -56,6 +58,13 @@ public:
     /// The local loop was stalled: restart every live or suspected peer's window at `now`.
     virtual void reset(Time now) = 0;
     virtual PeerState state(NodeId peer) const = 0;
+    /// How suspicious `peer`'s silence is at `now`: phi for the phi detector; silence over
+    /// suspect_after for the fixed one (1 = suspected). For status displays.
+    virtual double suspicion(NodeId peer, Time now) const = 0;
+    /// When `peer` was last heard from (or watching started / was reset); nullopt if unknown.
+    virtual std::optional<Time> last_heard(NodeId peer) const = 0;
+    /// Runtime change of the timeouts (ftbus-ctl set); takes effect at the next tick.
+    virtual void set_tunables(const Tunables& t) = 0;
     virtual std::vector<NodeId> peers() const = 0;
     /// Violations of the detector's own invariants (empty when fine).
     virtual std::vector<std::string> check_invariants() const = 0;
@@ -66,6 +75,7 @@ public:
     explicit FixedTimeoutDetector(const Tunables& t) : tunables_(t) {}
 
     void add_peer(NodeId peer, Time now) override;
+    void remove_peer(NodeId peer) override { peers_.erase(peer); }
     /// A valid message from `peer` (incarnation `inc`) arrived at `now`.
     std::vector<PeerEvent> on_heard(NodeId peer, uint64_t inc, Time now);
     std::vector<PeerEvent> on_heard(NodeId peer, uint64_t inc, std::optional<uint64_t>, Time now) override {
@@ -74,10 +84,11 @@ public:
     std::vector<PeerEvent> on_tick(Time now) override;
     Time next_deadline() const override;
     void reset(Time now) override;
-    /// Runtime changes of the timeouts (ftbus-ctl set); takes effect at the next tick.
-    void set_tunables(const Tunables& t) { tunables_ = t; }
+    void set_tunables(const Tunables& t) override { tunables_ = t; }
 
     PeerState state(NodeId peer) const override;
+    double suspicion(NodeId peer, Time now) const override;
+    std::optional<Time> last_heard(NodeId peer) const override;
     std::vector<NodeId> peers() const override;
     std::vector<std::string> check_invariants() const override;
 

@@ -107,8 +107,9 @@ int run_program(const char* prog, const std::function<int()>& body) {
     }
 }
 
-ClusterConfig load_cluster_with_flags(const CommonFlags& f) {
-    ClusterConfig cfg = load_cluster(f.cluster);
+namespace {
+
+void apply_overrides(const CommonFlags& f, ClusterConfig& cfg) {
     Tunables& t = cfg.tunables;
     if (!f.heartbeat.empty()) t.heartbeat = *parse_duration(f.heartbeat);
     if (!f.suspect_after.empty()) t.suspect_after = *parse_duration(f.suspect_after);
@@ -128,8 +129,63 @@ ClusterConfig load_cluster_with_flags(const CommonFlags& f) {
                           ") must not be shorter than the suspect timeout (" +
                           format_duration(t.suspect_after) + ")");
     check_raft_timing(t, "the flags");
+}
+
+}  // namespace
+
+ClusterConfig load_cluster_with_flags(const CommonFlags& f) {
+    ClusterConfig cfg = load_cluster(f.cluster);
+    apply_overrides(f, cfg);
     if (f.id != 0 && !cfg.find(f.id))
         throw ConfigError(f.cluster + ": no node with id " + std::to_string(f.id));
+    return cfg;
+}
+
+}  // namespace bus
+
+namespace bus {
+
+void add_membership_flags(CLI::App& app, CommonFlags& f, JoinFlags& j) {
+    app.add_option("--cluster", f.cluster,
+                   "cluster file (TOML; see scripts/gen-cluster); with --join optional, for its tunables");
+    app.add_option("--join", j.join,
+                   "not in the cluster file: join at runtime through the member whose peer port is "
+                   "ENDPOINT (tcp://host:port); needs --pub and --peer");
+    app.add_option("--host", j.host, "with --join: this node's host")->capture_default_str();
+    app.add_option("--pub", j.pub, "with --join: this node's PUB port")->check(CLI::Range(1, 65535));
+    app.add_option("--peer", j.peer, "with --join: this node's peer ROUTER port")->check(CLI::Range(1, 65535));
+    app.add_option("--control", j.control, "with --join: this node's control port (ftbus-ctl); 0 = none")
+        ->check(CLI::Range(0, 65535));
+    app.add_option("--priority", j.priority, "with --join: bully priority (higher wins; then id)");
+    app.add_option("--name", j.name, "with --join: a label");
+}
+
+ClusterConfig load_node_config(const CommonFlags& f, const JoinFlags& j) {
+    if (j.join.empty()) {
+        if (f.cluster.empty()) throw ConfigError("--cluster FILE is required (or --join ENDPOINT to join at runtime)");
+        return load_cluster_with_flags(f);
+    }
+    if (j.join.rfind("tcp://", 0) != 0 || j.join.find(':', 6) == std::string::npos)
+        throw ConfigError("--join wants a member's peer endpoint such as tcp://127.0.0.1:7102, not '" + j.join + "'");
+    if (j.pub == 0 || j.peer == 0) throw ConfigError("--join needs this node's --pub and --peer ports");
+    if (j.name.size() > kMaxNameBytes) throw ConfigError("--name is longer than " + std::to_string(kMaxNameBytes) + " bytes");
+    ClusterConfig cfg;
+    if (!f.cluster.empty()) {
+        cfg = load_cluster(f.cluster);
+        if (cfg.find(f.id))
+            throw ConfigError(f.cluster + " lists node " + std::to_string(f.id) +
+                              ": start it from the file, without --join (or pick an id not in the file)");
+    }
+    apply_overrides(f, cfg);
+    NodeSpec me;
+    me.id = f.id;
+    me.name = j.name;
+    me.priority = j.priority;
+    me.host = j.host;
+    me.pub = j.pub;
+    me.peer = j.peer;
+    me.control = j.control;
+    cfg.nodes = {me};
     return cfg;
 }
 

@@ -68,4 +68,21 @@ int run_program(const char* prog, const std::function<int()>& body);
 /// is listed. \throws ConfigError with one readable message.
 ClusterConfig load_cluster_with_flags(const CommonFlags& f);
 
+/// A node that is not in the cluster file and joins at runtime (--join ENDPOINT): its own
+/// addresses come from flags.
+struct JoinFlags {
+    std::string join;  ///< "tcp://host:port": the peer port of any member
+    std::string host = "127.0.0.1";
+    uint16_t pub = 0, peer = 0, control = 0;
+    int64_t priority = 0;
+    std::string name;
+};
+/// --join, --host, --pub, --peer, --control, --priority, --name; and makes --cluster optional
+/// when --join is given (call instead of add_cluster_flag).
+void add_membership_flags(CLI::App& app, CommonFlags& f, JoinFlags& j);
+/// The configuration a node starts from: the cluster file (plus overrides); or, with --join,
+/// the file's tunables (or the defaults without --cluster) and only this node, whose id must
+/// not be in the file. \throws ConfigError.
+ClusterConfig load_node_config(const CommonFlags& f, const JoinFlags& j);
+
 }  // namespace bus

@@ -1,6 +1,7 @@
 #include "bus/node_host.hpp"
 
 #include <csignal>
+#include <iostream>
 #include <unistd.h>
 
 namespace bus {
@@ -57,9 +58,10 @@ NodeHost::NodeHost(const ClusterConfig& cfg, NodeId self, const Clock& clock, No
                                       std::max(2 * cfg.tunables.dead_after, Duration(1'000'000))),
                                   64}),
       outbox_(self, inc_, &tracer_),
-      core_(cfg, self, std::move(algo), clock.now()),
+      core_(cfg, self, std::move(algo), clock.now(), opts.join),
       stall_(cfg.tunables.suspect_after),
       role_(opts.role),
+      join_(opts.join),
       persist_(std::move(opts.persist)) {
     tracer_.open(opts.trace_path);
     tracer_.add_sink([this](const std::string& line) { transport_.publish("trace", line); });
@@ -85,6 +87,7 @@ void NodeHost::send(const Outgoing& o) {
         case Outgoing::Route::request: r = transport_.send_to(o.to, frame); break;
         case Outgoing::Route::reply: r = transport_.reply_to(std::to_string(o.to), frame); break;
         case Outgoing::Route::publish: r = transport_.publish(o.topic, frame); break;
+        case Outgoing::Route::join: r = transport_.send_to_endpoint(o.topic, frame); break;
     }
     if (r == SendResult::sent)
         ++counters_.sent;
@@ -111,28 +114,86 @@ void NodeHost::carry_out(Actions&& a) {
     }
     // Trace the decision first, then send what follows from it.
     for (auto& e : a.events) tracer_.emit(e.ev, std::move(e.fields), e.level);
+    // Membership: connect to new members before sending, so that what is sent to them has a
+    // DEALER to go out on.
+    for (auto& m : a.connect) to_connect_.push_back(std::move(m));
+    for (NodeId id : a.disconnect) to_disconnect_.push_back(id);
+    apply_membership();
     for (auto& o : a.out) send(o);
+}
+
+void NodeHost::apply_membership() {
+    for (NodeId id : to_disconnect_) transport_.remove_peer(id);
+    for (const MemberInfo& m : to_connect_) {
+        try {
+            transport_.add_peer(node_spec(m));
+        } catch (const ConfigError& e) {  // a member's address from the network: never fatal
+            tracer_.emit("peer.unreachable", {{"peer", m.id}, {"reason", e.what()}});
+        }
+    }
+    to_connect_.clear();
+    to_disconnect_.clear();
+}
+
+void NodeHost::handle_control(const Incoming& in, Time now) {
+    Json reply;
+    std::string op;
+    try {
+        Json req = Json::parse(in.payload);
+        if (!req.is_object() || !req.contains("op") || !req["op"].is_string())
+            throw std::invalid_argument("a request is a JSON object with a string field \"op\"");
+        op = req["op"].get<std::string>();
+        if (op == "status") {
+            reply = core_.status(now);
+            reply["inc"] = inc_;
+            reply["ok"] = true;
+        } else if (op == "set") {
+            if (!req.contains("key") || !req["key"].is_string() || !req.contains("value") || !req["value"].is_string())
+                throw std::invalid_argument("set needs string fields \"key\" and \"value\"");
+            Actions a;
+            std::string err = core_.set(req["key"].get<std::string>(), req["value"].get<std::string>(), now, a);
+            if (!err.empty()) throw std::invalid_argument(err);
+            carry_out(std::move(a));
+            reply = {{"ok", true}, {"config", core_.status(now)["config"]}};
+        } else if (op == "leave") {
+            leaving_ = true;
+            reply = {{"ok", true}, {"members", core_.members().size()}};
+        } else {
+            throw std::invalid_argument("unknown op '" + op + "' (status, set, leave)");
+        }
+    } catch (const std::exception& e) {  // bad JSON or a refused request: one clear answer
+        reply = {{"ok", false}, {"error", e.what()}};
+        tracer_.emit("ctl.reject", {{"op", op}, {"error", e.what()}});
+    }
+    transport_.reply_control(in.routing_id, reply.dump());
 }
 
 void NodeHost::handle_incoming(Incoming&& in, Time now) {
     ++counters_.received;
-    std::string origin = in.channel == Channel::router   ? in.routing_id
-                         : in.channel == Channel::dealer ? std::to_string(in.dealer_peer)
+    std::string origin = in.channel == Channel::router || in.channel == Channel::control ? in.routing_id
+                         : in.channel == Channel::dealer ? (in.dealer_peer ? std::to_string(in.dealer_peer) : "join link")
                                                          : "sub:" + in.topic;
+    if (in.channel == Channel::control) {
+        if (!in.malformed.empty()) return drop("control:" + origin, in.malformed);
+        return handle_control(in, now);
+    }
     if (!in.malformed.empty()) return drop(origin, in.malformed);
     DecodeResult d = decode(in.payload);
     if (!d.env) return drop(origin, d.error);
     Envelope& env = *d.env;
     const NodeId* from = std::get_if<NodeId>(&env.from);
-    if (!from || !cfg_.find(*from)) return drop(origin, "sender " + to_string(env.from) + " is not a cluster node");
+    if (!from) return drop(origin, "sender " + to_string(env.from) + " is not a cluster node");
     if (*from == self_.id) return drop(origin, "sender claims to be this node");
+    MsgType type = env.type();
+    if (!core_.accepts(*from, type)) return drop(origin, "sender " + std::to_string(*from) + " is not a member");
     // The routing id (or the peer whose DEALER it came in on) must agree with the envelope.
     if (in.channel == Channel::router && in.routing_id != std::to_string(*from))
         return drop(origin, "envelope sender " + std::to_string(*from) + " disagrees with routing id " + in.routing_id);
-    if (in.channel == Channel::dealer && in.dealer_peer != *from)
+    if (in.channel == Channel::dealer && in.dealer_peer == 0 && type != MsgType::welcome)
+        return drop(origin, std::string(info(type).name) + " on the join link");
+    if (in.channel == Channel::dealer && in.dealer_peer != 0 && in.dealer_peer != *from)
         return drop(origin, "envelope sender " + std::to_string(*from) + " on the link to " +
                                 std::to_string(in.dealer_peer));
-    MsgType type = env.type();
     if (in.channel == Channel::sub && in.topic != info(type).topic)
         return drop(origin, std::string(info(type).name) + " on topic '" + in.topic + "'");
     trace_receive(tracer_, *from, env);
@@ -146,10 +207,13 @@ int NodeHost::run(const std::atomic<bool>& stop) {
                                 {"heartbeat_ms", to_ms(cfg_.tunables.heartbeat)},
                                 {"suspect_ms", to_ms(cfg_.tunables.suspect_after)},
                                 {"dead_ms", to_ms(cfg_.tunables.dead_after)},
-                                {"detector", cfg_.tunables.detector}});
+                                {"detector", cfg_.tunables.detector},
+                                {"control", self_.control},
+                                {"join", join_}});
     Time now = clock_.now();
     carry_out(core_.start(now));
     Time after = clock_.now();
+    std::string stop_reason;
     while (!stop) {
         now = clock_.now();
         long timeout = poll_timeout_ms(core_.next_deadline(), now);
@@ -171,8 +235,9 @@ int NodeHost::run(const std::atomic<bool>& stop) {
         // All input first, in socket priority order. The cap only matters under a flood:
         // then timers still run, and the rest is read on the next (immediate) poll.
         auto& items = transport_.poll_items();
+        // Membership changes may add or remove sockets while we read: the bounds are rechecked.
         for (size_t i = 0; i < items.size(); ++i) {
-            for (int n = 0; n < kMaxFramesPerSocketPerRound; ++n) {
+            for (int n = 0; n < kMaxFramesPerSocketPerRound && i < items.size(); ++n) {
                 auto in = transport_.receive(i);
                 if (!in) break;
                 if (isolated_) {  // fault injection: lost on the way in
@@ -182,6 +247,18 @@ int NodeHost::run(const std::atomic<bool>& stop) {
                 handle_incoming(std::move(*in), now);
             }
         }
+        if (!core_.refused().empty()) {  // our JOIN was refused: there is nothing to run
+            std::cerr << "ftbus-" << role_ << ": " << core_.refused() << "\n";
+            stop_reason = "join refused: " + core_.refused();
+            break;
+        }
+        if (leaving_) {  // ftbus-ctl leave: tell everyone, give the LEAVEs time to go, stop
+            carry_out(core_.leave(clock_.now()));
+            transport_.linger_on_close(std::chrono::milliseconds(500));
+            stop_reason = "left";
+            break;
+        }
+        if (core_.joined()) transport_.close_join_link();  // welcomed: no more use for it
         // Then timers.
         carry_out(core_.on_tick(now));
         // The next stall check measures from here: this round's own work (fsyncs, a burst of
@@ -189,13 +266,14 @@ int NodeHost::run(const std::atomic<bool>& stop) {
         after = clock_.now();
     }
     int sig = g_signal.load();
-    tracer_.emit("node.stop", {{"reason", sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "stopped"},
+    if (stop_reason.empty()) stop_reason = sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "stopped";
+    tracer_.emit("node.stop", {{"reason", stop_reason},
                                {"received", counters_.received},
                                {"dropped", counters_.dropped},
                                {"sent", counters_.sent},
                                {"unsent", counters_.unsent},
                                {"isolated", counters_.isolated}});
-    return 0;
+    return core_.refused().empty() ? 0 : 1;
 }
 
 }  // namespace bus

@@ -10,8 +10,13 @@
 //   run due timers: heartbeat, detector, algorithm; carry out actions; trace.
 // Bad frames never change state: they are dropped, counted and traced as msg.drop.
 //
-// Not thread-safe: one thread runs everything. Stops on SIGINT/SIGTERM; SIGUSR1/SIGUSR2 cut
-// it off from the network and reconnect it (fault injection for partition demos and tests).
+// Control: when the node has a control port, ftbus-ctl sends JSON requests to its control
+// ROUTER ({"op":"status"}, {"op":"set","key":K,"value":V}, {"op":"leave"}) and gets one JSON
+// reply ({"ok":true,...} or {"ok":false,"error":...}); docs/PROTOCOL.md, "Control".
+//
+// Not thread-safe: one thread runs everything. Stops on SIGINT/SIGTERM (a stop, not a leave:
+// to the others it looks like a crash), or after `ftbus-ctl leave` (LEAVE sent to everyone
+// first). SIGUSR1/SIGUSR2 cut it off from the network and reconnect it (fault injection).
 #pragma once
 
 #include <atomic>
@@ -37,6 +42,9 @@ struct NodeHostOptions {
     /// Makes durable state durable (write + fsync) before anything that depends on it is
     /// sent; required when the algorithm persists (Raft). Throws to stop the process.
     std::function<void(const HardState&)> persist;
+    /// Not in the cluster file: join through the member whose peer ROUTER listens here
+    /// ("tcp://host:port"); cfg.nodes then holds only this node.
+    std::string join;
 };
 
 class NodeHost {
@@ -62,6 +70,8 @@ public:
 
 private:
     void handle_incoming(Incoming&& in, Time now);
+    void handle_control(const Incoming& in, Time now);
+    void apply_membership();
     void drop(const std::string& from, const std::string& reason);
     void carry_out(Actions&& a);
     void send(const Outgoing& o);
@@ -77,7 +87,11 @@ private:
     StallWatch stall_;
     Counters counters_;
     bool isolated_ = false;  ///< fault injection (SIGUSR1/SIGUSR2): nothing in, nothing out
+    bool leaving_ = false;   ///< ftbus-ctl leave: announce, then stop
+    std::vector<MemberInfo> to_connect_;  ///< membership changes, applied between rounds
+    std::vector<NodeId> to_disconnect_;
     std::string role_;
+    std::string join_;  ///< endpoint joined through; "" for a cluster-file node
     std::function<void(const HardState&)> persist_;
 };
 

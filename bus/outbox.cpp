@@ -7,6 +7,7 @@ std::string Outbox::channel(const Outgoing& o) {
         case Outgoing::Route::request: return "req:" + std::to_string(o.to);
         case Outgoing::Route::reply: return "rep:" + std::to_string(o.to);
         case Outgoing::Route::publish: return "pub:" + o.topic;
+        case Outgoing::Route::join: return "join:" + o.topic;
     }
     return "?";
 }
@@ -27,7 +28,8 @@ Envelope Outbox::seal(const Outgoing& o) {
 void Outbox::record(const Outgoing& o, const Envelope& env, SendResult r) {
     if (!tracer_) return;
     MsgInfo mi = info(env.type());
-    Json to = o.route == Outgoing::Route::publish ? Json(o.topic) : Json(o.to);
+    // Published: the topic. A JOIN to a member not known yet: the endpoint it went to.
+    Json to = o.route == Outgoing::Route::publish || o.route == Outgoing::Route::join ? Json(o.topic) : Json(o.to);
     Json id = message_id(env.from, env.inc, env.seq);
     if (r == SendResult::sent) {
         tracer_->emit("msg.send", {{"to", to}, {"type", mi.name}, {"id", id}}, mi.level);

@@ -143,6 +143,12 @@ double PhiAccrualDetector::phi(NodeId peer, Time now) const {
     return it == peers_.end() ? 0.0 : peer_phi(it->second, now);
 }
 
+std::optional<Time> PhiAccrualDetector::last_heard(NodeId peer) const {
+    auto it = peers_.find(peer);
+    if (it == peers_.end()) return std::nullopt;
+    return it->second.last_heard;
+}
+
 PeerState PhiAccrualDetector::state(NodeId peer) const {
     auto it = peers_.find(peer);
     return it == peers_.end() ? PeerState::unknown : it->second.state;

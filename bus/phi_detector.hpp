@@ -53,6 +53,7 @@ public:
     PhiAccrualDetector(PhiConfig c, Duration startup_grace) : cfg_(c), startup_grace_(startup_grace) {}
 
     void add_peer(NodeId peer, Time now) override;
+    void remove_peer(NodeId peer) override { peers_.erase(peer); }
     /// A valid message from `peer`; `heartbeat_seq` set when it is a heartbeat (its envelope
     /// seq on the heartbeat channel).
     std::vector<PeerEvent> on_heard(NodeId peer, uint64_t inc, std::optional<uint64_t> heartbeat_seq,
@@ -65,6 +66,13 @@ public:
 
     double phi(NodeId peer, Time now) const;
     PeerState state(NodeId peer) const override;
+    double suspicion(NodeId peer, Time now) const override { return phi(peer, now); }
+    std::optional<Time> last_heard(NodeId peer) const override;
+    /// Keeps every peer's window; the thresholds and pauses follow the new tunables.
+    void set_tunables(const Tunables& t) override {
+        cfg_ = config_for(t);
+        startup_grace_ = t.startup_grace;
+    }
     std::vector<NodeId> peers() const override;
     std::vector<std::string> check_invariants() const override;
 

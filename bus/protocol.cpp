@@ -44,6 +44,11 @@ MsgInfo info(MsgType t) {
         case MsgType::ring_ack: return {"RING_ACK", TraceLevel::msgs, ""};
         case MsgType::ping: return {"PING", TraceLevel::msgs, ""};
         case MsgType::pong: return {"PONG", TraceLevel::msgs, ""};
+        case MsgType::heartbeat_ack: return {"HEARTBEAT_ACK", TraceLevel::all, ""};
+        case MsgType::join: return {"JOIN", TraceLevel::state, ""};
+        case MsgType::welcome: return {"WELCOME", TraceLevel::state, ""};
+        case MsgType::member: return {"MEMBER", TraceLevel::state, ""};
+        case MsgType::leave: return {"LEAVE", TraceLevel::state, ""};
     }
     return {"?", TraceLevel::state, ""};
 }
@@ -132,6 +137,31 @@ struct BodyPacker {
     }
     void operator()(const Ping& b) { nonce(b.nonce); }
     void operator()(const Pong& b) { nonce(b.nonce); }
+    void operator()(const HeartbeatAck& b) {
+        p.pack_map(1);
+        pack_key(p, "seq"), p.pack(b.seq);
+    }
+    void operator()(const Join& b) { member(b.member); }
+    void operator()(const Member& b) { member(b.member); }
+    void operator()(const Welcome& b) {
+        p.pack_map(3);
+        pack_key(p, "ok"), p.pack(b.ok);
+        pack_key(p, "reason"), p.pack(b.reason);
+        pack_key(p, "members"), p.pack_array(static_cast<uint32_t>(b.members.size()));
+        for (const MemberInfo& m : b.members) member(m);
+    }
+    void operator()(const Leave&) { p.pack_map(0); }
+    void member(const MemberInfo& m) {
+        p.pack_map(8);
+        pack_key(p, "id"), p.pack(m.id);
+        pack_key(p, "name"), p.pack(m.name);
+        pack_key(p, "priority"), p.pack(m.priority);
+        pack_key(p, "host"), p.pack(m.host);
+        pack_key(p, "pub"), p.pack(m.pub);
+        pack_key(p, "peer"), p.pack(m.peer);
+        pack_key(p, "control"), p.pack(m.control);
+        pack_key(p, "static"), p.pack(m.is_static);
+    }
     void nonce(uint64_t n) {
         p.pack_map(1);
         pack_key(p, "nonce"), p.pack(n);
@@ -275,6 +305,16 @@ public:
         return true;
     }
 
+    bool get_str(std::string_view key, std::string& out, size_t max_bytes) {
+        const msgpack::object* o = take(key);
+        if (!o) return false;
+        if (o->type != msgpack::type::STR) return mistyped(key, "a string");
+        if (o->via.str.size > max_bytes)
+            return fail(what_ + " field '" + std::string(key) + "' is longer than " + std::to_string(max_bytes) + " bytes");
+        out.assign(o->via.str.ptr, o->via.str.size);
+        return true;
+    }
+
     bool get_bool(std::string_view key, bool& out) {
         const msgpack::object* o = take(key);
         if (!o) return false;
@@ -349,6 +389,35 @@ bool read_body(MapReader& r, Ping& b) { return r.get_uint("nonce", b.nonce); }
 bool read_body(MapReader& r, Pong& b) { return r.get_uint("nonce", b.nonce); }
 bool read_body(MapReader& r, AppendReply& b) {
     return r.get_uint("term", b.term) && r.get_bool("success", b.success) && r.get_uint("match", b.match);
+}
+
+bool read_member(MapReader& r, MemberInfo& m) {
+    if (!(r.get_uint("id", m.id) && r.get_str("name", m.name, kMaxNameBytes) && r.get_int("priority", m.priority) &&
+          r.get_str("host", m.host, kMaxHostBytes) && r.get_uint("pub", m.pub) && r.get_uint("peer", m.peer) &&
+          r.get_uint("control", m.control) && r.get_bool("static", m.is_static)))
+        return false;
+    if (m.id == 0) return r.fail("member id is 0");
+    if (m.host.empty() || m.pub == 0 || m.peer == 0) return r.fail("member " + std::to_string(m.id) + " has no host, pub or peer port");
+    return true;
+}
+bool read_body(MapReader& r, HeartbeatAck& b) { return r.get_uint("seq", b.seq); }
+bool read_body(MapReader& r, Join& b) { return read_member(r, b.member); }
+bool read_body(MapReader& r, Member& b) { return read_member(r, b.member); }
+bool read_body(MapReader&, Leave&) { return true; }
+bool read_body(MapReader& r, Welcome& b) {
+    if (!(r.get_bool("ok", b.ok) && r.get_str("reason", b.reason, 256))) return false;
+    const msgpack::object* o = r.take("members");
+    if (!o) return false;
+    if (o->type != msgpack::type::ARRAY) return r.fail("body field 'members' is not an array");
+    if (o->via.array.size > kMaxMembers) return r.fail("body field 'members' lists more than " + std::to_string(kMaxMembers));
+    for (uint32_t i = 0; i < o->via.array.size; ++i) {
+        MapReader mr(o->via.array.ptr[i], "members[" + std::to_string(i) + "]");
+        MemberInfo m;
+        if (!read_member(mr, m) || !mr.check_done())
+            return r.fail("body field 'members' entry " + std::to_string(i) + ": " + mr.error());
+        b.members.push_back(std::move(m));
+    }
+    return true;
 }
 
 template <size_t I = 0>

@@ -54,6 +54,33 @@ enum class MsgType : uint16_t {
     ring_ack = 18,
     ping = 19,
     pong = 20,
+    heartbeat_ack = 21,
+    join = 22,
+    welcome = 23,
+    member = 24,
+    leave = 25,
+};
+
+/// Host names longer than this (DNS's limit) and labels longer than kMaxNameBytes are
+/// rejected when decoding membership messages.
+inline constexpr size_t kMaxHostBytes = 253;
+inline constexpr size_t kMaxNameBytes = 64;
+/// Members a WELCOME may list.
+inline constexpr size_t kMaxMembers = 1000;
+
+/// A member as membership messages carry it: what a node needs to reach it (the fields of a
+/// cluster file's [[node]]), and whether it is one of the cluster file's nodes ("static":
+/// never forgotten, watched for its return) or joined at runtime.
+struct MemberInfo {
+    NodeId id = 0;
+    std::string name;
+    int64_t priority = 0;
+    std::string host;
+    uint16_t pub = 0;
+    uint16_t peer = 0;
+    uint16_t control = 0;
+    bool is_static = false;
+    bool operator==(const MemberInfo&) const = default;
 };
 
 /// 1 HEARTBEAT, PUB topic "hb": "I am alive; expect the next one within interval_us".
@@ -199,10 +226,43 @@ struct Pong {
     bool operator==(const Pong&) const = default;
 };
 
+/// 21 HEARTBEAT_ACK, DEALER -> ROUTER, follower to the leader it follows: "I heard your
+/// heartbeat `seq`", so that a leader knows which followers hear it (seed 002).
+struct HeartbeatAck {
+    uint64_t seq = 0;
+    bool operator==(const HeartbeatAck&) const = default;
+};
+/// 22 JOIN, DEALER -> ROUTER: "admit me": a node started with --join, to the member it names
+/// (and again to a member that restarted or after its own stall, in case it was forgotten).
+/// The body is the joiner's MemberInfo; its id must be the envelope's sender.
+struct Join {
+    MemberInfo member;
+    bool operator==(const Join&) const = default;
+};
+/// 23 WELCOME, ROUTER -> DEALER, the answer to JOIN: every member the answering node knows,
+/// itself included; or `ok` = false and why (an id already taken).
+struct Welcome {
+    bool ok = true;
+    std::string reason;
+    std::vector<MemberInfo> members;
+    bool operator==(const Welcome&) const = default;
+};
+/// 24 MEMBER, DEALER -> ROUTER: the node that admitted a joiner tells every other member.
+struct Member {
+    MemberInfo member;
+    bool operator==(const Member&) const = default;
+};
+/// 25 LEAVE, DEALER -> ROUTER, to every member: "I am leaving; remove me now" (graceful
+/// leave: no detection timeout to wait out).
+struct Leave {
+    bool operator==(const Leave&) const = default;
+};
+
 /// Alternative index + 1 == MsgType value.
 using Body = std::variant<Heartbeat, Election, Answer, Coordinator, Leader, PreVote, PreVoteReply, RequestVote,
                           Vote, AppendEntries, AppendReply, TimeRequest, TimeResponse, ClockPoll, ClockReading,
-                          ClockAdjust, RingElection, RingAck, Ping, Pong>;
+                          ClockAdjust, RingElection, RingAck, Ping, Pong, HeartbeatAck, Join, Welcome, Member,
+                          Leave>;
 
 struct Envelope {
     uint32_t v = kProtocolVersion;

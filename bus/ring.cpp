@@ -249,6 +249,19 @@ Actions Ring::on_peer(const PeerEvent& ev, Time now) {
     return a;
 }
 
+Actions Ring::on_member(const MemberInfo& m, bool joined, Time now) {
+    if (m.id == self_) return {};
+    if (joined) {
+        ranks_[m.id] = {m.priority, m.id};  // its place on the ring
+        peers_.try_emplace(m.id, PeerState::unknown);
+        return {};
+    }
+    Actions a = on_peer(PeerEvent{m.id, PeerState::dead, {}, 0, false, 0}, now);
+    peers_.erase(m.id);
+    ranks_.erase(m.id);  // off the ring
+    return a;
+}
+
 Actions Ring::on_tick(Time now) {
     Actions a;
     // Unacknowledged hops: try once more, then skip that successor for this election.

@@ -46,6 +46,9 @@ public:
     Actions start(Time now) override;
     Actions on_message(NodeId from, const Envelope& env, Time now) override;
     Actions on_peer(const PeerEvent& ev, Time now) override;
+    /// A node that joins takes its place on the ring by id; one that leaves is skipped at
+    /// once (an election if it led).
+    Actions on_member(const MemberInfo& m, bool joined, Time now) override;
     Actions on_stall(Time now) override;
     Actions on_tick(Time now) override;
     Time next_deadline() const override;

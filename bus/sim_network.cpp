@@ -18,7 +18,23 @@ SimNetwork::~SimNetwork() = default;
 std::vector<NodeId> SimNetwork::ids() const {
     std::vector<NodeId> v;
     for (auto& n : cfg_.nodes) v.push_back(n.id);
+    for (auto& [id, spec] : joiners_) v.push_back(id);
+    std::sort(v.begin(), v.end());
     return v;
+}
+
+ClusterConfig SimNetwork::config_of(NodeId id) const {
+    auto j = joiners_.find(id);
+    if (j == joiners_.end()) return cfg_;
+    ClusterConfig c = cfg_;
+    c.nodes = {j->second};
+    return c;
+}
+
+std::string SimNetwork::endpoint_of(NodeId id) const {
+    if (const NodeSpec* n = cfg_.find(id)) return n->endpoint(n->peer);
+    auto j = joiners_.find(id);
+    return j == joiners_.end() ? std::string() : j->second.endpoint(j->second.peer);
 }
 
 SimNetwork::Node* SimNetwork::running(NodeId id) {
@@ -59,7 +75,7 @@ void SimNetwork::fault(const std::string& action, NodeId target) {
 // ---- nodes ----------------------------------------------------------------------------------
 
 void SimNetwork::start(NodeId id) {
-    if (!cfg_.find(id)) throw std::invalid_argument("SimNetwork: no node " + std::to_string(id));
+    if (!cfg_.find(id) && !joiners_.count(id)) throw std::invalid_argument("SimNetwork: no node " + std::to_string(id));
     bool restart = nodes_.count(id) != 0;
     if (running(id)) crash(id);
     Node& n = nodes_[id];
@@ -75,7 +91,10 @@ void SimNetwork::start(NodeId id) {
     n.outbox = std::make_unique<Outbox>(id, n.inc, n.tracer.get());
     std::seed_seq seq{opts_.seed, static_cast<uint64_t>(id), n.inc};
     std::mt19937_64 algo_rng(seq);
-    n.core = std::make_unique<NodeCore>(cfg_, id, make_ ? make_(id, n.inc, disk(id), algo_rng) : nullptr, now());
+    bool joiner = joiners_.count(id) != 0;
+    n.core = std::make_unique<NodeCore>(joiner ? config_of(id) : cfg_, id,
+                                        make_ ? make_(id, n.inc, disk(id), algo_rng) : nullptr, now(),
+                                        joiner ? endpoint_of(join_via_.at(id)) : std::string());
     if (restart) fault("restart", id);
     if (n.tracer) {
         Algorithm* a = n.core->algorithm();
@@ -86,6 +105,30 @@ void SimNetwork::start(NodeId id) {
 
 void SimNetwork::start_all() {
     for (NodeId id : ids()) start(id);
+}
+
+void SimNetwork::join(NodeId id, NodeId via, int64_t priority) {
+    if (cfg_.find(id)) throw std::invalid_argument("SimNetwork: node " + std::to_string(id) + " is in the cluster file");
+    NodeSpec spec;
+    spec.id = id;
+    spec.priority = priority;
+    spec.host = "sim";
+    spec.pub = static_cast<uint16_t>(20000 + 2 * id);
+    spec.peer = static_cast<uint16_t>(20001 + 2 * id);
+    joiners_[id] = spec;
+    join_via_[id] = via;
+    start(id);
+}
+
+void SimNetwork::leave(NodeId id) {
+    Node* n = running(id);
+    if (!n || n->paused) return;
+    fault("leave", id);
+    carry_out(id, n->core->leave(now()));
+    n->core.reset();  // what it sent is on its way; the process is gone
+    n->outbox.reset();
+    n->tracer.reset();
+    n->held.clear();
 }
 
 void SimNetwork::crash(NodeId id) {
@@ -194,11 +237,18 @@ void SimNetwork::carry_out(NodeId id, Actions&& a) {
         if (send_observer_) send_observer_(id, o, env);
         ++sent_[info(env.type()).name];
         std::string frame = encode(env);
+        Outgoing routed = o;
+        if (o.route == Outgoing::Route::join) {  // to whichever node listens at that endpoint
+            routed.route = Outgoing::Route::request;
+            routed.to = 0;
+            for (NodeId other : ids())
+                if (endpoint_of(other) == o.topic) routed.to = other;
+        }
         // As with `immediate` DEALERs: a request or reply to a node that is not running is
         // refused at once; anything else is "sent", whatever becomes of it on the way.
-        bool refused = o.route != Outgoing::Route::publish && !is_running(o.to);
+        bool refused = routed.route != Outgoing::Route::publish && !is_running(routed.to);
         n->outbox->record(o, env, refused ? SendResult::would_block : SendResult::sent);
-        if (!refused) transmit(id, o, frame);
+        if (!refused) transmit(id, routed, frame);
     }
 }
 
@@ -239,6 +289,12 @@ void SimNetwork::deliver(NodeId from, NodeId to, const std::string& frame) {
     }
     DecodeResult d = decode(frame);
     if (!d.env) throw std::logic_error("SimNetwork: a node sent an undecodable frame: " + d.error);
+    // As the host: a message from a node that is not a member (and not asking to be one) is
+    // dropped; in a real process its SUB would not even be connected to that node.
+    if (!n->core->accepts(from, d.env->type())) {
+        ++rejected_;
+        return;
+    }
     if (n->tracer) trace_receive(*n->tracer, from, *d.env);
     carry_out(to, n->core->on_message(from, *d.env, now()));
 }
@@ -294,8 +350,8 @@ std::vector<std::string> SimNetwork::check_invariants() const {
     std::vector<std::string> bad;
     for (auto& [id, n] : nodes_) {
         if (!n.core) continue;
-        for (auto& v : n.core->detector().check_invariants()) bad.push_back("node " + std::to_string(id) + ": " + v);
-        if (Algorithm* a = n.core->algorithm())
+        for (auto& v : n.core->check_invariants()) bad.push_back("node " + std::to_string(id) + ": " + v);
+        if (Algorithm* a = n.core->algorithm(); a && n.core->joined())  // a joiner's starts once welcomed
             for (auto& v : a->check_invariants()) bad.push_back(v);
     }
     return bad;

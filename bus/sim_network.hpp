@@ -65,6 +65,16 @@ public:
     /// state is gone, messages in flight to the old incarnation are lost).
     void start(NodeId id);
     void start_all();
+    /// Starts node `id`, not in the cluster file, as a joiner (--join): it sends JOIN to
+    /// node `via` and learns the members from it. Later start(id) restarts it as a joiner.
+    void join(NodeId id, NodeId via, int64_t priority = 0);
+    /// Graceful leave (ftbus-ctl leave): it sends LEAVE to every member, then stops.
+    void leave(NodeId id);
+    /// The configuration node `id` starts from: the cluster file, or for a joiner the
+    /// tunables with only itself (algorithm factories for joiners build from this).
+    ClusterConfig config_of(NodeId id) const;
+    /// The endpoint of node `id`'s peer ROUTER, as a joiner names it.
+    std::string endpoint_of(NodeId id) const;
     /// kill -9: the node's state and its queued input are lost.
     void crash(NodeId id);
     /// SIGSTOP: it runs nothing; messages to it queue. resume(): SIGCONT — as the real loop
@@ -105,6 +115,7 @@ public:
 
     // ---- inspection
     const ClusterConfig& config() const { return cfg_; }
+    /// Every node: the cluster file's, and the joiners.
     std::vector<NodeId> ids() const;
     /// The running node's algorithm (null if not running).
     Algorithm* algorithm(NodeId id) const;
@@ -172,6 +183,12 @@ private:
     std::function<void()> observer_;
     SendObserver send_observer_;
     std::map<NodeId, HardState> disk_;  ///< survives crashes: what was persisted (and synced)
+    std::map<NodeId, NodeSpec> joiners_;  ///< nodes not in the file, and whom they join through
+    std::map<NodeId, NodeId> join_via_;
+    uint64_t rejected_ = 0;  ///< messages a node's core did not accept (from strangers)
+public:
+    /// Messages dropped because the receiver did not accept the sender (not a member).
+    uint64_t rejected() const { return rejected_; }
 };
 
 }  // namespace bus

@@ -54,6 +54,7 @@ SendResult send_parts(zmq::socket_t& s, std::initializer_list<std::string_view> 
 Transport::Transport(const ClusterConfig& cfg, NodeId self, TransportOptions opts)
     : ctx_(1),
       self_(self),
+      opts_(opts),
       pub_(make_socket(ctx_, zmq::socket_type::pub)),
       router_(make_socket(ctx_, zmq::socket_type::router)),
       sub_(make_socket(ctx_, zmq::socket_type::sub)) {
@@ -63,38 +64,125 @@ Transport::Transport(const ClusterConfig& cfg, NodeId self, TransportOptions opt
     router_.set(zmq::sockopt::router_mandatory, 1);
     bind_or_throw(pub_, me->endpoint(me->pub), "the PUB port of node " + me->label());
     bind_or_throw(router_, me->endpoint(me->peer), "the peer port of node " + me->label());
+    if (me->control) {
+        control_ = make_socket(ctx_, zmq::socket_type::router);
+        control_.set(zmq::sockopt::router_mandatory, 1);
+        bind_or_throw(control_, me->endpoint(me->control), "the control port of node " + me->label());
+    }
 
     // The SUB takes every topic: heartbeats, announcements; not the trace (that is for
     // collectors). Topic filtering is by prefix, so subscribe to the exact topics used.
     for (const char* topic : {"hb", "leader", "member"}) sub_.set(zmq::sockopt::subscribe, topic);
-    std::string routing_id = std::to_string(self);
-    for (const NodeSpec& n : cfg.nodes) {
-        if (n.id == self) continue;
-        sub_.connect(n.endpoint(n.pub));
-        zmq::socket_t d = make_socket(ctx_, zmq::socket_type::dealer);
-        d.set(zmq::sockopt::routing_id, routing_id);
-        d.set(zmq::sockopt::immediate, 1);
-        d.set(zmq::sockopt::sndhwm, opts.peer_send_hwm);
-        d.set(zmq::sockopt::heartbeat_ivl, static_cast<int>(opts.zmtp_heartbeat.count()));
-        d.set(zmq::sockopt::heartbeat_timeout, static_cast<int>(opts.zmtp_timeout.count()));
-        d.set(zmq::sockopt::heartbeat_ttl, static_cast<int>(opts.zmtp_timeout.count()));
-        d.set(zmq::sockopt::reconnect_ivl, 100);
-        // A restarted peer must hear from us within its shortest timeout (Raft: 150 ms):
-        // back off to at most 250 ms, not libzmq's usual seconds. Cheap on a LAN.
-        d.set(zmq::sockopt::reconnect_ivl_max, 250);
-        d.connect(n.endpoint(n.peer));
-        dealers_.emplace(n.id, std::move(d));
-    }
+    for (const NodeSpec& n : cfg.nodes)
+        if (n.id != self) {
+            sub_.connect(n.endpoint(n.pub));
+            sub_endpoint_[n.id] = n.endpoint(n.pub);
+            dealers_.emplace(n.id, make_dealer(n.endpoint(n.peer)));
+            dealer_endpoint_[n.id] = n.endpoint(n.peer);
+        }
+    rebuild_items();
+}
 
-    // Priority order: peer traffic first (it carries elections), then replies, then PUB/SUB.
+zmq::socket_t Transport::make_dealer(const std::string& endpoint, bool immediate) {
+    zmq::socket_t d = make_socket(ctx_, zmq::socket_type::dealer);
+    d.set(zmq::sockopt::routing_id, std::to_string(self_));
+    d.set(zmq::sockopt::immediate, immediate ? 1 : 0);
+    d.set(zmq::sockopt::sndhwm, opts_.peer_send_hwm);
+    d.set(zmq::sockopt::heartbeat_ivl, static_cast<int>(opts_.zmtp_heartbeat.count()));
+    d.set(zmq::sockopt::heartbeat_timeout, static_cast<int>(opts_.zmtp_timeout.count()));
+    d.set(zmq::sockopt::heartbeat_ttl, static_cast<int>(opts_.zmtp_timeout.count()));
+    d.set(zmq::sockopt::reconnect_ivl, 100);
+    // A restarted peer must hear from us within its shortest timeout (Raft: 150 ms):
+    // back off to at most 250 ms, not libzmq's usual seconds. Cheap on a LAN.
+    d.set(zmq::sockopt::reconnect_ivl_max, 250);
+    try {
+        d.connect(endpoint);
+    } catch (const zmq::error_t& e) {
+        throw ConfigError("cannot connect to " + endpoint + ": " + e.what());
+    }
+    return d;
+}
+
+void Transport::rebuild_items() {
+    items_.clear();
+    item_source_.clear();
+    // Priority order: peer traffic first (it carries elections), then replies, then PUB/SUB,
+    // then control requests (a human can wait a millisecond).
     items_.push_back({router_.handle(), 0, ZMQ_POLLIN, 0});
     item_source_.push_back({Channel::router, 0});
     for (auto& [id, d] : dealers_) {
         items_.push_back({d.handle(), 0, ZMQ_POLLIN, 0});
         item_source_.push_back({Channel::dealer, id});
     }
+    if (join_link_) {
+        items_.push_back({join_link_->handle(), 0, ZMQ_POLLIN, 0});
+        item_source_.push_back({Channel::dealer, 0});
+    }
     items_.push_back({sub_.handle(), 0, ZMQ_POLLIN, 0});
     item_source_.push_back({Channel::sub, 0});
+    if (control_.handle() != nullptr) {
+        items_.push_back({control_.handle(), 0, ZMQ_POLLIN, 0});
+        item_source_.push_back({Channel::control, 0});
+    }
+}
+
+void Transport::add_peer(const NodeSpec& peer) {
+    if (peer.id == self_) return;
+    std::string dealer_ep = peer.endpoint(peer.peer), sub_ep = peer.endpoint(peer.pub);
+    auto d = dealer_endpoint_.find(peer.id);
+    if (d != dealer_endpoint_.end() && d->second == dealer_ep && sub_endpoint_[peer.id] == sub_ep) return;
+    remove_peer(peer.id);
+    try {
+        sub_.connect(sub_ep);
+    } catch (const zmq::error_t& e) {
+        throw ConfigError("cannot connect to " + sub_ep + ": " + e.what());
+    }
+    sub_endpoint_[peer.id] = sub_ep;
+    dealers_.emplace(peer.id, make_dealer(dealer_ep));
+    dealer_endpoint_[peer.id] = dealer_ep;
+    rebuild_items();
+}
+
+void Transport::remove_peer(NodeId peer) {
+    if (auto s = sub_endpoint_.find(peer); s != sub_endpoint_.end()) {
+        try {
+            sub_.disconnect(s->second);
+        } catch (const zmq::error_t&) {  // ENOENT: never connected; nothing to undo
+        }
+        sub_endpoint_.erase(s);
+    }
+    dealers_.erase(peer);  // closes it (linger 0)
+    dealer_endpoint_.erase(peer);
+    rebuild_items();
+}
+
+SendResult Transport::send_to_endpoint(const std::string& endpoint, std::string_view payload) {
+    if (!join_link_ || join_endpoint_ != endpoint) {
+        join_link_.reset();
+        // Not `immediate`: the JOIN waits in the queue for the connection being made.
+        join_link_.emplace(make_dealer(endpoint, false));
+        join_endpoint_ = endpoint;
+        rebuild_items();
+    }
+    return send_parts(*join_link_, {payload});
+}
+
+void Transport::close_join_link() {
+    if (!join_link_) return;
+    join_link_.reset();
+    join_endpoint_.clear();
+    rebuild_items();
+}
+
+SendResult Transport::reply_control(const std::string& routing_id, std::string_view payload) {
+    if (control_.handle() == nullptr) return SendResult::unroutable;
+    return send_parts(control_, {routing_id, "", payload});
+}
+
+void Transport::linger_on_close(std::chrono::milliseconds ms) {
+    int v = static_cast<int>(ms.count());
+    for (auto& [id, d] : dealers_) d.set(zmq::sockopt::linger, v);
+    pub_.set(zmq::sockopt::linger, v);
 }
 
 SendResult Transport::publish(std::string_view topic, std::string_view payload) {
@@ -128,13 +216,14 @@ std::optional<Incoming> Transport::receive(size_t i) {
     Incoming in;
     in.channel = channel;
     in.dealer_peer = peer;
-    size_t want = channel == Channel::dealer ? 1 : 2;
-    if (parts.size() != want) {
+    size_t want = channel == Channel::dealer ? 1 : channel == Channel::control ? 3 : 2;
+    if (parts.size() != want || (channel == Channel::control && parts[1].size() != 0)) {
         in.malformed = "expected " + std::to_string(want) + " frame(s), got " +
                        std::to_string(parts.size());
-        if (channel == Channel::router) in.routing_id = parts[0].to_string();
+        if (channel == Channel::router || channel == Channel::control) in.routing_id = parts[0].to_string();
         return in;
     }
+    if (channel == Channel::control) in.routing_id = parts[0].to_string();
     if (channel == Channel::sub) in.topic = parts[0].to_string();
     if (channel == Channel::router) in.routing_id = parts[0].to_string();
     in.payload = parts.back().to_string();

@@ -15,6 +15,7 @@
 // Not thread-safe; owned by the node loop.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <optional>
 #include <string>
@@ -27,7 +28,12 @@
 namespace bus {
 
 /// Where an incoming frame arrived.
-enum class Channel { sub, router, dealer };
+enum class Channel {
+    sub,
+    router,
+    dealer,   ///< a peer's DEALER link, or (dealer_peer 0) the link to a join endpoint
+    control,  ///< the control ROUTER (ftbus-ctl): routing_id + JSON payload
+};
 
 struct Incoming {
     Channel channel = Channel::sub;
@@ -55,9 +61,27 @@ struct TransportOptions {
 
 class Transport {
 public:
-    /// Binds PUB and the peer ROUTER of `self`, connects SUB and one DEALER to every other
-    /// node in `cfg`. \throws ConfigError if a port is in use or an endpoint is bad.
+    /// Binds PUB, the peer ROUTER and (if it has a port) the control ROUTER of `self`,
+    /// connects SUB and one DEALER to every other node in `cfg`.
+    /// \throws ConfigError if a port is in use or an endpoint is bad.
     Transport(const ClusterConfig& cfg, NodeId self, TransportOptions opts = {});
+
+    /// Membership at runtime. Starts talking to `peer` (DEALER to its peer ROUTER, SUB to its
+    /// PUB); a peer already connected at the same address is left alone, one at a new
+    /// address is reconnected. Poll items change: call between rounds, not while reading.
+    void add_peer(const NodeSpec& peer);
+    /// Stops talking to `peer` (closes its DEALER, unsubscribes from its PUB).
+    void remove_peer(NodeId peer);
+    /// Sends to the peer ROUTER at `endpoint`, whose node id we do not know yet (JOIN), over
+    /// a DEALER of its own; the answer comes back on it (Channel::dealer, dealer_peer 0).
+    SendResult send_to_endpoint(const std::string& endpoint, std::string_view payload);
+    /// Closes the join link (once welcomed).
+    void close_join_link();
+    /// Reply on the control ROUTER.
+    SendResult reply_control(const std::string& routing_id, std::string_view payload);
+    /// From now on, closing waits up to `ms` for queued messages to leave (a graceful leave
+    /// must not lose its LEAVEs); everything else closes at once (linger 0).
+    void linger_on_close(std::chrono::milliseconds ms);
 
     SendResult publish(std::string_view topic, std::string_view payload);
     /// Request to `peer`, over our DEALER to its ROUTER.
@@ -73,8 +97,17 @@ public:
     NodeId self() const { return self_; }
 
 private:
+    zmq::socket_t make_dealer(const std::string& endpoint, bool immediate = true);
+    void rebuild_items();
+
     zmq::context_t ctx_;
     NodeId self_;
+    TransportOptions opts_;
+    zmq::socket_t control_;  ///< unbound (null handle) when the node has no control port
+    std::optional<zmq::socket_t> join_link_;
+    std::string join_endpoint_;
+    std::map<NodeId, std::string> dealer_endpoint_;
+    std::map<NodeId, std::string> sub_endpoint_;
     zmq::socket_t pub_;
     zmq::socket_t router_;
     zmq::socket_t sub_;

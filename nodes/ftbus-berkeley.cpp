@@ -15,7 +15,8 @@ int main(int argc, char** argv) {
     bus::ClockFlags cf;
     bus::BerkeleyConfig bc;
     std::string interval, max_dev, max_rtt;
-    bus::add_cluster_flag(app, f);
+    bus::JoinFlags jf;
+    bus::add_membership_flags(app, f, jf);
     bus::add_id_flag(app, f);
     bus::add_trace_flags(app, f);
     bus::add_detector_flags(app, f);
@@ -29,7 +30,7 @@ int main(int argc, char** argv) {
     if (auto code = bus::parse_flags(app, argc, argv)) return *code;
 
     return bus::run_program("ftbus-berkeley", [&]() -> int {
-        bus::ClusterConfig cfg = bus::load_cluster_with_flags(f);
+        bus::ClusterConfig cfg = bus::load_node_config(f, jf);
         if (!interval.empty()) bc.interval = *bus::parse_duration(interval);
         if (!max_dev.empty()) bc.max_deviation = *bus::parse_duration(max_dev);
         if (!max_rtt.empty()) bc.max_rtt = *bus::parse_duration(max_rtt);
@@ -38,7 +39,7 @@ int main(int argc, char** argv) {
         int64_t real_minus_steady = clock.wall_us() - clock.now().count();
         auto algo = std::make_unique<bus::Berkeley>(
             cfg, f.id, bus::VirtualTime(clock.wall_us(), cf.skew(), cf.drift_ppm), real_minus_steady, bc);
-        bus::NodeHost host(cfg, f.id, clock, {"berkeley", f.trace, f.level(), {}}, std::move(algo));
+        bus::NodeHost host(cfg, f.id, clock, {"berkeley", f.trace, f.level(), {}, jf.join}, std::move(algo));
         auto& stop = bus::install_stop_signals();
         return host.run(stop);
     });

@@ -16,7 +16,8 @@ int main(int argc, char** argv) {
     bus::CommonFlags f;
     std::string algo = "bully";
     std::string preempt;
-    bus::add_cluster_flag(app, f);
+    bus::JoinFlags jf;
+    bus::add_membership_flags(app, f, jf);
     bus::add_id_flag(app, f);
     bus::add_trace_flags(app, f);
     bus::add_detector_flags(app, f);
@@ -32,10 +33,12 @@ int main(int argc, char** argv) {
 
     return bus::run_program("ftbus-elect", [&]() -> int {
         try {
-            bus::ClusterConfig cfg = bus::load_cluster_with_flags(f);
+            if (algo == "raft" && !jf.join.empty())
+                throw bus::ConfigError("--algo raft cannot --join: Raft's voters are exactly the cluster file's nodes");
+            bus::ClusterConfig cfg = bus::load_node_config(f, jf);
             if (!preempt.empty()) cfg.tunables.preempt = preempt == "on";
             bus::RealClock clock;
-            bus::NodeHostOptions opts{"elect", f.trace, f.level(), {}};
+            bus::NodeHostOptions opts{"elect", f.trace, f.level(), {}, jf.join};
             std::unique_ptr<bus::Algorithm> election;
             std::unique_ptr<bus::RaftStorage> storage;
             if (algo == "bully") {

@@ -131,7 +131,7 @@ TEST_CASE("bad frames on every socket are dropped and traced, and the node carri
     CHECK(has("not msgpack"));
     CHECK(has("truncated"));
     CHECK(has("disagrees with routing id"));
-    CHECK(has("not a cluster node"));
+    CHECK(has("is not a member"));
     // Still running, still heartbeating: node 1 never lost it.
     CHECK(c.running(2));
     CHECK(count_events(c.events(1), "peer.dead", "peer", 2) == 0);

@@ -48,6 +48,7 @@ int free_port_base(int span) {
 }
 
 int run_command(const std::string& cmd, std::string* out) {
+    if (out) out->clear();
     FILE* f = ::popen(cmd.c_str(), "r");
     if (!f) return -1;
     char buf[4096];

@@ -19,7 +19,7 @@ namespace test {
 /// ephemeral range.
 int free_port_base(int span);
 
-/// Runs a shell command, capturing stdout (and its exit status).
+/// Runs a shell command; `out` (cleared first) receives its stdout. \return its exit status.
 int run_command(const std::string& cmd, std::string* out = nullptr);
 
 class Cluster {

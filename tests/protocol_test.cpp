@@ -157,10 +157,56 @@ std::vector<Body> sample_bodies() {
         RingAck{4},
         Ping{99},
         Pong{99},
+        HeartbeatAck{12},
+        Join{MemberInfo{9, "late", -3, "127.0.0.1", 7191, 7192, 7194, false}},
+        Welcome{true, "", {MemberInfo{1, "KMC", 10, "10.0.0.1", 7101, 7102, 0, true},
+                           MemberInfo{9, "", 0, "127.0.0.1", 7191, 7192, 7194, false}}},
+        Welcome{false, "id 2 is a cluster-file node", {}},
+        Member{MemberInfo{9, "", 0, "localhost", 7191, 7192, 0, false}},
+        Leave{},
     };
 }
 
 }  // namespace
+
+namespace {
+
+Envelope member_envelope(Body b) {
+    Envelope env;
+    env.from = NodeId{9};
+    env.inc = 1;
+    env.seq = 1;
+    env.body = std::move(b);
+    return env;
+}
+
+}  // namespace
+
+TEST_CASE("membership messages with bad member fields are rejected whole", "[unit][protocol]") {
+    MemberInfo ok{9, "", 0, "127.0.0.1", 7191, 7192, 0, false};
+    auto rejected = [](MemberInfo m) {
+        DecodeResult r = decode(encode(member_envelope(Join{std::move(m)})));
+        return r.env ? std::string() : r.error;
+    };
+    CHECK(rejected(ok).empty());
+    MemberInfo m = ok;
+    m.id = 0;
+    CHECK_THAT(rejected(m), Catch::Contains("id is 0"));
+    m = ok, m.host = "";
+    CHECK_THAT(rejected(m), Catch::Contains("no host"));
+    m = ok, m.pub = 0;
+    CHECK_THAT(rejected(m), Catch::Contains("pub or peer"));
+    m = ok, m.host = std::string(300, 'h');
+    CHECK_THAT(rejected(m), Catch::Contains("longer than 253"));
+    m = ok, m.name = std::string(65, 'n');
+    CHECK_THAT(rejected(m), Catch::Contains("longer than 64"));
+    // One bad member spoils a WELCOME: nothing of it is applied.
+    MemberInfo bad = ok;
+    bad.peer = 0;
+    DecodeResult r = decode(encode(member_envelope(Welcome{true, "", {ok, bad}})));
+    CHECK_FALSE(r.env.has_value());
+    CHECK_THAT(r.error, Catch::Contains("entry 1: member 9 has no host"));
+}
 
 // ---- round trips -------------------------------------------------------------------------
 
@@ -410,9 +456,9 @@ TEST_CASE("a frame with an unknown message type is dropped naming the type",
         CHECK_THAT(drop_reason(to_frame(with(valid_envelope(), "type", val<uint16_t>(0)))),
                    Contains("unknown type 0"));
     }
-    SECTION("type 21, one past the last") {
-        CHECK_THAT(drop_reason(to_frame(with(valid_envelope(), "type", val<uint16_t>(21)))),
-                   Contains("unknown type 21"));
+    SECTION("type 26, one past the last") {
+        CHECK_THAT(drop_reason(to_frame(with(valid_envelope(), "type", val<uint16_t>(26)))),
+                   Contains("unknown type 26"));
     }
     SECTION("type 65535") {
         CHECK_THAT(drop_reason(to_frame(with(valid_envelope(), "type", val<uint16_t>(65535)))),

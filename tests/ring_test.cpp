@@ -103,7 +103,11 @@ struct RingSim {
     std::vector<std::string> violations;
 
     RingSim(const ClusterConfig& cfg, SimOptions o)
-        : net(cfg, [cfg](NodeId id, uint64_t, const HardState&, std::mt19937_64&) { return std::make_unique<Ring>(cfg, id); },
+        : net(cfg,
+              // A joiner's ring starts from its own config (only itself); members come from WELCOME.
+              [this](NodeId id, uint64_t, const HardState&, std::mt19937_64&) {
+                  return std::make_unique<Ring>(net.config_of(id), id);
+              },
               o) {
         net.set_observer([this] {
             for (auto& v : net.check_invariants()) violations.push_back(v);
@@ -223,4 +227,86 @@ TEST_CASE("ring sim: one election costs a token and a coordinator round, each ho
     CHECK(count("RING_ELECTION") <= 4 * 4);
     CHECK(count("RING_ELECTION") >= 4);  // at least the winning token's full circle
     CHECK(count("COORDINATOR") >= 4);    // round the ring (+1 on PUB)
+}
+
+TEST_CASE("ring sim: nodes join at runtime and take their place on the ring; the highest joiner leads",
+          "[unit][ring][sim][membership]") {
+    for (uint64_t seed = 1; seed <= 20; ++seed) {
+        INFO("seed " << seed);
+        auto s = RingSim::make(5, seed);
+        s->net.start_all();
+        s->net.run_for(3s);
+        REQUIRE(s->node(1)->view().leader == 5);
+        // Two joiners, through different members; 12 outranks everyone (preempt is on).
+        s->net.join(9, static_cast<NodeId>(1 + seed % 5));
+        s->net.run_for(Duration(static_cast<int64_t>(seed * 7919 % 400'000)));
+        s->net.join(12, 9);
+        s->settle_and_check(5s);
+        for (NodeId id : s->net.ids()) {
+            CHECK(s->node(id)->view().leader == 12);
+            CHECK(s->net.core(id)->members().size() == 6);  // everyone knows everyone
+        }
+        // A crash of the joined leader: the ring, joiners included, elects 9.
+        s->net.crash(12);
+        s->settle_and_check(5s);
+        CHECK(s->node(1)->view().leader == 9);
+    }
+}
+
+TEST_CASE("ring sim: a leader that leaves is replaced at once, without waiting for detection; joined nodes "
+          "that die are forgotten",
+          "[unit][ring][sim][membership]") {
+    for (uint64_t seed = 1; seed <= 20; ++seed) {
+        INFO("seed " << seed);
+        auto s = RingSim::make(5, seed);
+        s->net.start_all();
+        s->net.join(8, 2);
+        s->net.join(7, 3);
+        s->net.run_for(3s);
+        REQUIRE(s->node(1)->view().leader == 8);
+        Time left = s->net.now();
+        s->net.leave(8);
+        // Well before anyone could declare it dead (dead_after 600 ms), the ring has a new leader.
+        s->net.run_for(200ms);
+        for (NodeId id : {1u, 2u, 3u, 4u, 5u, 7u}) {
+            INFO("node " << id << " at +" << to_ms(s->net.now() - left) << " ms");
+            CHECK(s->node(id)->view().leader == 7);
+            CHECK_FALSE(s->net.core(id)->members().count(8));
+        }
+        // 7 crashes: dead after 600 ms, an election, and forgotten after remove_after (10 s).
+        s->net.crash(7);
+        s->settle_and_check(12s);
+        CHECK(s->node(1)->view().leader == 5);
+        for (NodeId id = 1; id <= 5; ++id) CHECK(s->net.core(id)->members().size() == 4);
+    }
+}
+
+TEST_CASE("ring sim: joins, leaves, crashes, restarts and lost messages mixed, across seeds",
+          "[unit][ring][sim][membership]") {
+    for (uint64_t seed = 1; seed <= 40; ++seed) {
+        INFO("seed " << seed);
+        std::mt19937_64 rng(seed);
+        auto s = RingSim::make(4, seed, 0.05);
+        s->net.start_all();
+        std::vector<NodeId> joiners{10, 11, 12, 13};
+        for (int i = 0; i < 12; ++i) {
+            s->net.run_for(Duration(static_cast<int64_t>(rng() % 1'500'000)));
+            NodeId j = joiners[rng() % joiners.size()];
+            NodeId f = static_cast<NodeId>(1 + rng() % 4);
+            switch (rng() % 5) {
+                case 0:
+                case 1:
+                    if (!s->net.is_running(j)) s->net.join(j, f);  // through a member (maybe a dead one)
+                    break;
+                case 2: s->net.leave(j); break;
+                case 3: s->net.crash(rng() % 2 ? j : f); break;
+                case 4: s->net.start(f); break;  // restart a file node
+            }
+        }
+        // Quiet: every file node up, no loss; joiners that are still running stay.
+        s->net.set_drop(0);
+        for (NodeId f = 1; f <= 4; ++f)
+            if (!s->net.is_running(f)) s->net.start(f);
+        s->settle_and_check(15s);
+    }
 }
