@@ -30,7 +30,9 @@
 // Time: the algorithm keeps the node's VirtualTime (the only clock it may change); it reads
 // real time as `real_minus_steady + now` from the steady `now` it is given, so it reads no
 // clock. Leases and timeouts use steady time only.
-// What it leaves out: members joining at runtime (issue 4); authentication of the master.
+// Members that join or leave at runtime (NodeCore's membership) are polled from the next
+// round on, or no more; the master election follows them too.
+// What it leaves out: authentication of the master.
 // Not thread-safe; owned by the node loop.
 #pragma once
 

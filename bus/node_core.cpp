@@ -103,6 +103,7 @@ void NodeCore::deliver_peer_events(const std::vector<PeerEvent>& evs, Time now, 
         if (e.state == PeerState::dead) {
             dead_since_[e.peer] = now;
         } else if (e.state == PeerState::alive) {
+            acked_[e.peer] = now;  // back (or new): give it a heartbeat period to ack before calling it deaf
             bool back = dead_since_.erase(e.peer) > 0 || e.restarted;
             // It may have forgotten us (restarted, or removed us while we were apart).
             if (back && !self_info_.is_static && joined_) a.send(e.peer, Join{self_info_});
@@ -116,6 +117,8 @@ void NodeCore::admit(const MemberInfo& m, Time now, const std::string& reason, N
     if (m.is_static) static_[m.id] = m;
     left_inc_.erase(m.id);
     dead_since_.erase(m.id);
+    tombstones_.erase(m.id);
+    acked_[m.id] = now;  // a newcomer has had no chance to ack yet: not deaf from the start
     detector_->add_peer(m.id, now);
     a.connect.push_back(m);
     a.trace("peer.join", {{"peer", m.id},
@@ -133,6 +136,7 @@ void NodeCore::remove(NodeId id, const std::string& reason, Time now, Actions& a
     if (it == members_.end()) return;
     MemberInfo m = it->second;
     members_.erase(it);
+    tombstones_[id] = now + tunables_.remove_after;
     detector_->remove_peer(id);
     probing_.erase(id);
     dead_since_.erase(id);
@@ -144,12 +148,14 @@ void NodeCore::remove(NodeId id, const std::string& reason, Time now, Actions& a
     if (algo_) a.append(algo_->on_member(m, false, now));
 }
 
-void NodeCore::on_join(NodeId from, const Join& j, Time now, Actions& a) {
+bool NodeCore::on_join(NodeId from, const Join& j, Time now, Actions& a) {
     const MemberInfo& m = j.member;
     auto refuse = [&](const std::string& why) {
         a.trace("peer.refuse", {{"peer", from}, {"reason", why}});
         a.reply(from, Welcome{false, why, {}});
+        return false;
     };
+    if (!joined_) return false;  // not a member yet ourselves: it will ask again (or elsewhere)
     if (m.id != from)
         return refuse("JOIN for node " + std::to_string(m.id) + " sent by node " + std::to_string(from));
     if (static_.count(from) || m.is_static)
@@ -170,15 +176,18 @@ void NodeCore::on_join(NodeId from, const Join& j, Time now, Actions& a) {
     }
     Welcome w;
     w.members.push_back(self_info_);
-    for (auto& [id, other] : members_)
-        if (id != from) w.members.push_back(other);
+    for (auto& [id, other] : members_)  // not the dead: the joiner would only have to time them out
+        if (id != from && detector_->state(id) != PeerState::dead) w.members.push_back(other);
     a.reply(from, std::move(w));
+    return true;
 }
 
 void NodeCore::on_welcome(NodeId from, const Welcome& w, Time now, Actions& a) {
+    if (self_info_.is_static) return;  // a cluster-file node never sends JOIN: not an answer of ours
     if (joined_ && !w.ok) return;  // an answer to a re-JOIN: it knows us as someone else; detection sorts it out
     if (!w.ok) {
         refused_ = "node " + std::to_string(from) + " refused to admit us: " + w.reason;
+        next_join_ = Time::max();  // the host stops; nothing more to ask
         a.trace("node.join", {{"via", from}, {"state", "refused"}, {"reason", w.reason}});
         return;
     }
@@ -186,9 +195,12 @@ void NodeCore::on_welcome(NodeId from, const Welcome& w, Time now, Actions& a) {
         if (m.id == self_) continue;
         auto it = members_.find(m.id);
         if (it == members_.end()) {
+            // Removed here lately (left, or dead and forgotten): the answering member may not
+            // know yet; it is not brought back from hearsay (it comes back by its own JOIN).
+            if (auto t = tombstones_.find(m.id); t != tombstones_.end() && now < t->second) continue;
             admit(m, now, "welcome", from, a);
-        } else if (!same_address(it->second, m)) {
-            remove(m.id, "replaced", now, a);
+        } else if (!same_address(it->second, m) && detector_->state(m.id) == PeerState::dead && !it->second.is_static) {
+            remove(m.id, "replaced", now, a);  // only a dead joined member's id moves
             admit(m, now, "welcome", from, a);
         }
     }
@@ -204,8 +216,9 @@ Actions NodeCore::on_message(NodeId from, const Envelope& env, Time now) {
     Actions a;
     MsgType type = env.type();
     if (type == MsgType::join) {
-        on_join(from, std::get<Join>(env.body), now, a);
-        if (!members_.count(from)) return a;
+        // A refused JOIN is someone else using a member's id: it says nothing of the member's
+        // life (counting it would make the impostor's incarnation the member's).
+        if (!on_join(from, std::get<Join>(env.body), now, a)) return a;
     } else if (type == MsgType::welcome) {
         on_welcome(from, std::get<Welcome>(env.body), now, a);
         if (!members_.count(from)) return a;
@@ -237,7 +250,10 @@ Actions NodeCore::on_message(NodeId from, const Envelope& env, Time now) {
             if (m.id == self_ || m.is_static) return a;  // static nodes are in everyone's file
             auto it = members_.find(m.id);
             if (it != members_.end() && same_address(it->second, m)) return a;
-            if (it != members_.end()) remove(m.id, "replaced", now, a);
+            if (it != members_.end()) {
+                if (detector_->state(m.id) != PeerState::dead) return a;  // the one we know is alive
+                remove(m.id, "replaced", now, a);
+            }
             admit(m, now, "announced", from, a);
             return a;
         }
@@ -294,6 +310,8 @@ Actions NodeCore::on_tick(Time now) {
             a.send(peer, Ping{++ping_nonce_});
             next = now + tunables_.heartbeat;
         }
+    for (auto it = tombstones_.begin(); it != tombstones_.end();)
+        it = now >= it->second ? tombstones_.erase(it) : std::next(it);
     std::vector<NodeId> forget;
     for (auto& [id, since] : dead_since_)
         if (now >= since + tunables_.remove_after && members_.count(id) && !members_.at(id).is_static)

@@ -99,7 +99,8 @@ private:
     void deliver_peer_events(const std::vector<PeerEvent>& evs, Time now, Actions& a);
     void admit(const MemberInfo& m, Time now, const std::string& reason, NodeId by, Actions& a);
     void remove(NodeId id, const std::string& reason, Time now, Actions& a);
-    void on_join(NodeId from, const Join& j, Time now, Actions& a);
+    /// \return true if `from` is now a member at the JOIN's address (admitted or known).
+    bool on_join(NodeId from, const Join& j, Time now, Actions& a);
     void on_welcome(NodeId from, const Welcome& w, Time now, Actions& a);
     void check_followers(Time now, Actions& a);
     bool leading() const;
@@ -116,6 +117,9 @@ private:
     std::map<NodeId, MemberInfo> static_;          ///< cluster-file nodes known (kept after they leave)
     std::map<NodeId, uint64_t> left_inc_;          ///< incarnation a static node left with
     std::map<NodeId, Time> dead_since_;            ///< members the detector declared dead
+    /// Members removed lately (left, or forgotten), until when a WELCOME may not bring them
+    /// back: the member answering an anti-entropy JOIN may not have removed them yet.
+    std::map<NodeId, Time> tombstones_;
     std::string join_endpoint_;                    ///< "" = a cluster-file node
     bool joined_ = true;                           ///< false until a joiner is welcomed
     Time next_join_ = Time::max();                 ///< joiner: when to send JOIN again

@@ -165,7 +165,8 @@ void NodeHost::handle_control(const Incoming& in, Time now) {
         reply = {{"ok", false}, {"error", e.what()}};
         tracer_.emit("ctl.reject", {{"op", op}, {"error", e.what()}});
     }
-    transport_.reply_control(in.routing_id, reply.dump());
+    // Member names and hosts come from the network: never let a bad byte throw here.
+    transport_.reply_control(in.routing_id, reply.dump(-1, ' ', false, Json::error_handler_t::replace));
 }
 
 void NodeHost::handle_incoming(Incoming&& in, Time now) {
@@ -191,12 +192,16 @@ void NodeHost::handle_incoming(Incoming&& in, Time now) {
         return drop(origin, "envelope sender " + std::to_string(*from) + " disagrees with routing id " + in.routing_id);
     if (in.channel == Channel::dealer && in.dealer_peer == 0 && type != MsgType::welcome)
         return drop(origin, std::string(info(type).name) + " on the join link");
+    // A WELCOME is only ever the answer to our JOIN: it comes back on a DEALER of ours.
+    if (type == MsgType::welcome && in.channel != Channel::dealer)
+        return drop(origin, "WELCOME that is not a reply to our JOIN");
     if (in.channel == Channel::dealer && in.dealer_peer != 0 && in.dealer_peer != *from)
         return drop(origin, "envelope sender " + std::to_string(*from) + " on the link to " +
                                 std::to_string(in.dealer_peer));
     if (in.channel == Channel::sub && in.topic != info(type).topic)
         return drop(origin, std::string(info(type).name) + " on topic '" + in.topic + "'");
-    trace_receive(tracer_, *from, env);
+    trace_receive(tracer_, *from, env,
+                  in.channel == Channel::router ? "req" : in.channel == Channel::dealer ? "rep" : "pub");
     carry_out(core_.on_message(*from, env, now));
 }
 

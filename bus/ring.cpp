@@ -98,7 +98,13 @@ void Ring::start_election(Time now, const std::string& reason, Actions& a, uint6
 
 void Ring::conclude(const std::vector<NodeId>& ids, Time now, Actions& a) {
     // The token has been round: the best of those it collected leads, the next is the backup.
-    std::vector<NodeId> all = ids;
+    // Only ids still on the ring: one that left while the token went round has no rank (and
+    // sorting by rank with it would not be a strict weak order), one declared dead cannot lead.
+    std::vector<NodeId> all;
+    for (NodeId id : ids) {
+        auto p = peers_.find(id);
+        if (ranks_.count(id) && (id == self_ || (p != peers_.end() && p->second != PeerState::dead))) all.push_back(id);
+    }
     if (std::find(all.begin(), all.end(), self_) == all.end()) all.push_back(self_);
     std::sort(all.begin(), all.end(), [&](NodeId x, NodeId y) { return outranks(x, y); });
     NodeId winner = all[0], backup = all.size() > 1 ? all[1] : 0;

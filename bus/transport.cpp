@@ -183,6 +183,7 @@ void Transport::linger_on_close(std::chrono::milliseconds ms) {
     int v = static_cast<int>(ms.count());
     for (auto& [id, d] : dealers_) d.set(zmq::sockopt::linger, v);
     pub_.set(zmq::sockopt::linger, v);
+    if (control_.handle() != nullptr) control_.set(zmq::sockopt::linger, v);  // the answer to `leave`
 }
 
 SendResult Transport::publish(std::string_view topic, std::string_view payload) {

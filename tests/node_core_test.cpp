@@ -145,6 +145,14 @@ TEST_CASE("membership: a JOIN is admitted, announced to every other member and a
         CHECK_FALSE(w[0].second.ok);
         CHECK_THAT(w[0].second.reason, Catch::Contains("not known to be dead"));
         CHECK(n.members().at(9).pub == 7190);
+        // The impostor's JOIN is not the member's life: its incarnation is not adopted, so
+        // the real one's next heartbeat is no "restart" and no stale frame.
+        Envelope impostor = envelope(9, 777, 1, Join{joiner(9, 7290)});
+        a = n.on_message(9, impostor, Time(40ms));
+        CHECK(events_named(a, "peer.alive").empty());
+        a = n.on_message(9, envelope_from(9, Heartbeat{100'000}), Time(50ms));
+        CHECK(events_named(a, "peer.alive").empty());  // still the same, alive incarnation
+        CHECK(n.detector().state(9) == PeerState::alive);
     }
     SECTION("LEAVE removes it at once: traced, disconnected, the algorithm told") {
         a = n.on_message(9, envelope_from(9, Leave{}), Time(30ms));
@@ -342,4 +350,49 @@ TEST_CASE("control: leave sends LEAVE to every member", "[unit][node_core][contr
     for (auto& [o, l] : leaves) to.insert(o.to);
     CHECK(to == std::set<NodeId>{1, 3, 4});
     CHECK(events_named(a, "node.leave").size() == 1);
+}
+
+TEST_CASE("membership: hearsay cannot bring back a member removed lately, nor move a live one",
+          "[unit][node_core][membership]") {
+    ClusterConfig cfg = make_cluster(1);
+    NodeSpec me;
+    me.id = 9, me.pub = 7190, me.peer = 7191;
+    cfg.nodes = {me};
+    NodeCore n(cfg, 9, nullptr, Time(0), "tcp://127.0.0.1:20011");
+    n.start(Time(0));
+    MemberInfo m1{1, "", 0, "127.0.0.1", 20010, 20011, 0, true};
+    n.on_message(1, envelope_from(1, Welcome{true, "", {m1, joiner(8)}}), Time(10ms));
+    REQUIRE(n.members().count(8));
+    n.on_message(8, envelope_from(8, Heartbeat{100'000}), Time(20ms));
+    // A MEMBER or WELCOME naming 8 at another address while 8 is alive: ignored.
+    n.on_message(1, envelope_from(1, Member{joiner(8, 7290)}), Time(30ms));
+    n.on_message(1, envelope_from(1, Welcome{true, "", {m1, joiner(8, 7290)}}), Time(40ms));
+    CHECK(n.members().at(8).pub == 7190);
+    // 8 leaves; node 1 has not heard yet and still lists it: 8 stays out (tombstone).
+    n.on_message(8, envelope_from(8, Leave{}), Time(50ms));
+    Actions a = n.on_message(1, envelope_from(1, Welcome{true, "", {m1, joiner(8)}}), Time(1s));
+    CHECK_FALSE(n.members().count(8));
+    CHECK(events_named(a, "peer.join").empty());
+    // After remove_after (10 s) the tombstone is gone: a later WELCOME may list it again.
+    n.on_tick(Time(11s));
+    n.on_message(1, envelope_from(1, Welcome{true, "", {m1, joiner(8)}}), Time(11s));
+    CHECK(n.members().count(8));
+}
+
+TEST_CASE("membership: a cluster-file node ignores WELCOMEs (it never asked), and a joiner not yet "
+          "welcomed does not answer JOINs",
+          "[unit][node_core][membership]") {
+    NodeCore file(make_cluster(2), 1, nullptr, Time(0));
+    Actions a = file.on_message(2, envelope_from(2, Welcome{true, "", {joiner(8)}}), Time(1ms));
+    CHECK_FALSE(file.members().count(8));
+
+    ClusterConfig cfg = make_cluster(1);
+    NodeSpec me;
+    me.id = 9, me.pub = 7190, me.peer = 7191;
+    cfg.nodes = {me};
+    NodeCore j(cfg, 9, nullptr, Time(0), "tcp://127.0.0.1:20011");
+    j.start(Time(0));
+    a = j.on_message(8, envelope_from(8, Join{joiner(8, 7180)}), Time(5ms));
+    CHECK(a.out.empty());
+    CHECK(j.members().empty());
 }
