@@ -31,8 +31,10 @@ void Outbox::record(const Outgoing& o, const Envelope& env, SendResult r) {
     // Published: the topic. A JOIN to a member not known yet: the endpoint it went to.
     Json to = o.route == Outgoing::Route::publish || o.route == Outgoing::Route::join ? Json(o.topic) : Json(o.to);
     Json id = message_id(env.from, env.inc, env.seq);
+    // The kind of channel: with `id` and the addressee it names the message uniquely.
+    const char* ch = o.route == Outgoing::Route::reply ? "rep" : o.route == Outgoing::Route::publish ? "pub" : "req";
     if (r == SendResult::sent) {
-        tracer_->emit("msg.send", {{"to", to}, {"type", mi.name}, {"id", id}}, mi.level);
+        tracer_->emit("msg.send", {{"to", to}, {"type", mi.name}, {"id", id}, {"ch", ch}}, mi.level);
     } else {
         // Never waited on: traced at level msgs or above (a full queue to a dead peer would
         // otherwise flood the default trace).
@@ -41,10 +43,11 @@ void Outbox::record(const Outgoing& o, const Envelope& env, SendResult r) {
     }
 }
 
-void trace_receive(Tracer& tracer, NodeId from, const Envelope& env) {
+void trace_receive(Tracer& tracer, NodeId from, const Envelope& env, const char* ch) {
     MsgInfo mi = info(env.type());
     if (tracer.enabled(mi.level) && env.lc) tracer.merge(env.lc, env.vc);
-    tracer.emit("msg.recv", {{"from", from}, {"type", mi.name}, {"id", message_id(env.from, env.inc, env.seq)}},
+    tracer.emit("msg.recv",
+                {{"from", from}, {"type", mi.name}, {"id", message_id(env.from, env.inc, env.seq)}, {"ch", ch}},
                 mi.level);
 }
 

@@ -39,6 +39,8 @@ private:
 
 /// Folds a received message's clocks into `tracer` (if it carries any and its type is
 /// traced) and traces msg.recv.
-void trace_receive(Tracer& tracer, NodeId from, const Envelope& env);
+/// `ch`: how it came — "req" (on our ROUTER: the sender's request), "rep" (on our DEALER: a
+/// reply) or "pub" (on SUB) — traced as `ch`, as msg.send traces it.
+void trace_receive(Tracer& tracer, NodeId from, const Envelope& env, const char* ch);
 
 }  // namespace bus

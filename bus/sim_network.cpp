@@ -167,7 +167,7 @@ void SimNetwork::resume(NodeId id) {
     }
     auto held = std::move(n->held);
     n->held.clear();
-    for (auto& [from, frame] : held) deliver(from, id, frame);
+    for (auto& h : held) deliver(h.from, id, h.frame, h.ch);
 }
 
 // ---- links ----------------------------------------------------------------------------------
@@ -275,16 +275,17 @@ void SimNetwork::transmit(NodeId from, const Outgoing& o, const std::string& fra
             Time& last = fifo_[channel];
             at = std::max(at, last);
             last = at;
-            queue_.push(Delivery{at, order_++, from, d, dn->inc, frame});
+            const char* ch = o.route == Outgoing::Route::publish ? "pub" : o.route == Outgoing::Route::reply ? "rep" : "req";
+            queue_.push(Delivery{at, order_++, from, d, dn->inc, frame, ch});
         }
     }
 }
 
-void SimNetwork::deliver(NodeId from, NodeId to, const std::string& frame) {
+void SimNetwork::deliver(NodeId from, NodeId to, const std::string& frame, const char* ch) {
     Node* n = running(to);
     if (!n) return;
     if (n->paused) {
-        n->held.emplace_back(from, frame);
+        n->held.push_back({from, frame, ch});
         return;
     }
     DecodeResult d = decode(frame);
@@ -295,8 +296,16 @@ void SimNetwork::deliver(NodeId from, NodeId to, const std::string& frame) {
         ++rejected_;
         return;
     }
-    if (n->tracer) trace_receive(*n->tracer, from, *d.env);
+    if (n->tracer) trace_receive(*n->tracer, from, *d.env, ch);
     carry_out(to, n->core->on_message(from, *d.env, now()));
+    // As the host: a joiner whose JOIN was refused stops (exit 1).
+    if (Node* m = running(to); m && !m->core->refused().empty()) {
+        if (m->tracer) m->tracer->emit("node.stop", {{"reason", "join refused: " + m->core->refused()}});
+        m->core.reset();
+        m->outbox.reset();
+        m->tracer.reset();
+        m->held.clear();
+    }
 }
 
 // ---- time -----------------------------------------------------------------------------------
@@ -319,7 +328,7 @@ bool SimNetwork::step() {
         queue_.pop();
         if (dv.at > now()) clock_.set(dv.at);
         const Node* n = running(dv.to);
-        if (n && n->inc == dv.to_inc && link_open(dv.from, dv.to)) deliver(dv.from, dv.to, dv.frame);
+        if (n && n->inc == dv.to_inc && link_open(dv.from, dv.to)) deliver(dv.from, dv.to, dv.frame, dv.ch);
     } else {
         if (tick_at > now()) clock_.set(tick_at);
         carry_out(tick_node, running(tick_node)->core->on_tick(now()));

@@ -144,7 +144,12 @@ private:
         std::unique_ptr<Tracer> tracer;
         std::unique_ptr<Outbox> outbox;
         std::unique_ptr<NodeCore> core;
-        std::deque<std::pair<NodeId, std::string>> held;  ///< (from, frame) queued while paused
+        struct Held {
+            NodeId from;
+            std::string frame;
+            const char* ch;
+        };
+        std::deque<Held> held;  ///< queued while paused
     };
     struct Delivery {
         Time at;
@@ -153,12 +158,13 @@ private:
         NodeId to;
         uint64_t to_inc;
         std::string frame;
+        const char* ch;  ///< "req", "rep" or "pub", as traced
         bool operator>(const Delivery& o) const { return at != o.at ? at > o.at : order > o.order; }
     };
 
     void carry_out(NodeId id, Actions&& a);
     void transmit(NodeId from, const Outgoing& o, const std::string& frame);
-    void deliver(NodeId from, NodeId to, const std::string& frame);
+    void deliver(NodeId from, NodeId to, const std::string& frame, const char* ch);
     void fault(const std::string& action, NodeId target);
     Node* running(NodeId id);
     const Node* running(NodeId id) const;

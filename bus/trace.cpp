@@ -89,6 +89,26 @@ std::string emitter_of(const Json& ev) {
     return it->is_string() ? it->get<std::string>() : it->dump();
 }
 
+namespace {
+std::string ch_of(const Json& e) { return e.contains("ch") && e["ch"].is_string() ? e["ch"].get<std::string>() : ""; }
+}  // namespace
+
+std::string message_send_key(const Json& send) {
+    std::string id = send.contains("id") ? send["id"].dump() : "null";
+    const Json& to = send.contains("to") ? send["to"] : Json();
+    if (to.is_string() || to.is_null() || ch_of(send) == "pub") return id + " pub";
+    return id + " " + ch_of(send) + " " + to.dump();
+}
+
+std::vector<std::string> message_recv_keys(const Json& recv) {
+    std::string id = recv.contains("id") ? recv["id"].dump() : "null";
+    std::string ch = ch_of(recv);
+    if (ch == "pub") return {id + " pub"};
+    std::string node = recv.contains("node") ? recv["node"].dump() : "null";
+    if (!ch.empty()) return {id + " " + ch + " " + node};
+    return {id + "  " + node, id + " pub"};  // a trace from before `ch`: ambiguous between req and rep
+}
+
 Json message_id(const Sender& from, uint64_t inc, uint64_t seq) {
     Json id = Json::array();
     if (auto* n = std::get_if<NodeId>(&from))

@@ -74,7 +74,15 @@ private:
 /// The emitter of a trace event as text: 3, "c-1a2b", "ctl" ("?" if absent).
 std::string emitter_of(const Json& ev);
 
-/// The id of a message in the trace: [sender, inc, seq].
+/// The id of a message in the trace: [sender, inc, seq]. `seq` counts per channel (a PUB
+/// topic, a link to one peer), so an id is unique per channel, not per sender: a sender's
+/// first ANSWER to node 1 and its first ANSWER to node 2 share it.
 Json message_id(const Sender& from, uint64_t inc, uint64_t seq);
+
+/// Matching msg.send to msg.recv: the key of a send — its id, its channel kind (`ch`: req,
+/// rep) and its addressee, or its id alone when published —, and the keys a receive may
+/// match (by its own `ch` and node), most specific first.
+std::string message_send_key(const Json& send);
+std::vector<std::string> message_recv_keys(const Json& recv);
 
 }  // namespace bus

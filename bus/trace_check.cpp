@@ -155,6 +155,8 @@ void TraceChecker::finish() {
             if (name == "election.start" || name == "leader")
                 if (std::string algo = str_of(e.j, "algo"); !algo.empty()) algos_.insert(algo);
         }
+    check_vector_clocks();
+    check_messages();
     check_terms();
     check_raft_leaders();
     check_votes();
@@ -166,6 +168,86 @@ void TraceChecker::finish() {
                 led = led || (str_of(e.j, "ev") == "leader" && str_of(e.j, "algo") == algo);
         if (led) check_agreement(algo);
     }
+}
+
+// Vector clocks (`vc`, node id -> count) are well formed: an object of node ids to positive
+// integers naming the emitter itself; per (emitter, inc) the emitter's own entry strictly
+// increases with seq and no entry ever decreases (receives only merge upwards).
+void TraceChecker::check_vector_clocks() {
+    for (auto& [key, stream] : streams_) {
+        std::string who = "emitter " + key.first + " inc " + std::to_string(key.second);
+        const Event* prev = nullptr;
+        for (auto& [seq, e] : stream) {
+            if (!e.j.contains("vc")) continue;
+            const Json& vc = e.j["vc"];
+            std::string bad;
+            if (!vc.is_object()) {
+                bad = "is not an object";
+            } else {
+                for (auto it = vc.begin(); it != vc.end() && bad.empty(); ++it) {
+                    const std::string& k = it.key();
+                    if (k.empty() || k.find_first_not_of("0123456789") != std::string::npos)
+                        bad = "has key '" + k + "', not a node id";
+                    else if (!it.value().is_number_unsigned() || it.value().get<uint64_t>() == 0)
+                        bad = "entry " + k + " is not a positive integer";
+                }
+            }
+            if (bad.empty() && e.j["node"].is_number_unsigned() && !vc.contains(e.j["node"].dump()))
+                bad = "does not name its own node " + e.j["node"].dump();
+            if (!bad.empty()) {
+                add({"vclock", who + ": seq " + std::to_string(seq) + ": vc " + bad, Json::array({cite(e)})});
+                continue;
+            }
+            if (prev) {
+                const Json& pv = prev->j["vc"];
+                std::string own = e.j["node"].is_number_unsigned() ? e.j["node"].dump() : "";
+                for (auto& [k, v] : pv.items()) {
+                    uint64_t now = vc.contains(k) ? vc[k].get<uint64_t>() : 0;
+                    bool wrong = k == own ? now <= v.get<uint64_t>() : now < v.get<uint64_t>();
+                    if (wrong) {
+                        add({"vclock", who + ": vc entry " + k + (k == own ? " (its own) does not increase" : " decreases") +
+                                           " from seq " + prev->j["seq"].dump() + " to " + std::to_string(seq),
+                             Json::array({cite(*prev), cite(e)})});
+                        break;
+                    }
+                }
+            }
+            prev = &e;
+        }
+    }
+}
+
+// Send/receive pairs (msg.send and msg.recv sharing `id`): the receive is later in Lamport
+// time than the send, and its vector clock includes the send's.
+void TraceChecker::check_messages() {
+    std::map<std::string, const Event*> sends;
+    for (auto& [key, stream] : streams_)
+        for (auto& [seq, e] : stream)
+            if (str_of(e.j, "ev") == "msg.send" && e.j.contains("id")) sends.emplace(message_send_key(e.j), &e);
+    for (auto& [key, stream] : streams_)
+        for (auto& [seq, e] : stream) {
+            if (str_of(e.j, "ev") != "msg.recv" || !e.j.contains("id")) continue;
+            const Event* found = nullptr;
+            for (const std::string& k : message_recv_keys(e.j))
+                if (auto it = sends.find(k); it != sends.end() && !found) found = it->second;
+            if (!found) continue;  // its send was not traced (level, or another file)
+            const Event& s = *found;
+            ++messages_matched_;
+            auto lc_r = uint_of(e.j, "lc"), lc_s = uint_of(s.j, "lc");
+            if (lc_r && lc_s && *lc_r <= *lc_s)
+                add({"lamport", "message " + e.j["id"].dump() + " received at Lamport time " + std::to_string(*lc_r) +
+                                    ", not after its send at " + std::to_string(*lc_s),
+                     Json::array({cite(s), cite(e)})});
+            if (e.j.contains("vc") && s.j.contains("vc") && e.j["vc"].is_object() && s.j["vc"].is_object())
+                for (auto& [k, v] : s.j["vc"].items())
+                    if (!e.j["vc"].contains(k) || !v.is_number_unsigned() || !e.j["vc"][k].is_number_unsigned() ||
+                        e.j["vc"][k].get<uint64_t>() < v.get<uint64_t>()) {
+                        add({"vclock", "message " + e.j["id"].dump() + ": the receive's vc does not include the send's (entry " +
+                                           k + ")",
+                             Json::array({cite(s), cite(e)})});
+                        break;
+                    }
+        }
 }
 
 // Terms (Raft terms, bully/ring epochs) only grow within one incarnation: a node that goes
@@ -286,7 +368,13 @@ void TraceChecker::check_agreement(const std::string& algo) {
             if (name == "fault") {
                 faults.push_back(&e);
             } else if (name == "node.stop") {
-                stops.push_back(&e);
+                // A graceful leave or a refused join is a membership change the others
+                // must react to (a disturbance), not the beginning of the shutdown.
+                std::string reason = str_of(e.j, "reason");
+                if (reason == "left" || reason.rfind("join refused", 0) == 0)
+                    faults.push_back(&e);
+                else
+                    stops.push_back(&e);
                 if (!inc.stop) inc.stop = &e;
             } else if (name == "node.start" && !inc.start) {
                 inc.start = &e;
@@ -450,6 +538,7 @@ Json TraceChecker::report_json() const {
     r["ok"] = findings_.empty();
     r["events"] = events_;
     r["emitters"] = streams_.size();
+    r["messages_matched"] = messages_matched_;
     Json counts = Json::object();
     for (auto& [k, v] : per_check_) counts[k] = v;
     r["violations"] = counts;

@@ -6,7 +6,10 @@
 //  - integrity: lines that are not JSON objects (with line numbers); missing or mistyped
 //    common fields (t, node, inc, seq, lc, ev); missing fields of known events;
 //    seq gaps and duplicates per (emitter, inc); Lamport clocks that do not increase with
-//    seq per (emitter, inc).
+//    seq per (emitter, inc), or a msg.recv not later than its msg.send (same `id`);
+//  - vclock: `vc` must be an object of node ids to positive counts naming the emitter; per
+//    (emitter, inc) its own entry strictly increases and no entry decreases; a msg.recv's
+//    vc includes its msg.send's.
 //  - term: the `term` of election.start / role / leader events never decreases in seq order
 //    per (emitter, inc) (a new incarnation starts afresh).
 //  - raft-leader: at most one distinct leader per term over Raft `leader` events, across
@@ -14,8 +17,9 @@
 //  - vote: at most one candidate per (node, term) over Raft `vote` events, across all of a
 //    node's incarnations (the vote is durable).
 //  - agreement (bully, ring): within Options::agreement_bound after the last disturbance
-//    (fault, or a later node.start) and until the clean shutdown begins (first node.stop
-//    after it) or the trace ends, every live node follows one leader and that leader is
+//    (fault, a later node.start, or a node that left: node.stop reason "left" / "join
+//    refused") and until the clean shutdown begins (first other node.stop after it) or the
+//    trace ends, every live node follows one leader and that leader is
 //    live. Skipped when the last partition was never healed (connectivity unknown).
 // report_json() summarises these under "elections".
 // Pure: no I/O; the caller feeds lines and prints the findings.
@@ -33,7 +37,7 @@
 namespace bus {
 
 struct Finding {
-    std::string check;    ///< "parse", "fields", "seq", "lamport", "term", "raft-leader", "vote", "agreement"
+    std::string check;    ///< "parse", "fields", "seq", "lamport", "vclock", "term", "raft-leader", "vote", "agreement"
     std::string message;  ///< one readable sentence
     Json cites = Json::array();  ///< [{node, inc, seq, where}], the events at fault
 };
@@ -50,6 +54,8 @@ public:
     void add_line(std::string_view line, const std::string& where);
     /// Runs the whole-trace checks. Call once, after the last line.
     void finish();
+    /// A finding of a check run outside (ftbus-check --max-spread).
+    void add_finding(Finding f) { add(std::move(f)); }
 
     const std::vector<Finding>& findings() const { return findings_; }
     size_t events() const { return events_; }
@@ -64,6 +70,8 @@ private:
     using StreamKey = std::pair<std::string, uint64_t>;  // (emitter, inc)
     void add(Finding f);
     Json cite(const Event& e) const;
+    void check_vector_clocks();
+    void check_messages();
     void check_terms();
     void check_raft_leaders();
     void check_votes();
@@ -86,6 +94,7 @@ private:
     size_t terms_checked_ = 0;
     size_t raft_terms_ = 0;
     size_t votes_checked_ = 0;  ///< (node, term) pairs with a vote
+    size_t messages_matched_ = 0;  ///< msg.recv events whose msg.send is in the trace
     std::vector<Agreement> agreements_;
 };
 

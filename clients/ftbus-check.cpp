@@ -4,8 +4,12 @@
 #include <fstream>
 #include <iostream>
 
+#include <tuple>
+
 #include "bus/flags.hpp"
+#include "bus/shiviz.hpp"
 #include "bus/trace_check.hpp"
+#include "bus/trace_summary.hpp"
 
 namespace {
 
@@ -51,10 +55,27 @@ int main(int argc, char** argv) {
         ->check(bus::duration_check())
         ->capture_default_str();
     app.add_option("--max-shown", max_shown, "findings listed in the text report")->capture_default_str();
+    std::string export_format, max_spread;
+    bool summary = false;
+    app.add_flag("--summary", summary,
+                 "instead of the report, print one JSON summary: messages per type, events per node, "
+                 "leaderless intervals, clock spread");
+    app.add_option("--max-spread", max_spread,
+                   "clocks: after sync (every clock node adjusted once), the spread of clock.offset across "
+                   "nodes at any instant must stay within DUR")
+        ->check(bus::duration_check());
+    app.add_option("--export", export_format,
+                   "instead of checking, write the traces as a ShiViz log on stdout (two lines per event; "
+                   "hosts node@inc; parse with ShiViz's default regex)")
+        ->check(CLI::IsMember({"shiviz"}));
     if (auto code = bus::parse_flags(app, argc, argv)) return *code;
 
     bus::TraceChecker checker({*bus::parse_duration(bound)});
     if (files.empty()) files.push_back("-");
+    // --export: the events of every file, each host's in seq order, merged by time.
+    std::vector<bus::Json> events;
+    const bool need_events = !export_format.empty() || summary || !max_spread.empty();
+    size_t unparsed = 0;
     for (const std::string& f : files) {
         std::ifstream file;
         std::istream* in = &std::cin;
@@ -69,9 +90,58 @@ int main(int argc, char** argv) {
         }
         std::string line;
         size_t n = 0;
-        while (std::getline(*in, line)) checker.add_line(line, name + ":" + std::to_string(++n));
+        while (std::getline(*in, line)) {
+            if (need_events) {
+                bus::Json e = bus::Json::parse(line, nullptr, false);
+                if (e.is_object())
+                    events.push_back(std::move(e));
+                else if (line.find_first_not_of(" \t\r") != std::string::npos)
+                    ++unparsed;
+            }
+            if (export_format.empty() && !summary) checker.add_line(line, name + ":" + std::to_string(++n));
+        }
+    }
+    if (!export_format.empty()) {
+        if (events.empty()) {
+            std::cerr << "ftbus-check: no trace events in the input\n";
+            return bus::kExitUsage;
+        }
+        auto key = [](const bus::Json& e) {
+            return std::make_tuple(e.value("t", int64_t{0}), bus::ShivizExporter::host_of(e), e.value("seq", uint64_t{0}));
+        };
+        std::stable_sort(events.begin(), events.end(), [&](const bus::Json& a, const bus::Json& b) { return key(a) < key(b); });
+        bus::ShivizExporter ex([](const std::string& s) { std::cout << s; });
+        for (const bus::Json& e : events) ex.add(e);
+        ex.finish();
+        std::cerr << "ftbus-check: exported " << ex.exported() << " events of " << ex.hosts() << " hosts as a ShiViz log";
+        if (ex.unmatched()) std::cerr << "; " << ex.unmatched() << " receives without their send exported as local events";
+        if (unparsed + ex.skipped()) std::cerr << "; " << unparsed + ex.skipped() << " lines skipped (not trace events)";
+        std::cerr << "\nftbus-check: ShiViz regex: " << bus::kShivizRegex << "\n";
+        return bus::kExitOk;
+    }
+    if (summary) {
+        if (events.empty()) {
+            std::cerr << "ftbus-check: no trace events in the input\n";
+            return bus::kExitUsage;
+        }
+        bus::Json s = bus::summarize(std::move(events));
+        s["unparsed_lines"] = unparsed;
+        std::cout << s.dump() << "\n";
+        return bus::kExitOk;
     }
     checker.finish();
+    if (!max_spread.empty()) {
+        if (auto v = bus::check_spread(events, *bus::parse_duration(max_spread))) {
+            auto cite = [](const bus::Json& e) {
+                return bus::Json{{"node", e["node"]}, {"inc", e["inc"]}, {"seq", e.value("seq", uint64_t{0})},
+                                 {"where", "node " + e["node"].dump() + " clock.offset"}};
+            };
+            checker.add_finding({"clock-spread",
+                                 "clock spread " + std::to_string(v->spread_us) + " us exceeds " + max_spread +
+                                     " after sync: node " + v->high["node"].dump() + " vs node " + v->low["node"].dump(),
+                                 bus::Json::array({cite(v->low), cite(v->high)})});
+        }
+    }
     if (checker.events() == 0) {
         std::cerr << "ftbus-check: no trace events in the input\n";
         return bus::kExitUsage;

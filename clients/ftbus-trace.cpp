@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "bus/flags.hpp"
+#include "bus/shiviz.hpp"
 #include "bus/node_host.hpp"
 #include "bus/trace.hpp"
 #include "bus/transport.hpp"
@@ -23,6 +24,12 @@ int main(int argc, char** argv) {
     app.add_option("--ev", evs, "only events with this name (repeatable), e.g. --ev leader");
     app.add_option("--duration", duration, "exit after DUR")->check(bus::duration_check());
     app.add_option("--count", count, "exit after N printed events");
+    std::string format = "json";
+    app.add_option("--format", format,
+                   "json: the trace lines as they come; shiviz: a ShiViz log (two lines per event, clocks "
+                   "recomputed per node@inc from send/receive pairs; parse it with ShiViz's default regex)")
+        ->check(CLI::IsMember({"json", "shiviz"}))
+        ->capture_default_str();
     if (auto code = bus::parse_flags(app, argc, argv)) return *code;
 
     bus::ClusterConfig cfg;
@@ -44,6 +51,13 @@ int main(int argc, char** argv) {
 
     std::map<std::pair<std::string, uint64_t>, uint64_t> last_seq;  // (emitter, inc) -> seq
     uint64_t printed = 0, gaps = 0, lost = 0, bad = 0;
+    bool reader_gone = false;
+    auto write_out = [&](const std::string& text) {
+        if (!reader_gone && ::write(STDOUT_FILENO, text.data(), text.size()) < 0) reader_gone = true;
+    };
+    // Live ShiViz: a receive waits for its send (another node's line may come later); a
+    // send that never comes (PUB/SUB dropped it) releases it after 10000 events.
+    bus::ShivizExporter shiviz(write_out);
     std::vector<zmq::pollitem_t> items = {{sub.handle(), 0, ZMQ_POLLIN, 0}};
     while (!stop && clock.now() < until && (count == 0 || printed < count)) {
         try {
@@ -80,10 +94,19 @@ int main(int argc, char** argv) {
             last_seq[key] = std::max(seq, it == last_seq.end() ? 0 : it->second);
             if (!wanted.empty() && !wanted.count(ev.value("ev", std::string())))
                 continue;
-            line += '\n';
-            if (::write(STDOUT_FILENO, line.data(), line.size()) < 0) return bus::kExitOk;  // reader gone
+            if (format == "shiviz") {
+                shiviz.add(ev);
+            } else {
+                line += '\n';
+                write_out(line);
+            }
+            if (reader_gone) return bus::kExitOk;
             ++printed;
         }
+    }
+    if (format == "shiviz") {
+        shiviz.finish();
+        if (shiviz.unmatched()) std::cerr << "ftbus-trace: " << shiviz.unmatched() << " receives without their send (exported as local events)\n";
     }
     std::cerr << "ftbus-trace: " << printed << " events printed from " << last_seq.size()
               << " emitter incarnations; " << gaps << " gaps (" << lost << " events not received)";

@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include "bus/trace_check.hpp"
+#include "bus/trace_summary.hpp"
 
 using bus::TraceChecker;
 
@@ -377,4 +378,120 @@ TEST_CASE("bully agreement: skipped while a partition is not healed", "[unit][ch
     tr.fault(2000, "heal", 0);  // healed, yet still split 6 s later: a violation
     tr.tick(9000, 2);
     CHECK(checks(tr.check()) == std::vector<std::string>{"agreement"});
+}
+
+TEST_CASE("bully agreement: a leader that leaves is a disturbance, not the shutdown", "[unit][check]") {
+    Trace tr = settled(3);  // 3 leads
+    tr.add(1000, 3, 1, "node.stop", {{"reason", "left"}});
+    tr.elect(1010, 2, 2);
+    tr.role(1020, 2, "leader", 2);
+    tr.leader(1020, 2, 2, 2);
+    SECTION("the others agree on a new live leader within the bound: ok") {
+        tr.leader(1030, 1, 2, 2);
+        tr.tick(8000, 1);
+        auto c = tr.check();
+        CHECK(c.findings().empty());
+        CHECK(c.report_json()["elections"]["live"] == bus::Json::array({1, 2}));
+    }
+    SECTION("one stays with the node that left: a violation (a leave does not close the window)") {
+        tr.tick(8000, 1);
+        tr.stop(9000, 1);
+        auto c = tr.check();
+        REQUIRE(checks(c) == std::vector<std::string>{"agreement"});
+    }
+}
+
+namespace {
+
+std::string line(const bus::Json& node, uint64_t seq, uint64_t lc, const std::string& ev, bus::Json vc, bus::Json more = bus::Json::object()) {
+    more["t"] = 1'700'000'000'000'000 + static_cast<int64_t>(seq);
+    more["node"] = node;
+    more["inc"] = 1;
+    more["seq"] = seq;
+    more["lc"] = lc;
+    if (!vc.is_null()) more["vc"] = vc;
+    more["ev"] = ev;
+    return more.dump();
+}
+
+std::vector<std::string> run(const std::vector<std::string>& lines) {
+    bus::TraceChecker c;
+    for (size_t i = 0; i < lines.size(); ++i) c.add_line(lines[i], "t:" + std::to_string(i + 1));
+    c.finish();
+    std::vector<std::string> out;
+    for (auto& f : c.findings()) out.push_back(f.check);
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("checker: send/receive pairs must agree with Lamport and vector clocks", "[unit][check]") {
+    bus::Json id = bus::Json::array({1, 1, 1});
+    auto send = line(1, 1, 5, "msg.send", {{"1", 1}}, {{"to", 2}, {"type", "ELECTION"}, {"id", id}});
+    SECTION("a consistent pair passes") {
+        CHECK(run({send, line(2, 1, 6, "msg.recv", {{"1", 1}, {"2", 1}}, {{"from", 1}, {"type", "ELECTION"}, {"id", id}})})
+                  .empty());
+    }
+    SECTION("received at a Lamport time not after the send") {
+        CHECK(run({send, line(2, 1, 5, "msg.recv", {{"1", 1}, {"2", 1}}, {{"from", 1}, {"type", "ELECTION"}, {"id", id}})}) ==
+              std::vector<std::string>{"lamport"});
+    }
+    SECTION("a receive whose vector clock lacks the send's") {
+        CHECK(run({send, line(2, 1, 6, "msg.recv", {{"2", 1}}, {{"from", 1}, {"type", "ELECTION"}, {"id", id}})}) ==
+              std::vector<std::string>{"vclock"});
+    }
+}
+
+TEST_CASE("checker: broken vector clocks are reported", "[unit][check]") {
+    CHECK(run({line(1, 1, 1, "x", {{"1", 1}}), line(1, 2, 2, "x", {{"1", 2}, {"2", 4}}),
+               line(1, 3, 3, "x", {{"1", 3}, {"2", 5}})})
+              .empty());
+    CHECK(run({line(1, 1, 1, "x", {{"2", 1}})}) == std::vector<std::string>{"vclock"});   // not its own
+    CHECK(run({line(1, 1, 1, "x", {{"1", 0}})}) == std::vector<std::string>{"vclock"});   // zero
+    CHECK(run({line(1, 1, 1, "x", {{"a", 1}, {"1", 1}})}) == std::vector<std::string>{"vclock"});
+    CHECK(run({line(1, 1, 1, "x", bus::Json::array({1}))}) == std::vector<std::string>{"vclock"});
+    CHECK(run({line(1, 1, 1, "x", {{"1", 2}}), line(1, 2, 2, "x", {{"1", 2}})}) ==
+          std::vector<std::string>{"vclock"});  // own entry does not increase
+    CHECK(run({line(1, 1, 1, "x", {{"1", 1}, {"3", 7}}), line(1, 2, 2, "x", {{"1", 2}, {"3", 6}})}) ==
+          std::vector<std::string>{"vclock"});  // another entry decreases
+}
+
+TEST_CASE("summary: messages per type, events per node, leaderless time, clock spread", "[unit][check][summary]") {
+    std::vector<bus::Json> evs;
+    auto add = [&](int64_t ms, int node, const std::string& ev, bus::Json f = bus::Json::object()) {
+        f["t"] = 1'700'000'000'000'000 + ms * 1000;
+        f["node"] = node;
+        f["inc"] = 1;
+        f["seq"] = evs.size() + 1;
+        f["ev"] = ev;
+        evs.push_back(f);
+    };
+    add(0, 1, "node.start");
+    add(0, 2, "node.start");
+    add(300, 1, "election.start", {{"algo", "bully"}, {"term", 1}});
+    add(310, 1, "msg.send", {{"type", "ELECTION"}, {"to", 2}, {"id", bus::Json::array({1, 1, 1})}});
+    add(311, 2, "msg.recv", {{"type", "ELECTION"}, {"from", 1}, {"id", bus::Json::array({1, 1, 1})}});
+    add(500, 1, "leader", {{"algo", "bully"}, {"leader", 2}, {"term", 1}});
+    add(600, 2, "leader", {{"algo", "bully"}, {"leader", 2}, {"term", 1}});
+    add(700, 1, "clock.offset", {{"offset_us", 100}});
+    add(700, 2, "clock.offset", {{"offset_us", 900}});
+    add(800, 1, "clock.adjust", {{"delta_us", 400}});
+    add(800, 2, "clock.adjust", {{"delta_us", -400}});
+    add(900, 1, "clock.offset", {{"offset_us", 490}});
+    add(900, 2, "clock.offset", {{"offset_us", 510}});
+    add(1000, 2, "node.stop", {{"reason", "SIGTERM"}});
+    bus::Json s = bus::summarize(evs);
+    INFO(s.dump());
+    CHECK(s["messages"]["ELECTION"]["sent"] == 1);
+    CHECK(s["messages"]["ELECTION"]["received"] == 1);
+    CHECK(s["nodes"]["1@1"]["events"] == 7);
+    CHECK(s["leaderless"]["1@1"]["total_ms"] == 500.0);  // from its start to its first leader
+    CHECK(s["leaderless"]["2@1"]["total_ms"] == 600.0);
+    CHECK(s["clocks"]["spread"]["max_ms"] == 0.8);
+    CHECK(s["clocks"]["spread_after_sync"]["max_ms"] == 0.02);
+    CHECK_FALSE(bus::check_spread(evs, std::chrono::microseconds(50)).has_value());
+    auto v = bus::check_spread(evs, std::chrono::microseconds(10));
+    REQUIRE(v.has_value());
+    CHECK(v->spread_us == 20);
+    CHECK(v->high["node"] == 2);
 }

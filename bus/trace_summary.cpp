@@ -1,0 +1,174 @@
+#include "bus/trace_summary.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <set>
+
+namespace bus {
+
+namespace {
+
+std::string host_of(const Json& e) {
+    const Json& node = e["node"];
+    return (node.is_string() ? node.get<std::string>() : node.dump()) + "@" + e["inc"].dump();
+}
+
+int64_t i64(const Json& e, const char* k) { return e[k].get<int64_t>(); }
+
+bool usable(const Json& e) {
+    return e.is_object() && e.contains("t") && e["t"].is_number_integer() && e.contains("node") &&
+           (e["node"].is_number_integer() || e["node"].is_string()) && e.contains("inc") &&
+           e["inc"].is_number_integer() && e.contains("ev") && e["ev"].is_string();
+}
+
+void sort_by_time(std::vector<Json>& events) {
+    events.erase(std::remove_if(events.begin(), events.end(), [](const Json& e) { return !usable(e); }), events.end());
+    std::stable_sort(events.begin(), events.end(), [](const Json& a, const Json& b) {
+        return std::make_pair(a["t"].get<int64_t>(), a.value("seq", uint64_t{0})) <
+               std::make_pair(b["t"].get<int64_t>(), b.value("seq", uint64_t{0}));
+    });
+}
+
+Json quantiles_ms(std::vector<int64_t> us) {
+    if (us.empty()) return nullptr;
+    std::sort(us.begin(), us.end());
+    auto q = [&](double f) { return to_ms(Duration(us[std::min(us.size() - 1, static_cast<size_t>(f * static_cast<double>(us.size())))])); };
+    return {{"samples", us.size()}, {"median_ms", q(0.5)}, {"p99_ms", q(0.99)}, {"max_ms", to_ms(Duration(us.back()))}};
+}
+
+/// Walks clock.offset / clock.adjust events; calls `sample(t, spread, low, high, synced)` at
+/// every clock.offset once every clock node has one.
+template <typename F>
+void walk_clocks(const std::vector<Json>& events, F sample) {
+    std::set<std::string> clock_nodes, adjusted;
+    for (const Json& e : events)
+        if (e["ev"] == "clock.offset") clock_nodes.insert(e["node"].dump());
+    std::map<std::string, const Json*> latest;  // node -> its latest clock.offset (latest inc wins by time)
+    std::map<std::string, int64_t> adjusted_at;  // node -> its latest clock.adjust
+    for (const Json& e : events) {
+        std::string ev = e["ev"].get<std::string>();
+        std::string node = e["node"].dump();
+        if (ev == "clock.adjust") adjusted.insert(node), adjusted_at[node] = i64(e, "t");
+        if (ev != "clock.offset" || !e.contains("offset_us") || !e["offset_us"].is_number_integer()) continue;
+        latest[node] = &e;
+        if (latest.size() < clock_nodes.size() || latest.size() < 2) continue;
+        // Compared at the same instant: a node adjusted since its last clock.offset has an
+        // offset we do not know yet (it traces a new one right after), so wait for it.
+        bool stale = false;
+        for (auto& [n, o] : latest)
+            if (auto a = adjusted_at.find(n); a != adjusted_at.end() && i64(*o, "t") < a->second) stale = true;
+        if (stale) continue;
+        const Json *lo = nullptr, *hi = nullptr;
+        for (auto& [n, o] : latest) {
+            if (!lo || i64(*o, "offset_us") < i64(*lo, "offset_us")) lo = o;
+            if (!hi || i64(*o, "offset_us") > i64(*hi, "offset_us")) hi = o;
+        }
+        int64_t spread = i64(*hi, "offset_us") - i64(*lo, "offset_us");
+        bool synced = adjusted.size() >= clock_nodes.size();
+        if (!sample(i64(e, "t"), spread, *lo, *hi, synced)) return;
+    }
+}
+
+}  // namespace
+
+Json summarize(std::vector<Json> events) {
+    sort_by_time(events);
+    Json out = Json::object();
+    out["events"] = events.size();
+
+    // Messages per type.
+    std::map<std::string, std::pair<uint64_t, uint64_t>> types;
+    for (const Json& e : events) {
+        const std::string ev = e["ev"].get<std::string>();
+        if ((ev == "msg.send" || ev == "msg.recv") && e.contains("type") && e["type"].is_string())
+            (ev == "msg.send" ? types[e["type"]].first : types[e["type"]].second)++;
+    }
+    Json msgs = Json::object();
+    for (auto& [t, c] : types) msgs[t] = {{"sent", c.first}, {"received", c.second}};
+    out["messages"] = msgs;
+
+    // Events per emitter incarnation.
+    struct Span {
+        uint64_t n = 0;
+        int64_t first = 0, last = 0;
+    };
+    std::map<std::string, Span> spans;
+    for (const Json& e : events) {
+        Span& s = spans[host_of(e)];
+        int64_t t = e["t"].get<int64_t>();
+        if (s.n++ == 0) s.first = t;
+        s.last = t;
+    }
+    Json nodes = Json::object();
+    for (auto& [h, s] : spans) {
+        double secs = static_cast<double>(s.last - s.first) / 1e6;
+        nodes[h] = {{"events", s.n},
+                    {"span_s", std::round(secs * 1000) / 1000},
+                    {"per_s", secs > 0 ? Json(std::round(static_cast<double>(s.n) / secs * 10) / 10) : Json(nullptr)}};
+    }
+    out["nodes"] = nodes;
+
+    // Leaderless intervals per election node incarnation.
+    static const std::set<std::string> kElecting = {"joining", "candidate", "waiting", "pre-candidate", "electing"};
+    struct Lead {
+        bool elects = false;
+        std::optional<int64_t> since;  // leaderless since
+        Json intervals = Json::array();
+        int64_t total = 0;
+        void close(int64_t t, bool open = false) {
+            if (!since) return;
+            intervals.push_back({{"from", *since}, {"ms", to_ms(Duration(t - *since))}, {"open", open}});
+            total += t - *since;
+            since.reset();
+        }
+    };
+    std::map<std::string, Lead> leads;
+    int64_t t_end = events.empty() ? 0 : events.back()["t"].get<int64_t>();
+    for (const Json& e : events) {
+        const std::string ev = e["ev"].get<std::string>();
+        Lead& l = leads[host_of(e)];
+        int64_t t = e["t"].get<int64_t>();
+        if (ev == "node.start") {
+            l.since = t;
+        } else if (ev == "leader") {
+            l.elects = true;
+            if (e.value("leader", uint64_t{0}) != 0) l.close(t);
+        } else if (ev == "election.start" || (ev == "role" && kElecting.count(e.value("role", std::string())))) {
+            l.elects = true;
+            if (!l.since) l.since = t;
+        } else if (ev == "node.stop") {
+            l.close(t);
+        }
+    }
+    Json leaderless = Json::object();
+    for (auto& [h, l] : leads) {
+        if (!l.elects) continue;
+        l.close(t_end, true);
+        leaderless[h] = {{"total_ms", to_ms(Duration(l.total))}, {"intervals", l.intervals}};
+    }
+    out["leaderless"] = leaderless;
+
+    // Clock spread.
+    std::vector<int64_t> all, synced;
+    walk_clocks(events, [&](int64_t, int64_t spread, const Json&, const Json&, bool sync) {
+        all.push_back(spread);
+        if (sync) synced.push_back(spread);
+        return true;
+    });
+    out["clocks"] = all.empty() ? Json(nullptr) : Json{{"spread", quantiles_ms(all)}, {"spread_after_sync", quantiles_ms(synced)}};
+    return out;
+}
+
+std::optional<SpreadViolation> check_spread(std::vector<Json> events, Duration max) {
+    sort_by_time(events);
+    std::optional<SpreadViolation> v;
+    walk_clocks(events, [&](int64_t t, int64_t spread, const Json& lo, const Json& hi, bool sync) {
+        if (!sync || spread <= max.count()) return true;
+        v = SpreadViolation{t, spread, lo, hi};
+        return false;
+    });
+    return v;
+}
+
+}  // namespace bus
