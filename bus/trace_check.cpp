@@ -40,6 +40,22 @@ const std::map<std::string, std::vector<const char*>>& required_fields() {
     return table;
 }
 
+/// Every event name of the trace contract (docs/TRACE.md). Names of the lock service's
+/// families (session., lock., file., rpc.) are reserved for it and accepted.
+bool known_event(const std::string& ev) {
+    static const std::set<std::string> names = {
+        "node.start", "node.stop", "node.stall", "node.isolated", "node.join", "node.leave", "fault",
+        "msg.send", "msg.recv", "msg.unsent", "msg.drop", "peer.alive", "peer.suspect", "peer.dead",
+        "peer.join", "peer.leave", "peer.refuse", "peer.unreachable", "follower.deaf", "follower.hears",
+        "config.set", "ctl.reject", "election.start", "election.ignore", "role", "leader", "vote",
+        "raft.restore", "ring.result", "ring.skip", "storage.slow", "clock.offset", "clock.sample",
+        "clock.adjust", "clock.round", "clock.master", "clock.ignore"};
+    if (names.count(ev)) return true;
+    for (const char* family : {"session.", "lock.", "file.", "rpc."})
+        if (ev.rfind(family, 0) == 0) return true;
+    return false;
+}
+
 std::optional<uint64_t> uint_of(const Json& j, const char* k) {
     auto it = j.find(k);
     if (it == j.end() || !it->is_number_unsigned()) return std::nullopt;
@@ -99,6 +115,9 @@ void TraceChecker::add_line(std::string_view line, const std::string& where) {
     need("seq", ev.contains("seq") && ev["seq"].is_number_unsigned());
     need("lc", ev.contains("lc") && ev["lc"].is_number_unsigned());
     need("ev", ev.contains("ev") && ev["ev"].is_string());
+    if (ev.contains("ev") && ev["ev"].is_string() && !known_event(ev["ev"].get<std::string>()))
+        add({"event", where + ": unknown event '" + ev["ev"].get<std::string>() + "' (not in docs/TRACE.md)",
+             Json::array({cite(e)})});
     if (ev.contains("ev") && ev["ev"].is_string()) {
         auto it = required_fields().find(ev["ev"].get<std::string>());
         if (it != required_fields().end())
@@ -139,6 +158,11 @@ void TraceChecker::finish() {
                                 " missing (" + std::to_string(seq - expect) + " events lost)",
                      cites});
             }
+            if (prev && e.j.contains("t") && prev->j.contains("t") && e.j["t"].is_number_integer() &&
+                prev->j["t"].is_number_integer() && e.j["t"].get<int64_t>() < prev->j["t"].get<int64_t>())
+                add({"time", who + ": time goes back from seq " + prev->j["seq"].dump() + " to " + std::to_string(seq) +
+                                 " (" + std::to_string(prev->j["t"].get<int64_t>() - e.j["t"].get<int64_t>()) + " us)",
+                     Json::array({cite(*prev), cite(e)})});
             if (prev && e.j.contains("lc") && prev->j.contains("lc") && e.j["lc"].is_number() &&
                 prev->j["lc"].is_number() && e.j["lc"].get<uint64_t>() <= prev->j["lc"].get<uint64_t>())
                 add({"lamport", who + ": Lamport clock does not increase from seq " +
@@ -227,11 +251,15 @@ void TraceChecker::check_messages() {
     for (auto& [key, stream] : streams_)
         for (auto& [seq, e] : stream) {
             if (str_of(e.j, "ev") != "msg.recv" || !e.j.contains("id")) continue;
+            // Traces from before `ch` cannot tell a request from a reply with the same id:
+            // no verdict on them (they would be guesses).
+            if (str_of(e.j, "ch").empty()) continue;
             const Event* found = nullptr;
             for (const std::string& k : message_recv_keys(e.j))
                 if (auto it = sends.find(k); it != sends.end() && !found) found = it->second;
             if (!found) continue;  // its send was not traced (level, or another file)
             const Event& s = *found;
+            if (str_of(s.j, "ch").empty()) continue;
             ++messages_matched_;
             auto lc_r = uint_of(e.j, "lc"), lc_s = uint_of(s.j, "lc");
             if (lc_r && lc_s && *lc_r <= *lc_s)

@@ -5,7 +5,8 @@
 // Checks so far (docs/TRACE.md, "Checks"):
 //  - integrity: lines that are not JSON objects (with line numbers); missing or mistyped
 //    common fields (t, node, inc, seq, lc, ev); missing fields of known events;
-//    seq gaps and duplicates per (emitter, inc); Lamport clocks that do not increase with
+//    seq gaps and duplicates per (emitter, inc); event names not in the contract (event);
+//    timestamps that go back with seq per (emitter, inc) (time); Lamport clocks that do not increase with
 //    seq per (emitter, inc), or a msg.recv not later than its msg.send (same `id`);
 //  - vclock: `vc` must be an object of node ids to positive counts naming the emitter; per
 //    (emitter, inc) its own entry strictly increases and no entry decreases; a msg.recv's

@@ -427,32 +427,43 @@ std::vector<std::string> run(const std::vector<std::string>& lines) {
 
 TEST_CASE("checker: send/receive pairs must agree with Lamport and vector clocks", "[unit][check]") {
     bus::Json id = bus::Json::array({1, 1, 1});
-    auto send = line(1, 1, 5, "msg.send", {{"1", 1}}, {{"to", 2}, {"type", "ELECTION"}, {"id", id}});
+    auto send = line(1, 1, 5, "msg.send", {{"1", 1}}, {{"to", 2}, {"type", "ELECTION"}, {"id", id}, {"ch", "req"}});
     SECTION("a consistent pair passes") {
-        CHECK(run({send, line(2, 1, 6, "msg.recv", {{"1", 1}, {"2", 1}}, {{"from", 1}, {"type", "ELECTION"}, {"id", id}})})
+        CHECK(run({send, line(2, 1, 6, "msg.recv", {{"1", 1}, {"2", 1}}, {{"from", 1}, {"type", "ELECTION"}, {"id", id}, {"ch", "req"}})})
                   .empty());
     }
     SECTION("received at a Lamport time not after the send") {
-        CHECK(run({send, line(2, 1, 5, "msg.recv", {{"1", 1}, {"2", 1}}, {{"from", 1}, {"type", "ELECTION"}, {"id", id}})}) ==
+        CHECK(run({send, line(2, 1, 5, "msg.recv", {{"1", 1}, {"2", 1}}, {{"from", 1}, {"type", "ELECTION"}, {"id", id}, {"ch", "req"}})}) ==
               std::vector<std::string>{"lamport"});
     }
+    SECTION("a reply with the same id is another message: not matched to the request") {
+        CHECK(run({send, line(2, 1, 5, "msg.recv", {{"1", 1}, {"2", 1}},
+                              {{"from", 1}, {"type", "ANSWER"}, {"id", id}, {"ch", "rep"}})})
+                  .empty());
+    }
+    SECTION("pairs from before `ch` get no verdict (request or reply cannot be told apart)") {
+        bus::Json old_send = bus::Json::parse(send);
+        old_send.erase("ch");
+        CHECK(run({old_send.dump(), line(2, 1, 5, "msg.recv", {{"2", 1}}, {{"from", 1}, {"type", "ELECTION"}, {"id", id}})})
+                  .empty());
+    }
     SECTION("a receive whose vector clock lacks the send's") {
-        CHECK(run({send, line(2, 1, 6, "msg.recv", {{"2", 1}}, {{"from", 1}, {"type", "ELECTION"}, {"id", id}})}) ==
+        CHECK(run({send, line(2, 1, 6, "msg.recv", {{"2", 1}}, {{"from", 1}, {"type", "ELECTION"}, {"id", id}, {"ch", "req"}})}) ==
               std::vector<std::string>{"vclock"});
     }
 }
 
 TEST_CASE("checker: broken vector clocks are reported", "[unit][check]") {
-    CHECK(run({line(1, 1, 1, "x", {{"1", 1}}), line(1, 2, 2, "x", {{"1", 2}, {"2", 4}}),
-               line(1, 3, 3, "x", {{"1", 3}, {"2", 5}})})
+    CHECK(run({line(1, 1, 1, "follower.hears", {{"1", 1}}), line(1, 2, 2, "follower.hears", {{"1", 2}, {"2", 4}}),
+               line(1, 3, 3, "follower.hears", {{"1", 3}, {"2", 5}})})
               .empty());
-    CHECK(run({line(1, 1, 1, "x", {{"2", 1}})}) == std::vector<std::string>{"vclock"});   // not its own
-    CHECK(run({line(1, 1, 1, "x", {{"1", 0}})}) == std::vector<std::string>{"vclock"});   // zero
-    CHECK(run({line(1, 1, 1, "x", {{"a", 1}, {"1", 1}})}) == std::vector<std::string>{"vclock"});
-    CHECK(run({line(1, 1, 1, "x", bus::Json::array({1}))}) == std::vector<std::string>{"vclock"});
-    CHECK(run({line(1, 1, 1, "x", {{"1", 2}}), line(1, 2, 2, "x", {{"1", 2}})}) ==
+    CHECK(run({line(1, 1, 1, "follower.hears", {{"2", 1}})}) == std::vector<std::string>{"vclock"});   // not its own
+    CHECK(run({line(1, 1, 1, "follower.hears", {{"1", 0}})}) == std::vector<std::string>{"vclock"});   // zero
+    CHECK(run({line(1, 1, 1, "follower.hears", {{"a", 1}, {"1", 1}})}) == std::vector<std::string>{"vclock"});
+    CHECK(run({line(1, 1, 1, "follower.hears", bus::Json::array({1}))}) == std::vector<std::string>{"vclock"});
+    CHECK(run({line(1, 1, 1, "follower.hears", {{"1", 2}}), line(1, 2, 2, "follower.hears", {{"1", 2}})}) ==
           std::vector<std::string>{"vclock"});  // own entry does not increase
-    CHECK(run({line(1, 1, 1, "x", {{"1", 1}, {"3", 7}}), line(1, 2, 2, "x", {{"1", 2}, {"3", 6}})}) ==
+    CHECK(run({line(1, 1, 1, "follower.hears", {{"1", 1}, {"3", 7}}), line(1, 2, 2, "follower.hears", {{"1", 2}, {"3", 6}})}) ==
           std::vector<std::string>{"vclock"});  // another entry decreases
 }
 
@@ -494,4 +505,24 @@ TEST_CASE("summary: messages per type, events per node, leaderless time, clock s
     REQUIRE(v.has_value());
     CHECK(v->spread_us == 20);
     CHECK(v->high["node"] == 2);
+}
+
+TEST_CASE("checker: unknown event names and timestamps going back are reported with their lines",
+          "[unit][check][badinput]") {
+    bus::TraceChecker c;
+    c.add_line(R"({"t":100,"node":1,"inc":1,"seq":1,"lc":1,"ev":"node.stall","stalled_ms":5})", "f:1");
+    c.add_line(R"({"t":90,"node":1,"inc":1,"seq":2,"lc":2,"ev":"peer.alive","peer":2})", "f:2");
+    c.add_line(R"({"t":95,"node":1,"inc":1,"seq":3,"lc":3,"ev":"node.explode"})", "f:3");
+    c.add_line(R"({"t":96,"node":1,"inc":1,"seq":4,"lc":4,"ev":"lock.acquired"})", "f:4");  // reserved family
+    c.add_line(R"({"t":97,"node":1,"inc":1,"seq":5,"lc":5,"ev":"peer.al)", "f:5");            // truncated (killed)
+    c.finish();
+    std::vector<std::string> kinds;
+    for (auto& f : c.findings()) kinds.push_back(f.check);
+    std::sort(kinds.begin(), kinds.end());
+    CHECK(kinds == std::vector<std::string>{"event", "parse", "time"});
+    for (auto& f : c.findings()) {
+        if (f.check == "event") CHECK(f.message.find("f:3: unknown event 'node.explode'") != std::string::npos);
+        if (f.check == "time") CHECK(f.message.find("time goes back from seq 1 to 2") != std::string::npos);
+        if (f.check == "parse") CHECK(f.message.find("f:5") != std::string::npos);
+    }
 }
