@@ -1,0 +1,109 @@
+// RaftLog: the Raft log on disk, DIR/raft-log — an append-only file of checksummed records,
+// written in batches, made durable by one fdatasync per sync() (group commit: everything
+// appended since the last sync shares it).
+//
+// File: "FTBUSLOG1\n", then records:
+//   magic u32 'FTBR' | payload length u32 | CRC-32C of the payload u32 | payload
+//   payload = batch u64 | last-in-batch u8 | index u64 | term u64 | data bytes
+// (little endian). One append() is one batch; its last record is flagged. truncate_from()
+// closes a batch it cut short with a marker record (index 0, no entry).
+//
+// Recovery at open (the rules of a careful replica, not of a lenient one):
+//  - every record is checked (magic, plausible length, checksum, consecutive index);
+//  - at the first bad record, the rest of the file is scanned for valid records: if every
+//    one found belongs to the same batch as the bad record, this is a torn final write (a
+//    crash during the last, unacknowledged batch): the file is truncated there, fsynced, and
+//    recovery() says what was cut;
+//  - if a valid record of any other batch follows, the damage is in the middle of data that
+//    was acknowledged: start-up is refused (ConfigError naming the file, the offset and why),
+//    since silently dropping acknowledged entries would break Raft's promises.
+// A failed fsync (or write) is final: StorageError now and on every later call, because
+// retrying an fsync may report success for data that never reached the disk; the replica
+// must stop acknowledging (the caller stops the process).
+//
+// Entries are also kept in memory (snapshots and compaction will bound them: issue 7).
+// Not thread-safe; owned by one thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "bus/raft_storage.hpp"
+
+namespace bus {
+
+struct LogEntry {
+    uint64_t index = 0;
+    uint64_t term = 0;
+    std::string data;
+    bool operator==(const LogEntry&) const = default;
+};
+
+struct RaftLogOptions {
+    /// The durability call (fdatasync when null); tests inject failures and count calls.
+    std::function<int(int fd)> sync;
+};
+
+class RaftLog {
+public:
+    using Options = RaftLogOptions;
+    /// What recovery cut from a torn tail (bytes 0: nothing).
+    struct Recovery {
+        uint64_t offset = 0;     ///< where the file was truncated
+        uint64_t bytes = 0;      ///< how many bytes were cut
+        std::string why;         ///< the first problem found there
+    };
+
+    /// Opens (creating if needed) DIR/raft-log and recovers it.
+    /// \throws ConfigError for an unusable directory or corruption before the final batch.
+    explicit RaftLog(const std::string& dir, Options o = {});
+    ~RaftLog();
+    RaftLog(const RaftLog&) = delete;
+    RaftLog& operator=(const RaftLog&) = delete;
+
+    /// 0 when empty.
+    uint64_t first_index() const { return entries_.empty() ? 0 : entries_.front().index; }
+    uint64_t last_index() const { return entries_.empty() ? 0 : entries_.back().index; }
+    uint64_t last_term() const { return entries_.empty() ? 0 : entries_.back().term; }
+    /// The entry at `index`; nullptr if not in the log.
+    const LogEntry* at(uint64_t index) const;
+    const std::vector<LogEntry>& entries() const { return entries_; }
+
+    /// Writes `batch` (indices last_index()+1, +2, ... ; the first entry of an empty log may
+    /// have any index ≥ 1) at the end of the file. Not durable until sync().
+    /// \throws std::invalid_argument for a gap; StorageError if writing fails (final).
+    void append(const std::vector<LogEntry>& batch);
+    /// Removes the entries from `index` on (a conflict, Raft §5.3) and makes that durable.
+    void truncate_from(uint64_t index);
+    /// Makes everything appended so far durable with one fdatasync. \throws StorageError.
+    void sync();
+
+    /// The last index known durable (appended and synced).
+    uint64_t durable_index() const { return durable_index_; }
+    uint64_t fsyncs() const { return fsyncs_; }
+    const Recovery& recovery() const { return recovery_; }
+    const std::string& path() const { return path_; }
+
+private:
+    void fail(const std::string& what);
+    void check_ok() const;
+
+    std::string path_;
+    int fd_ = -1;
+    Options opts_;
+    std::vector<LogEntry> entries_;
+    std::vector<uint64_t> offsets_;  ///< file offset of each entry's record
+    std::vector<bool> last_flags_;   ///< whether each entry's record closed its batch
+    std::vector<uint64_t> batches_;  ///< each entry's batch number
+    uint64_t size_ = 0;              ///< bytes in the file
+    uint64_t batch_ = 0;             ///< the last batch number written
+    uint64_t durable_index_ = 0;
+    uint64_t fsyncs_ = 0;
+    bool dirty_ = false;
+    std::string failed_;  ///< set once a write or fsync failed: nothing more is done
+    Recovery recovery_;
+};
+
+}  // namespace bus

@@ -1,0 +1,215 @@
+// RaftLog: the Raft log on disk — batches, group commit, torn tails truncated, corruption
+// before the final batch refused with the file and offset, a failed fsync final. Each test
+// works in its own temporary directory.
+#include <catch2/catch.hpp>
+
+#include <cerrno>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "bus/raft_log.hpp"
+
+using namespace bus;
+using Catch::Matchers::Contains;
+
+namespace {
+
+struct TempDir {
+    std::string path;
+    TempDir() {
+        char tmpl[] = "/tmp/ftbus-log-XXXXXX";
+        path = ::mkdtemp(tmpl);
+    }
+    ~TempDir() {
+        std::error_code ec;
+        std::filesystem::remove_all(path, ec);
+    }
+};
+
+std::string slurp(const std::string& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+void spit(const std::string& p, const std::string& data) {
+    std::ofstream out(p, std::ios::binary | std::ios::trunc);
+    out << data;
+}
+
+std::vector<LogEntry> batch(uint64_t from, int n, uint64_t term) {
+    std::vector<LogEntry> b;
+    for (int i = 0; i < n; ++i)
+        b.push_back({from + static_cast<uint64_t>(i), term, "cmd-" + std::to_string(from + static_cast<uint64_t>(i))});
+    return b;
+}
+
+}  // namespace
+
+TEST_CASE("raft log: batches survive a reopen; one fsync per sync() however many batches (group commit)",
+          "[unit][raft_log]") {
+    TempDir d;
+    {
+        RaftLog log(d.path);
+        CHECK(log.last_index() == 0);
+        log.append(batch(1, 3, 1));
+        log.append(batch(4, 2, 1));
+        log.append(batch(6, 1, 2));
+        CHECK(log.durable_index() == 0);
+        log.sync();  // one fsync makes all three batches durable
+        CHECK(log.fsyncs() == 1);
+        CHECK(log.durable_index() == 6);
+        log.sync();  // nothing new: no fsync
+        CHECK(log.fsyncs() == 1);
+        CHECK_THROWS_AS(log.append(batch(8, 1, 2)), std::invalid_argument);  // a gap
+    }
+    RaftLog again(d.path);
+    REQUIRE(again.last_index() == 6);
+    CHECK(again.last_term() == 2);
+    CHECK(again.at(4)->data == "cmd-4");
+    CHECK(again.at(7) == nullptr);
+    CHECK(again.recovery().bytes == 0);
+}
+
+TEST_CASE("raft log: a torn final write is truncated at the first damaged record, wherever the crash cut it",
+          "[unit][raft_log]") {
+    TempDir d;
+    uint64_t size_before_last = 0;
+    {
+        RaftLog log(d.path);
+        log.append(batch(1, 2, 1));
+        log.append(batch(3, 2, 1));
+        log.sync();
+        size_before_last = std::filesystem::file_size(d.path + "/raft-log");
+        log.append(batch(5, 3, 2));  // the final batch: 3 records
+        log.sync();
+    }
+    const std::string full = slurp(d.path + "/raft-log");
+    // Cut the final batch at every byte: what is whole survives, the rest is cut.
+    for (uint64_t cut = size_before_last; cut < full.size(); ++cut) {
+        INFO("cut at " << cut);
+        spit(d.path + "/raft-log", full.substr(0, cut));
+        RaftLog log(d.path);
+        CHECK(log.last_index() >= 4);
+        CHECK(log.last_index() <= 7);
+        CHECK(log.at(4)->data == "cmd-4");
+        for (uint64_t i = 5; i <= log.last_index(); ++i) CHECK(log.at(i)->data == "cmd-" + std::to_string(i));
+        CHECK(std::filesystem::file_size(d.path + "/raft-log") <= cut);
+        // It can be appended to again, and that survives.
+        log.append(batch(log.last_index() + 1, 1, 3));
+        log.sync();
+    }
+    SECTION("garbage after the last record (a torn write of a batch that never finished)") {
+        spit(d.path + "/raft-log", full + std::string("\x46\x54\x42\x52\x99\x00\x00\x00garbage", 15));
+        RaftLog log(d.path);
+        CHECK(log.last_index() == 7);
+        CHECK(log.recovery().bytes == 15);
+        CHECK(log.recovery().offset == full.size());
+        CHECK_THAT(log.recovery().why, Contains("running past the end"));
+    }
+    SECTION("a damaged record in the middle of the final batch, its later records intact: still torn") {
+        std::string bad = full;
+        bad[size_before_last + 20] ^= 0x5a;  // inside the first record of batch 3
+        spit(d.path + "/raft-log", bad);
+        RaftLog log(d.path);
+        CHECK(log.last_index() == 4);
+        CHECK_THAT(log.recovery().why, Contains("checksum"));
+    }
+}
+
+TEST_CASE("raft log: damage before the final batch refuses start-up, naming the file and offset",
+          "[unit][raft_log]") {
+    TempDir d;
+    {
+        RaftLog log(d.path);
+        log.append(batch(1, 2, 1));
+        log.append(batch(3, 2, 1));
+        log.append(batch(5, 2, 2));
+        log.sync();
+    }
+    std::string full = slurp(d.path + "/raft-log");
+    full[10 + 12 + 26] ^= 0x01;  // a byte of the first record's data "cmd-1" (batch 1)
+    spit(d.path + "/raft-log", full);
+    try {
+        RaftLog log(d.path);
+        FAIL("opened a log with acknowledged entries damaged");
+    } catch (const ConfigError& e) {
+        std::string m = e.what();
+        CHECK_THAT(m, Contains(d.path + "/raft-log"));
+        CHECK_THAT(m, Contains("offset 10"));
+        CHECK_THAT(m, Contains("checksum"));
+        CHECK_THAT(m, Contains("refusing to start"));
+    }
+    // Nothing was cut from the file.
+    CHECK(slurp(d.path + "/raft-log") == full);
+}
+
+TEST_CASE("raft log: a failed fsync is final — nothing is acknowledged again, nothing retried",
+          "[unit][raft_log]") {
+    TempDir d;
+    int calls = 0;
+    bool failing = false;
+    RaftLog::Options o;
+    o.sync = [&](int fd) {
+        ++calls;
+        if (failing) {
+            errno = EIO;
+            return -1;
+        }
+        return ::fdatasync(fd);
+    };
+    {
+        RaftLog log(d.path, o);
+        log.append(batch(1, 2, 1));
+        log.sync();
+        int before = calls;
+        failing = true;
+        log.append(batch(3, 1, 1));
+        CHECK_THROWS_WITH(log.sync(), Contains("Input/output error") && Contains("acknowledges nothing more"));
+        CHECK(log.durable_index() == 2);
+        failing = false;  // even if the disk "recovers", the replica does not retry
+        CHECK_THROWS_AS(log.sync(), StorageError);
+        CHECK_THROWS_AS(log.append(batch(4, 1, 1)), StorageError);
+        CHECK_THROWS_AS(log.truncate_from(2), StorageError);
+        CHECK(calls == before + 1);  // one failed fsync, never retried
+    }
+    RaftLog again(d.path);  // a new process: what was synced is there
+    CHECK(again.last_index() >= 2);
+}
+
+TEST_CASE("raft log: truncate_from drops a conflicting suffix durably; a torn write after it is still torn",
+          "[unit][raft_log]") {
+    TempDir d;
+    uint64_t after_cut = 0;
+    {
+        RaftLog log(d.path);
+        log.append(batch(1, 5, 1));
+        log.sync();
+        log.truncate_from(3);  // entries 3..5 conflict with a new leader's log (§5.3)
+        CHECK(log.last_index() == 2);
+        CHECK(log.durable_index() == 2);
+        after_cut = std::filesystem::file_size(d.path + "/raft-log");
+        log.append(batch(3, 2, 2));
+        log.sync();
+    }
+    {
+        RaftLog log(d.path);
+        REQUIRE(log.last_index() == 4);
+        CHECK(log.at(3)->term == 2);
+        CHECK(log.at(2)->term == 1);
+    }
+    // Tear the batch written after the cut: recovery knows the cut batch was closed, so the
+    // damage belongs to the final batch and is truncated, not refused.
+    std::string full = slurp(d.path + "/raft-log");
+    spit(d.path + "/raft-log", full.substr(0, after_cut + 20));
+    RaftLog log(d.path);
+    CHECK(log.last_index() == 2);
+}
+
+TEST_CASE("raft log: a file that is not a log is refused", "[unit][raft_log][badinput]") {
+    TempDir d;
+    spit(d.path + "/raft-log", "hello, I am a text file\n");
+    CHECK_THROWS_WITH(RaftLog(d.path), Contains("not an ftbus log"));
+}
