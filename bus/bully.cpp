@@ -252,7 +252,13 @@ Actions Bully::on_member(const MemberInfo& m, bool joined, Time now) {
     }
     // Gone at once: as if declared dead (an election if it led), then forgotten. Its rank
     // stays, so that messages still on their way from it are ordered as before.
-    Actions a = on_peer(PeerEvent{m.id, PeerState::dead, {}, 0, false, 0}, now);
+    Actions a;
+    if (peers_.count(m.id) && m.id == leader_ && phase_ == Phase::follower) {
+        peers_[m.id] = PeerState::dead;
+        hold_election(now, "leader " + std::to_string(m.id) + " left", a);
+    } else {
+        a = on_peer(PeerEvent{m.id, PeerState::dead, {}, 0, false, 0}, now);
+    }
     peers_.erase(m.id);
     asked_.erase(m.id);
     return a;

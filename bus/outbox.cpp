@@ -32,7 +32,10 @@ void Outbox::record(const Outgoing& o, const Envelope& env, SendResult r) {
     Json to = o.route == Outgoing::Route::publish || o.route == Outgoing::Route::join ? Json(o.topic) : Json(o.to);
     Json id = message_id(env.from, env.inc, env.seq);
     // The kind of channel: with `id` and the addressee it names the message uniquely.
-    const char* ch = o.route == Outgoing::Route::reply ? "rep" : o.route == Outgoing::Route::publish ? "pub" : "req";
+    const char* ch = o.route == Outgoing::Route::reply     ? "rep"
+                     : o.route == Outgoing::Route::publish ? "pub"
+                     : o.route == Outgoing::Route::join    ? "join"
+                                                           : "req";
     if (r == SendResult::sent) {
         tracer_->emit("msg.send", {{"to", to}, {"type", mi.name}, {"id", id}, {"ch", ch}}, mi.level);
     } else {

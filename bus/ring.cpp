@@ -262,7 +262,13 @@ Actions Ring::on_member(const MemberInfo& m, bool joined, Time now) {
         peers_.try_emplace(m.id, PeerState::unknown);
         return {};
     }
-    Actions a = on_peer(PeerEvent{m.id, PeerState::dead, {}, 0, false, 0}, now);
+    Actions a;
+    if (peers_.count(m.id) && m.id == leader_ && phase_ == Phase::follower) {
+        peers_[m.id] = PeerState::dead;
+        start_election(now, "leader " + std::to_string(m.id) + " left", a);
+    } else {
+        a = on_peer(PeerEvent{m.id, PeerState::dead, {}, 0, false, 0}, now);
+    }
     peers_.erase(m.id);
     ranks_.erase(m.id);  // off the ring
     return a;

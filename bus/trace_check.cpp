@@ -255,9 +255,14 @@ void TraceChecker::check_messages() {
             // no verdict on them (they would be guesses).
             if (str_of(e.j, "ch").empty()) continue;
             const Event* found = nullptr;
+            int matches = 0;
             for (const std::string& k : message_recv_keys(e.j))
-                if (auto it = sends.find(k); it != sends.end() && !found) found = it->second;
+                if (auto it = sends.find(k); it != sends.end()) {
+                    if (!found) found = it->second;
+                    ++matches;
+                }
             if (!found) continue;  // its send was not traced (level, or another file)
+            if (matches > 1) continue;  // a joiner's join link and its link to us: ambiguous, no verdict
             const Event& s = *found;
             if (str_of(s.j, "ch").empty()) continue;
             ++messages_matched_;

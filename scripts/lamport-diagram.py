@@ -60,7 +60,9 @@ def main():
     for e in evs:
         if e.get("ev") == "msg.send" and "id" in e:
             to = e.get("to")
-            if not isinstance(to, int) or e.get("ch") == "pub":
+            if e.get("ch") == "join":
+                sends[(str(e["id"]), "join")] = e
+            elif not isinstance(to, int) or e.get("ch") == "pub":
                 sends[(str(e["id"]), "pub")] = e
             else:
                 sends[(str(e["id"]), e.get("ch", ""), to)] = e
@@ -73,6 +75,8 @@ def main():
             s = sends.get((str(e["id"]), "pub"))
         else:
             s = sends.get((str(e["id"]), ch or "", e["node"])) or (None if ch else sends.get((str(e["id"]), "pub")))
+            if ch == "req" and not s:
+                s = sends.get((str(e["id"]), "join"))
         if not s or s.get("node") not in lane or not (inwin(s["t"]) or inwin(e["t"])):
             continue
         typ = e.get("type", "?")

@@ -275,6 +275,57 @@ def narrate_cristian(evs, ms, run):
                 print(f"    now {fmt_s(e['offset_us'] - srv_off)} from the server's clock (true error, from the traces)")
 
 
+def narrate_membership(evs, ms):
+    """Joins, leaves, clean-ups and live setting changes, in time order, with what the
+    leaders did about them."""
+    kinds = ("node.join", "node.leave", "peer.join", "peer.leave", "peer.refuse", "config.set", "follower.deaf")
+    if not any(e.get("ev") in kinds for e in evs):
+        return
+    print("\n== membership ==")
+    admitted = {}   # joiner -> [(t, node, reason, by)]
+    left = {}       # node -> t of its node.leave
+    removed = {}    # (peer, reason) -> [(t, node)]
+    for e in evs:
+        ev, node, t = e.get("ev"), e.get("node"), e["t"]
+        if ev == "node.join" and e.get("state") == "asking":
+            print(f"[{ms(t):9.1f} ms] node {node} (not in the cluster file) asks to join via {e.get('via')}")
+        elif ev == "node.join" and e.get("state") == "joined":
+            print(f"[{ms(t):9.1f} ms] node {node} is welcomed by node {e.get('via')}: it learns {e.get('members')} members"
+                  f" and only now starts its election algorithm")
+        elif ev == "node.join" and e.get("state") == "refused":
+            print(f"[{ms(t):9.1f} ms] node {node} is refused: {e.get('reason')}; it stops")
+        elif ev == "peer.join" and not e.get("static"):
+            admitted.setdefault(e.get("peer"), []).append((t, node, e.get("reason"), e.get("by")))
+        elif ev == "node.leave":
+            left[node] = t
+            print(f"[{ms(t):9.1f} ms] node {node} leaves gracefully (ftbus-ctl leave): LEAVE to {e.get('members')} members")
+        elif ev == "peer.leave":
+            removed.setdefault((e.get("peer"), e.get("reason")), []).append((t, node))
+        elif ev == "peer.refuse":
+            print(f"[{ms(t):9.1f} ms] node {node} refuses node {e.get('peer')}: {e.get('reason')}")
+        elif ev == "config.set":
+            print(f"[{ms(t):9.1f} ms] node {node}: {e.get('key')} changed live from {e.get('old')} to {e.get('value')}")
+        elif ev == "follower.deaf":
+            print(f"[{ms(t):9.1f} ms] leader {node}: follower {e.get('peer')} has not acknowledged a heartbeat for"
+                  f" {e.get('silence_ms', 0):.0f} ms (it does not hear the leader)")
+    for peer, seen in sorted(admitted.items()):
+        first = min(seen)
+        direct = [n for (_, n, r, _) in seen if r == "join"]
+        print(f"node {peer} became a member of {len({n for (_, n, _, _) in seen})} node(s), the first at"
+              f" {ms(first[0]):.1f} ms" + (f" (admitted by node {direct[0]}, the others told by it)" if direct else ""))
+    for (peer, reason), seen in sorted(removed.items(), key=lambda kv: min(kv[1])):
+        first, last = min(seen)[0], max(seen)[0]
+        if reason == "left" and peer in left:
+            print(f"node {peer} was removed by {who({n for (_, n) in seen})} within {(last - left[peer]) / 1000:.1f} ms of"
+                  f" its leave — no waiting for a detection timeout")
+        elif reason == "dead":
+            dead = [e["t"] for e in evs if e.get("ev") == "peer.dead" and e.get("peer") == peer and e["t"] <= first]
+            since = f", {(first - max(dead)) / 1000:.0f} ms after it was declared dead" if dead else ""
+            print(f"node {peer} was forgotten by {who({n for (_, n) in seen})} (dead for remove_after){since}")
+        else:
+            print(f"node {peer} was removed ({reason}) by {who({n for (_, n) in seen})}")
+
+
 def main():
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     if len(args) != 1 or "-h" in sys.argv or "--help" in sys.argv:
@@ -304,6 +355,7 @@ def main():
             print("\nelection messages sent in all: " + ", ".join(f"{k} {counts[k]}" for k in ELECTION_TYPES if k in counts))
     else:
         narrate_detection(evs, ms)
+    narrate_membership(evs, ms)
     drops = [e for e in evs if e.get("ev") == "msg.drop"]
     if drops:
         print(f"\n{len(drops)} frame(s) dropped as malformed (msg.drop).")

@@ -281,3 +281,30 @@ TEST_CASE("bully sim: random crashes, restarts, pauses, partitions and loss, the
 TEST_CASE("bully sim: 2000 random fault schedules", "[slow][bully][sim]") {
     for (uint64_t seed = 1; seed <= 2000; ++seed) random_schedule(seed);
 }
+
+TEST_CASE("bully sim: a joiner that outranks all leads; when it leaves, the others elect at once, saying why",
+          "[unit][bully][sim][membership]") {
+    SimOptions o;
+    o.seed = 5;
+    o.trace = true;
+    SimNetwork* np = nullptr;
+    SimNetwork net(test::make_cluster(3),
+                   [&np](NodeId id, uint64_t, const HardState&, std::mt19937_64&) {
+                       return std::make_unique<Bully>(np->config_of(id), id);
+                   },
+                   o);
+    np = &net;
+    net.start_all();
+    net.run_for(2s);
+    net.join(9, 1);
+    net.run_for(2s);
+    for (NodeId id : {1u, 2u, 3u, 9u}) CHECK(net.algorithm(id)->view().leader == 9);
+    net.leave(9);
+    net.run_for(300ms);  // well within dead_after: this is the leave, not detection
+    for (NodeId id : {1u, 2u, 3u}) CHECK(net.algorithm(id)->view().leader == 3);
+    bool said = false;
+    for (auto& l : net.trace_lines())
+        said |= l.find("\"ev\":\"election.start\"") != std::string::npos && l.find("leader 9 left") != std::string::npos;
+    CHECK(said);
+    CHECK(net.check_invariants().empty());
+}
