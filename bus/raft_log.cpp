@@ -14,7 +14,8 @@ namespace {
 constexpr std::string_view kHeader = "FTBUSLOG1\n";
 constexpr uint32_t kMagic = 0x52425446;             // "FTBR" little endian
 constexpr size_t kRecordHeader = 12;                 // magic, length, crc
-constexpr size_t kPayloadFixed = 8 + 1 + 8 + 8;      // batch, last, index, term
+constexpr size_t kPayloadFixed = 8 + 1 + 8 + 8;      // generation, flags, index, term
+constexpr uint8_t kFirstOfGeneration = 1;
 constexpr uint32_t kMaxPayload = 64u * 1024 * 1024;  // an entry larger than this is corruption
 
 void put32(std::string& s, uint32_t v) {
@@ -34,8 +35,8 @@ std::string errno_text() { return std::strerror(errno); }
 struct Record {
     std::string bad;  ///< "" if valid, else why not
     size_t size = 0;  ///< bytes of the whole record
-    uint64_t batch = 0;
-    bool last = false;
+    uint64_t gen = 0;
+    bool first = false;  ///< the first record appended in its generation
     LogEntry entry;
 };
 
@@ -51,18 +52,18 @@ Record read_record(std::string_view file, size_t off) {
     std::string_view payload = file.substr(off + kRecordHeader, len);
     if (crc32c(payload) != get(file, off + 8, 4)) return r.bad = "a checksum mismatch", r;
     r.size = kRecordHeader + len;
-    r.batch = get(payload, 0, 8);
-    r.last = payload[8] != 0;
+    r.gen = get(payload, 0, 8);
+    r.first = (static_cast<uint8_t>(payload[8]) & kFirstOfGeneration) != 0;
     r.entry.index = get(payload, 9, 8);
     r.entry.term = get(payload, 17, 8);
     r.entry.data = std::string(payload.substr(kPayloadFixed));
     return r;
 }
 
-std::string encode_record(uint64_t batch, bool last, const LogEntry& e) {
+std::string encode_record(uint64_t gen, bool first, const LogEntry& e) {
     std::string payload;
-    put64(payload, batch);
-    payload.push_back(last ? 1 : 0);
+    put64(payload, gen);
+    payload.push_back(static_cast<char>(first ? kFirstOfGeneration : 0));
     put64(payload, e.index);
     put64(payload, e.term);
     payload += e.data;
@@ -109,38 +110,41 @@ RaftLog::RaftLog(const std::string& dir, Options o) : path_(dir + "/raft-log"), 
             file = h;
             if (!existed) {
                 int d = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                if (d < 0 || ::fsync(d) != 0) throw ConfigError("cannot fsync directory " + dir + ": " + errno_text());
-                ::close(d);
+                bool ok = d >= 0 && ::fsync(d) == 0;
+                std::string why = ok ? "" : errno_text();
+                if (d >= 0) ::close(d);
+                if (!ok) throw ConfigError("cannot fsync directory " + dir + ": " + why);
             }
         } else if (std::string_view(file).substr(0, kHeader.size()) != kHeader) {
             throw ConfigError(path_ + " is not an ftbus log (bad header)");
         }
         size_t off = kHeader.size();
-        bool last_closed_batch = true;  // the last good record ended its batch
+        uint64_t last_gen = 0;  // generation of the last intact record
         while (off < file.size()) {
             Record r = read_record(file, off);
-            if (r.bad.empty() && r.entry.index == 0 && r.last && r.batch == batch_ && !last_closed_batch &&
-                r.entry.data.empty()) {
-                last_closed_batch = true;  // the marker truncate_from writes to close a cut batch
-                last_flags_.back() = true;
-                off += r.size;
-                continue;
-            }
             if (r.bad.empty() && !entries_.empty() && r.entry.index != last_index() + 1)
                 r.bad = "index " + std::to_string(r.entry.index) + " where " + std::to_string(last_index() + 1) +
                         " was expected";
             if (r.bad.empty() && r.entry.index == 0) r.bad = "index 0";
+            if (r.bad.empty() && r.gen < last_gen) r.bad = "a generation going back";
             if (!r.bad.empty()) {
-                // Which batch the damaged record belongs to: the open batch, or the next one.
-                uint64_t bad_batch = last_closed_batch ? batch_ + 1 : batch_;
+                // Torn or damaged? Records appended in generation g become durable at the
+                // (g+1)-th sync, after which generation g+1 starts. An intact record written
+                // after a sync that covered the damaged one — the first record of the next
+                // generation, or any later generation — proves the damage hit acknowledged
+                // data: refuse. Otherwise the damage lies in the final, unsynced group: a
+                // torn write, cut off.
                 for (size_t scan = off + 1; scan + kRecordHeader <= file.size(); ++scan) {
                     if (get(file, scan, 4) != kMagic) continue;
                     Record later = read_record(file, scan);
-                    if (later.bad.empty() && later.batch != bad_batch)
+                    if (!later.bad.empty()) continue;
+                    bool synced_after = later.gen >= last_gen + 2 || (later.gen == last_gen + 1 && later.first) ||
+                                        later.gen < last_gen;
+                    if (synced_after)
                         throw ConfigError(path_ + ": corrupt record at offset " + std::to_string(off) + " (" + r.bad +
-                                          ") before intact records of batch " + std::to_string(later.batch) +
-                                          " at offset " + std::to_string(scan) +
-                                          ": acknowledged entries are damaged; refusing to start (restore this "
+                                          "), followed by intact records written after it was synced (offset " +
+                                          std::to_string(scan) +
+                                          "): acknowledged entries are damaged; refusing to start (restore this "
                                           "replica from a healthy one)");
                 }
                 cut(off, r.bad);  // a torn final write: it was never acknowledged
@@ -148,12 +152,11 @@ RaftLog::RaftLog(const std::string& dir, Options o) : path_(dir + "/raft-log"), 
             }
             entries_.push_back(std::move(r.entry));
             offsets_.push_back(off);
-            last_flags_.push_back(r.last);
-            batches_.push_back(r.batch);
-            batch_ = r.batch;
-            last_closed_batch = r.last;
+            last_gen = r.gen;
             off += r.size;
         }
+        // Everything on disk now counts as synced: appends start a new generation.
+        gen_ = last_gen + 1;
         size_ = file.size();
         durable_index_ = last_index();
     } catch (...) {
@@ -190,13 +193,13 @@ void RaftLog::append(const std::vector<LogEntry>& batch) {
         if (batch[i].index != next + i)
             throw std::invalid_argument("RaftLog: append of index " + std::to_string(batch[i].index) + " where " +
                                         std::to_string(next + i) + " comes next");
-    ++batch_;
     std::string buf;
     std::vector<uint64_t> offs;
     for (size_t i = 0; i < batch.size(); ++i) {
         offs.push_back(size_ + buf.size());
-        buf += encode_record(batch_, i + 1 == batch.size(), batch[i]);
+        buf += encode_record(gen_, first_pending_ && i == 0, batch[i]);
     }
+    first_pending_ = false;
     size_t done = 0;
     while (done < buf.size()) {
         ssize_t n = ::pwrite(fd_, buf.data() + done, buf.size() - done, static_cast<off_t>(size_ + done));
@@ -208,8 +211,6 @@ void RaftLog::append(const std::vector<LogEntry>& batch) {
     for (size_t i = 0; i < batch.size(); ++i) {
         entries_.push_back(batch[i]);
         offsets_.push_back(offs[i]);
-        last_flags_.push_back(i + 1 == batch.size());
-        batches_.push_back(batch_);
     }
     dirty_ = true;
 }
@@ -221,6 +222,8 @@ void RaftLog::sync() {
     if ((opts_.sync ? opts_.sync(fd_) : ::fdatasync(fd_)) != 0) fail("fdatasync of " + path_ + " failed: " + errno_text());
     dirty_ = false;
     durable_index_ = last_index();
+    ++gen_;  // what is appended from now on is covered by the next sync only
+    first_pending_ = true;
 }
 
 void RaftLog::truncate_from(uint64_t index) {
@@ -231,23 +234,13 @@ void RaftLog::truncate_from(uint64_t index) {
     if (::ftruncate(fd_, static_cast<off_t>(off)) != 0) fail("truncating " + path_ + " failed: " + errno_text());
     entries_.resize(keep);
     offsets_.resize(keep);
-    last_flags_.resize(keep);
-    batches_.resize(keep);
-    batch_ = keep > 0 ? batches_.back() : 0;  // the next append starts the batch after what is kept
     size_ = off;
-    // The cut may have removed the end of a batch: close it with a marker (index 0, no
-    // entry), so that recovery knows a damaged record after it belongs to a later batch.
-    if (keep > 0 && !last_flags_.back()) {
-        std::string marker = encode_record(batch_, true, LogEntry{0, 0, {}});
-        if (::pwrite(fd_, marker.data(), marker.size(), static_cast<off_t>(size_)) != static_cast<ssize_t>(marker.size()))
-            fail("write to " + path_ + " failed: " + errno_text());
-        size_ += marker.size();
-        last_flags_.back() = true;
-    }
     ++fsyncs_;
     if ((opts_.sync ? opts_.sync(fd_) : ::fdatasync(fd_)) != 0) fail("fdatasync of " + path_ + " failed: " + errno_text());
     dirty_ = false;
     durable_index_ = last_index();
+    ++gen_;
+    first_pending_ = true;
 }
 
 }  // namespace bus

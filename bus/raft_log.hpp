@@ -1,22 +1,26 @@
 // RaftLog: the Raft log on disk, DIR/raft-log — an append-only file of checksummed records,
-// written in batches, made durable by one fdatasync per sync() (group commit: everything
-// appended since the last sync shares it).
+// made durable by one fdatasync per sync() (group commit: every batch appended since the
+// last sync shares it).
 //
 // File: "FTBUSLOG1\n", then records:
 //   magic u32 'FTBR' | payload length u32 | CRC-32C of the payload u32 | payload
-//   payload = batch u64 | last-in-batch u8 | index u64 | term u64 | data bytes
-// (little endian). One append() is one batch; its last record is flagged. truncate_from()
-// closes a batch it cut short with a marker record (index 0, no entry).
+//   payload = generation u64 | flags u8 | index u64 | term u64 | data bytes
+// (little endian). The generation counts completed syncs (and truncations): records
+// appended in generation g are made durable by the sync that starts generation g+1. Flag 1
+// marks the first record appended in its generation.
 //
 // Recovery at open (the rules of a careful replica, not of a lenient one):
-//  - every record is checked (magic, plausible length, checksum, consecutive index);
-//  - at the first bad record, the rest of the file is scanned for valid records: if every
-//    one found belongs to the same batch as the bad record, this is a torn final write (a
-//    crash during the last, unacknowledged batch): the file is truncated there, fsynced, and
-//    recovery() says what was cut;
-//  - if a valid record of any other batch follows, the damage is in the middle of data that
-//    was acknowledged: start-up is refused (ConfigError naming the file, the offset and why),
-//    since silently dropping acknowledged entries would break Raft's promises.
+//  - every record is checked (magic, plausible length, checksum, consecutive index,
+//    generations never going back);
+//  - at the first bad record, the rest of the file is scanned for intact records: one
+//    written after a sync that covered the bad record — the first record of the next
+//    generation, or any record of a later one — proves acknowledged data is damaged:
+//    start-up is refused (ConfigError naming the file, the offset and why), since silently
+//    dropping acknowledged entries would break Raft's promises;
+//  - otherwise the damage lies in the final, unsynced group (a crash during the writes of
+//    batches not yet acknowledged, however many): the file is cut there and fsynced, and
+//    recovery() says what was cut. (Rot of already-synced records in the final generation,
+//    with nothing written after them, looks the same and is cut too.)
 // A failed fsync (or write) is final: StorageError now and on every later call, because
 // retrying an fsync may report success for data that never reached the disk; the replica
 // must stop acknowledging (the caller stops the process).
@@ -95,10 +99,9 @@ private:
     Options opts_;
     std::vector<LogEntry> entries_;
     std::vector<uint64_t> offsets_;  ///< file offset of each entry's record
-    std::vector<bool> last_flags_;   ///< whether each entry's record closed its batch
-    std::vector<uint64_t> batches_;  ///< each entry's batch number
     uint64_t size_ = 0;              ///< bytes in the file
-    uint64_t batch_ = 0;             ///< the last batch number written
+    uint64_t gen_ = 1;               ///< generation of the records appended now
+    bool first_pending_ = true;      ///< the next record is the first of its generation
     uint64_t durable_index_ = 0;
     uint64_t fsyncs_ = 0;
     bool dirty_ = false;

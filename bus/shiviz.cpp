@@ -15,12 +15,19 @@ std::string one_line(std::string s) {
     return s;
 }
 
+/// ShiViz reads the host with \S*: no whitespace in it.
+std::string no_space(std::string s) {
+    for (char& c : s)
+        if (c == ' ' || c == '\t' || c == '\n' || c == '\r') c = '_';
+    return s;
+}
+
 }  // namespace
 
 std::string ShivizExporter::host_of(const Json& e) {
     const Json& node = e["node"];
     std::string who = node.is_string() ? node.get<std::string>() : node.dump();
-    return one_line(who) + "@" + e["inc"].dump();
+    return no_space(who) + "@" + e["inc"].dump();
 }
 
 std::string ShivizExporter::describe(const Json& e) {

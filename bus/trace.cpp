@@ -91,26 +91,28 @@ std::string emitter_of(const Json& ev) {
 
 namespace {
 std::string ch_of(const Json& e) { return e.contains("ch") && e["ch"].is_string() ? e["ch"].get<std::string>() : ""; }
+/// A published message's seq counts per topic, and the type decides the topic.
+std::string type_of(const Json& e) { return e.contains("type") ? e["type"].dump() : "null"; }
 }  // namespace
 
 std::string message_send_key(const Json& send) {
     std::string id = send.contains("id") ? send["id"].dump() : "null";
     const Json& to = send.contains("to") ? send["to"] : Json();
     if (ch_of(send) == "join") return id + " join";  // to an endpoint: arrives as a request
-    if (to.is_string() || to.is_null() || ch_of(send) == "pub") return id + " pub";
+    if (to.is_string() || to.is_null() || ch_of(send) == "pub") return id + " pub " + type_of(send);
     return id + " " + ch_of(send) + " " + to.dump();
 }
 
 std::vector<std::string> message_recv_keys(const Json& recv) {
     std::string id = recv.contains("id") ? recv["id"].dump() : "null";
     std::string ch = ch_of(recv);
-    if (ch == "pub") return {id + " pub"};
+    if (ch == "pub") return {id + " pub " + type_of(recv)};
     std::string node = recv.contains("node") ? recv["node"].dump() : "null";
     // A request may also have come over a joiner's join link, whose seq counts apart from
     // its link to this node: both keys, and a checker gives no verdict if both match.
     if (ch == "req") return {id + " req " + node, id + " join"};
     if (!ch.empty()) return {id + " " + ch + " " + node};
-    return {id + "  " + node, id + " pub"};  // a trace from before `ch`: ambiguous between req and rep
+    return {id + "  " + node, id + " pub " + type_of(recv)};  // before `ch`: req and rep ambiguous
 }
 
 Json message_id(const Sender& from, uint64_t inc, uint64_t seq) {

@@ -126,7 +126,7 @@ void TraceChecker::add_line(std::string_view line, const std::string& where) {
     if (!missing.empty()) {
         std::string list;
         for (auto& m : missing) list += (list.empty() ? "" : ", ") + m;
-        add({"fields", where + ": event " + ev.value("ev", std::string("?")) +
+        add({"fields", where + ": event " + (str_of(ev, "ev").empty() ? std::string("?") : str_of(ev, "ev")) +
                            " lacks or mistypes: " + list,
              Json::array({cite(e)})});
         if (!ev.contains("seq") || !ev["seq"].is_number_unsigned() || !ev.contains("inc") ||
@@ -458,7 +458,7 @@ void TraceChecker::check_agreement(const std::string& algo) {
         for (const Event* f : faults) {
             if (uint_of(f->j, "target") != id || t_of(f) <= t_of(inc.start) || t_of(f) > t_end) continue;
             std::string action = str_of(f->j, "action");
-            if (action == "kill") return Down{"killed", f};
+            if (action == "kill" || action == "leave") return Down{action == "kill" ? "killed" : "left", f};
             if (action == "pause") pause = f;
             if (action == "resume") pause = nullptr;
         }

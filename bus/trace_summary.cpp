@@ -15,6 +15,14 @@ std::string host_of(const Json& e) {
 }
 
 int64_t i64(const Json& e, const char* k) { return e[k].get<int64_t>(); }
+/// Fields that may be missing or mistyped in a broken trace: a default instead of a throw.
+uint64_t u64_or(const Json& e, const char* k, uint64_t d) {
+    if (!e.contains(k) || !e[k].is_number_integer()) return d;
+    return e[k].is_number_unsigned() ? e[k].get<uint64_t>() : static_cast<uint64_t>(std::max<int64_t>(0, e[k].get<int64_t>()));
+}
+std::string str_or(const Json& e, const char* k) {
+    return e.contains(k) && e[k].is_string() ? e[k].get<std::string>() : std::string();
+}
 
 bool usable(const Json& e) {
     return e.is_object() && e.contains("t") && e["t"].is_number_integer() && e.contains("node") &&
@@ -25,8 +33,8 @@ bool usable(const Json& e) {
 void sort_by_time(std::vector<Json>& events) {
     events.erase(std::remove_if(events.begin(), events.end(), [](const Json& e) { return !usable(e); }), events.end());
     std::stable_sort(events.begin(), events.end(), [](const Json& a, const Json& b) {
-        return std::make_pair(a["t"].get<int64_t>(), a.value("seq", uint64_t{0})) <
-               std::make_pair(b["t"].get<int64_t>(), b.value("seq", uint64_t{0}));
+        return std::make_pair(a["t"].get<int64_t>(), u64_or(a, "seq", 0)) <
+               std::make_pair(b["t"].get<int64_t>(), u64_or(b, "seq", 0));
     });
 }
 
@@ -38,21 +46,50 @@ Json quantiles_ms(std::vector<int64_t> us) {
 }
 
 /// Walks clock.offset / clock.adjust events; calls `sample(t, spread, low, high, synced)` at
-/// every clock.offset once every clock node has one.
+/// every clock.offset once every live clock node has one from its current incarnation.
+/// Nodes come and go: a node.start begins afresh (its clock is not synced yet); a stop, a
+/// kill or a leave takes it out of the comparison.
 template <typename F>
 void walk_clocks(const std::vector<Json>& events, F sample) {
-    std::set<std::string> clock_nodes, adjusted;
+    std::set<std::string> clock_nodes;  // nodes that trace clock offsets at all
     for (const Json& e : events)
         if (e["ev"] == "clock.offset") clock_nodes.insert(e["node"].dump());
-    std::map<std::string, const Json*> latest;  // node -> its latest clock.offset (latest inc wins by time)
+    std::set<std::string> live, adjusted;
+    std::map<std::string, const Json*> latest;   // node -> its latest clock.offset (this incarnation)
     std::map<std::string, int64_t> adjusted_at;  // node -> its latest clock.adjust
+    auto gone = [&](const std::string& n) {
+        live.erase(n);
+        latest.erase(n);
+        adjusted.erase(n);
+        adjusted_at.erase(n);
+    };
     for (const Json& e : events) {
         std::string ev = e["ev"].get<std::string>();
         std::string node = e["node"].dump();
+        if (ev == "node.start") {
+            gone(node);
+            live.insert(node);
+            continue;
+        }
+        if (ev == "node.stop") gone(node);
+        if (ev == "fault" && e.contains("target")) {
+            std::string a = str_or(e, "action");
+            if (a == "kill" || a == "leave") gone(e["target"].dump());
+        }
+        if (!clock_nodes.count(node)) continue;
+        live.insert(node);  // a trace whose node.start was cut off still counts
         if (ev == "clock.adjust") adjusted.insert(node), adjusted_at[node] = i64(e, "t");
         if (ev != "clock.offset" || !e.contains("offset_us") || !e["offset_us"].is_number_integer()) continue;
         latest[node] = &e;
-        if (latest.size() < clock_nodes.size() || latest.size() < 2) continue;
+        size_t live_clocks = 0;
+        bool all_synced = true, all_known = true;
+        for (const std::string& n : live)
+            if (clock_nodes.count(n)) {
+                ++live_clocks;
+                all_known = all_known && latest.count(n);
+                all_synced = all_synced && adjusted.count(n);
+            }
+        if (!all_known || latest.size() < 2) continue;
         // Compared at the same instant: a node adjusted since its last clock.offset has an
         // offset we do not know yet (it traces a new one right after), so wait for it.
         bool stale = false;
@@ -65,8 +102,7 @@ void walk_clocks(const std::vector<Json>& events, F sample) {
             if (!hi || i64(*o, "offset_us") > i64(*hi, "offset_us")) hi = o;
         }
         int64_t spread = i64(*hi, "offset_us") - i64(*lo, "offset_us");
-        bool synced = adjusted.size() >= clock_nodes.size();
-        if (!sample(i64(e, "t"), spread, *lo, *hi, synced)) return;
+        if (!sample(i64(e, "t"), spread, *lo, *hi, all_synced && live_clocks >= 2)) return;
     }
 }
 
@@ -133,8 +169,8 @@ Json summarize(std::vector<Json> events) {
             l.since = t;
         } else if (ev == "leader") {
             l.elects = true;
-            if (e.value("leader", uint64_t{0}) != 0) l.close(t);
-        } else if (ev == "election.start" || (ev == "role" && kElecting.count(e.value("role", std::string())))) {
+            if (u64_or(e, "leader", 0) != 0) l.close(t);
+        } else if (ev == "election.start" || (ev == "role" && kElecting.count(str_or(e, "role")))) {
             l.elects = true;
             if (!l.since) l.since = t;
         } else if (ev == "node.stop") {

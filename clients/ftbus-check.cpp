@@ -4,6 +4,8 @@
 #include <fstream>
 #include <iostream>
 
+#include <map>
+#include <set>
 #include <tuple>
 
 #include "bus/flags.hpp"
@@ -106,12 +108,36 @@ int main(int argc, char** argv) {
             std::cerr << "ftbus-check: no trace events in the input\n";
             return bus::kExitUsage;
         }
-        auto key = [](const bus::Json& e) {
-            return std::make_tuple(e.value("t", int64_t{0}), bus::ShivizExporter::host_of(e), e.value("seq", uint64_t{0}));
-        };
-        std::stable_sort(events.begin(), events.end(), [&](const bus::Json& a, const bus::Json& b) { return key(a) < key(b); });
+        // Each host's events in seq order (the exporter needs that), the hosts merged by time.
+        std::map<std::string, std::vector<const bus::Json*>> per_host;
+        size_t unusable = 0;
+        for (const bus::Json& e : events) {
+            bool ok = e.contains("node") && (e["node"].is_string() || e["node"].is_number_integer()) && e.contains("inc") &&
+                      e["inc"].is_number_integer() && e.contains("t") && e["t"].is_number_integer() &&
+                      e.contains("seq") && e["seq"].is_number_unsigned() && e.contains("ev") && e["ev"].is_string();
+            if (ok)
+                per_host[bus::ShivizExporter::host_of(e)].push_back(&e);
+            else
+                ++unusable;
+        }
+        using Head = std::pair<int64_t, std::string>;  // (t of the next event, host)
+        std::set<Head> heads;
+        std::map<std::string, size_t> next;
+        for (auto& [h, evs] : per_host) {
+            std::stable_sort(evs.begin(), evs.end(), [](const bus::Json* a, const bus::Json* b) {
+                return (*a)["seq"].get<uint64_t>() < (*b)["seq"].get<uint64_t>();
+            });
+            heads.insert({(*evs[0])["t"].get<int64_t>(), h});
+        }
         bus::ShivizExporter ex([](const std::string& s) { std::cout << s; });
-        for (const bus::Json& e : events) ex.add(e);
+        while (!heads.empty()) {
+            auto [t, h] = *heads.begin();
+            heads.erase(heads.begin());
+            auto& evs = per_host[h];
+            ex.add(*evs[next[h]]);
+            if (++next[h] < evs.size()) heads.insert({(*evs[next[h]])["t"].get<int64_t>(), h});
+        }
+        unparsed += unusable;
         ex.finish();
         std::cerr << "ftbus-check: exported " << ex.exported() << " events of " << ex.hosts() << " hosts as a ShiViz log";
         if (ex.unmatched()) std::cerr << "; " << ex.unmatched() << " receives without their send exported as local events";
@@ -133,7 +159,7 @@ int main(int argc, char** argv) {
     if (!max_spread.empty()) {
         if (auto v = bus::check_spread(events, *bus::parse_duration(max_spread))) {
             auto cite = [](const bus::Json& e) {
-                return bus::Json{{"node", e["node"]}, {"inc", e["inc"]}, {"seq", e.value("seq", uint64_t{0})},
+                return bus::Json{{"node", e["node"]}, {"inc", e["inc"]}, {"seq", e.contains("seq") ? e["seq"] : bus::Json(0)},
                                  {"where", "node " + e["node"].dump() + " clock.offset"}};
             };
             checker.add_finding({"clock-spread",

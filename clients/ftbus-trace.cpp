@@ -92,7 +92,8 @@ int main(int argc, char** argv) {
                           << it->second + 1 << ".." << seq - 1 << " not received\n";
             }
             last_seq[key] = std::max(seq, it == last_seq.end() ? 0 : it->second);
-            if (!wanted.empty() && !wanted.count(ev.value("ev", std::string())))
+            std::string name = ev.contains("ev") && ev["ev"].is_string() ? ev["ev"].get<std::string>() : "";
+            if (!wanted.empty() && !wanted.count(name))
                 continue;
             if (format == "shiviz") {
                 shiviz.add(ev);

@@ -63,7 +63,7 @@ def main():
             if e.get("ch") == "join":
                 sends[(str(e["id"]), "join")] = e
             elif not isinstance(to, int) or e.get("ch") == "pub":
-                sends[(str(e["id"]), "pub")] = e
+                sends[(str(e["id"]), "pub", e.get("type"))] = e
             else:
                 sends[(str(e["id"]), e.get("ch", ""), to)] = e
     arrows = collections.defaultdict(list)  # type -> [(x1, y1, x2, y2)]
@@ -72,9 +72,9 @@ def main():
             continue
         ch = e.get("ch")
         if ch == "pub":
-            s = sends.get((str(e["id"]), "pub"))
+            s = sends.get((str(e["id"]), "pub", e.get("type")))
         else:
-            s = sends.get((str(e["id"]), ch or "", e["node"])) or (None if ch else sends.get((str(e["id"]), "pub")))
+            s = sends.get((str(e["id"]), ch or "", e["node"])) or (None if ch else sends.get((str(e["id"]), "pub", e.get("type"))))
             if ch == "req" and not s:
                 s = sends.get((str(e["id"]), "join"))
         if not s or s.get("node") not in lane or not (inwin(s["t"]) or inwin(e["t"])):
@@ -160,6 +160,7 @@ plot {", ".join(plots)}
     with open(data, "w") as f:
         f.write(script)
     if not shutil.which("gnuplot"):
+        print("lamport-diagram: gnuplot is missing; installing it (scripts/setup --with-plots)", file=sys.stderr)
         subprocess.run([os.path.join(os.path.dirname(os.path.abspath(__file__)), "setup"), "--no-build", "--with-plots"],
                        check=False)
     if not shutil.which("gnuplot"):

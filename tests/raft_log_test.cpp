@@ -119,13 +119,15 @@ TEST_CASE("raft log: a torn final write is truncated at the first damaged record
     }
 }
 
-TEST_CASE("raft log: damage before the final batch refuses start-up, naming the file and offset",
+TEST_CASE("raft log: damage to synced entries with later writes after it refuses start-up, naming the file and offset",
           "[unit][raft_log]") {
     TempDir d;
     {
         RaftLog log(d.path);
         log.append(batch(1, 2, 1));
+        log.sync();  // acknowledged
         log.append(batch(3, 2, 1));
+        log.sync();
         log.append(batch(5, 2, 2));
         log.sync();
     }
@@ -144,6 +146,32 @@ TEST_CASE("raft log: damage before the final batch refuses start-up, naming the 
     }
     // Nothing was cut from the file.
     CHECK(slurp(d.path + "/raft-log") == full);
+}
+
+TEST_CASE("raft log: group commit — a crash tears any of the batches appended since the last sync; all of them "
+          "are unacknowledged, so damage there is cut, not refused",
+          "[unit][raft_log]") {
+    TempDir d;
+    uint64_t synced_size = 0, b_start = 0;
+    {
+        RaftLog log(d.path);
+        log.append(batch(1, 2, 1));
+        log.sync();
+        synced_size = std::filesystem::file_size(d.path + "/raft-log");
+        b_start = synced_size;
+        log.append(batch(3, 2, 1));  // B and C share the next fsync, which never completes
+        log.append(batch(5, 2, 1));
+    }
+    std::string full = slurp(d.path + "/raft-log");
+    full[b_start + 30] ^= 0x20;  // B damaged (its page lost), C intact on disk
+    spit(d.path + "/raft-log", full);
+    RaftLog log(d.path);
+    CHECK(log.last_index() == 2);
+    CHECK(log.recovery().offset == synced_size);
+    // The next writes start a new generation; damage to them after a sync refuses again.
+    log.append(batch(3, 1, 2));
+    log.sync();
+    CHECK(log.last_index() == 3);
 }
 
 TEST_CASE("raft log: a failed fsync is final — nothing is acknowledged again, nothing retried",

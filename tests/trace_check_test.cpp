@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 
+#include "bus/shiviz.hpp"
 #include "bus/trace_check.hpp"
 #include "bus/trace_summary.hpp"
 
@@ -525,4 +526,47 @@ TEST_CASE("checker: unknown event names and timestamps going back are reported w
         if (f.check == "time") CHECK(f.message.find("time goes back from seq 1 to 2") != std::string::npos);
         if (f.check == "parse") CHECK(f.message.find("f:5") != std::string::npos);
     }
+}
+
+TEST_CASE("checker, summary, spread check and ShiViz export survive every field of every event mistyped",
+          "[unit][check][badinput]") {
+    std::vector<std::string> good = {
+        R"({"t":1700000000000000,"node":1,"inc":5,"seq":1,"lc":1,"vc":{"1":1},"ev":"node.start","role":"elect","algo":"bully","pid":1})",
+        R"({"t":1700000000000100,"node":1,"inc":5,"seq":2,"lc":2,"vc":{"1":2},"ev":"msg.send","to":2,"type":"ELECTION","id":[1,5,1],"ch":"req"})",
+        R"({"t":1700000000000200,"node":2,"inc":6,"seq":1,"lc":3,"vc":{"1":2,"2":1},"ev":"msg.recv","from":1,"type":"ELECTION","id":[1,5,1],"ch":"req"})",
+        R"({"t":1700000000000300,"node":2,"inc":6,"seq":2,"lc":4,"vc":{"1":2,"2":2},"ev":"leader","algo":"bully","leader":2,"term":1,"backup":0})",
+        R"({"t":1700000000000400,"node":2,"inc":6,"seq":3,"lc":5,"vc":{"1":2,"2":3},"ev":"clock.offset","offset_us":5,"rate_ppm":0})",
+        R"({"t":1700000000000500,"node":"ctl","inc":1,"seq":1,"lc":1,"ev":"fault","action":"kill","target":1,"pid":3})",
+        R"({"t":1700000000000600,"node":2,"inc":6,"seq":4,"lc":6,"vc":{"1":2,"2":4},"ev":"node.stop","reason":"left"})",
+    };
+    const std::vector<bus::Json> odd = {nullptr, "s", -3, 2.5, true, bus::Json::array({1, "x"}), bus::Json::object({{"k", 1}})};
+    size_t runs = 0;
+    for (size_t i = 0; i < good.size(); ++i) {
+        bus::Json base = bus::Json::parse(good[i]);
+        for (auto& [key, value] : base.items()) {
+            for (const bus::Json& o : odd) {
+                std::vector<std::string> lines = good;
+                bus::Json bad = base;
+                bad[key] = o;
+                lines[i] = bad.dump();
+                INFO(lines[i]);
+                bus::TraceChecker c;
+                std::vector<bus::Json> evs;
+                std::string shiviz;
+                REQUIRE_NOTHROW([&] {
+                    for (auto& l : lines) c.add_line(l, "x");
+                    c.finish();
+                    c.report_json().dump();
+                    for (auto& l : lines) evs.push_back(bus::Json::parse(l));
+                    bus::summarize(evs).dump();
+                    bus::check_spread(evs, std::chrono::microseconds(1));
+                    bus::ShivizExporter ex([&](const std::string& s) { shiviz += s; });
+                    for (auto& e : evs) ex.add(e);
+                    ex.finish();
+                }());
+                ++runs;
+            }
+        }
+    }
+    CHECK(runs > 300);
 }
