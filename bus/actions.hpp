@@ -4,6 +4,7 @@
 // depends on is on disk.
 #pragma once
 
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <vector>
@@ -26,6 +27,14 @@ struct Outgoing {
     Body body;
 };
 
+/// One entry of the Raft log.
+struct LogEntry {
+    uint64_t index = 0;
+    uint64_t term = 0;
+    std::string data;  ///< empty: the no-op a new leader appends (§8)
+    bool operator==(const LogEntry&) const = default;
+};
+
 /// Raft's durable state: the current term and the vote cast in it (0 = none). Raft §5,
 /// Figure 2, "Persistent state on all servers".
 struct HardState {
@@ -43,6 +52,10 @@ struct TraceEvent {
 struct Actions {
     /// Set when the durable state changed: the host writes and fsyncs it before sending.
     std::optional<HardState> persist;
+    /// Log changes, durable before anything is sent (followers acknowledge only what is on
+    /// disk): first drop the entries from this index on (a conflict, §5.3), then append.
+    std::optional<uint64_t> log_truncate_from;
+    std::vector<LogEntry> log_append;
     std::vector<Outgoing> out;
     std::vector<TraceEvent> events;
     /// Membership changes the transport must follow: start talking to these members
@@ -60,6 +73,12 @@ struct Actions {
     }
     void append(Actions&& other) {
         if (other.persist) persist = other.persist;  // the later state includes the earlier
+        if (other.log_truncate_from) {
+            log_truncate_from = log_truncate_from ? std::min(*log_truncate_from, *other.log_truncate_from)
+                                                  : *other.log_truncate_from;
+            std::erase_if(log_append, [&](const LogEntry& e) { return e.index >= *other.log_truncate_from; });
+        }
+        for (auto& e : other.log_append) log_append.push_back(std::move(e));
         for (auto& o : other.out) out.push_back(std::move(o));
         for (auto& e : other.events) events.push_back(std::move(e));
         for (auto& m : other.connect) connect.push_back(std::move(m));

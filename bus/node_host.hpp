@@ -42,6 +42,9 @@ struct NodeHostOptions {
     /// Makes durable state durable (write + fsync) before anything that depends on it is
     /// sent; required when the algorithm persists (Raft). Throws to stop the process.
     std::function<void(const HardState&)> persist;
+    /// Makes log changes durable (truncate from an index, append, fdatasync) before anything
+    /// that depends on them is sent; required when the algorithm keeps a log (Raft).
+    std::function<void(std::optional<uint64_t>, const std::vector<LogEntry>&)> persist_log;
     /// Not in the cluster file: join through the member whose peer ROUTER listens here
     /// ("tcp://host:port"); cfg.nodes then holds only this node.
     std::string join;
@@ -93,6 +96,7 @@ private:
     std::string role_;
     std::string join_;  ///< endpoint joined through; "" for a cluster-file node
     std::function<void(const HardState&)> persist_;
+    std::function<void(std::optional<uint64_t>, const std::vector<LogEntry>&)> persist_log_;
 };
 
 /// Installs SIGINT/SIGTERM handlers that set the returned flag (no SA_RESTART, so poll

@@ -88,11 +88,18 @@ struct BodyPacker {
     void operator()(const PreVoteReply& b) { answer(b.term, b.granted); }
     void operator()(const Vote& b) { answer(b.term, b.granted); }
     void operator()(const AppendEntries& b) {
-        p.pack_map(4);
+        p.pack_map(5);
         pack_key(p, "term"), p.pack(b.term);
         pack_key(p, "prev_index"), p.pack(b.prev_index);
         pack_key(p, "prev_term"), p.pack(b.prev_term);
         pack_key(p, "commit"), p.pack(b.commit);
+        pack_key(p, "entries"), p.pack_array(static_cast<uint32_t>(b.entries.size()));
+        for (const WireEntry& e : b.entries) {
+            p.pack_map(2);
+            pack_key(p, "term"), p.pack(e.term);
+            pack_key(p, "data"), p.pack_bin(static_cast<uint32_t>(e.data.size())),
+                p.pack_bin_body(e.data.data(), static_cast<uint32_t>(e.data.size()));
+        }
     }
     void operator()(const AppendReply& b) {
         p.pack_map(3);
@@ -368,8 +375,25 @@ bool read_answer(MapReader& r, Answer_& b) { return r.get_uint("term", b.term) &
 bool read_body(MapReader& r, PreVoteReply& b) { return read_answer(r, b); }
 bool read_body(MapReader& r, Vote& b) { return read_answer(r, b); }
 bool read_body(MapReader& r, AppendEntries& b) {
-    return r.get_uint("term", b.term) && r.get_uint("prev_index", b.prev_index) &&
-           r.get_uint("prev_term", b.prev_term) && r.get_uint("commit", b.commit);
+    if (!(r.get_uint("term", b.term) && r.get_uint("prev_index", b.prev_index) &&
+          r.get_uint("prev_term", b.prev_term) && r.get_uint("commit", b.commit)))
+        return false;
+    const msgpack::object* o = r.take("entries");
+    if (!o) return false;
+    if (o->type != msgpack::type::ARRAY) return r.fail("body field 'entries' is not an array");
+    if (o->via.array.size > kMaxWireEntries) return r.fail("body field 'entries' has more than " + std::to_string(kMaxWireEntries));
+    for (uint32_t i = 0; i < o->via.array.size; ++i) {
+        MapReader er(o->via.array.ptr[i], "entries[" + std::to_string(i) + "]");
+        WireEntry e;
+        const msgpack::object* d = nullptr;
+        if (!er.get_uint("term", e.term) || !(d = er.take("data"))) return r.fail(er.error());
+        if (d->type != msgpack::type::BIN) return r.fail("entries[" + std::to_string(i) + "] field 'data' is not bytes");
+        e.data.assign(d->via.bin.ptr, d->via.bin.size);
+        if (!er.check_done()) return r.fail(er.error());
+        if (e.term == 0 || e.term > b.term) return r.fail("entries[" + std::to_string(i) + "] has term " + std::to_string(e.term) + ", not in 1.." + std::to_string(b.term));
+        b.entries.push_back(std::move(e));
+    }
+    return true;
 }
 bool read_body(MapReader&, TimeRequest&) { return true; }
 bool read_body(MapReader& r, TimeResponse& b) { return r.get_int("t1", b.t1) && r.get_int("t2", b.t2); }

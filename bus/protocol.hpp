@@ -146,17 +146,27 @@ struct Vote {
     bool granted = false;
     bool operator==(const Vote&) const = default;
 };
-/// 10 APPEND_ENTRIES, DEALER -> ROUTER (Raft §5.3), from the leader of `term`; with no
-/// entries it is the leader's heartbeat (entries come with log replication).
+/// An entry as AppendEntries carries it: its index is prev_index + its position (from 1).
+struct WireEntry {
+    uint64_t term = 0;
+    std::string data;  ///< msgpack bin
+    bool operator==(const WireEntry&) const = default;
+};
+/// Entries one AppendEntries may carry (the frame limit bounds their bytes too).
+inline constexpr size_t kMaxWireEntries = 1000;
+
+/// 10 APPEND_ENTRIES, DEALER -> ROUTER (Raft §5.3), from the leader of `term`: the entries
+/// after prev_index (none: the leader's heartbeat) and the leader's commit index.
 struct AppendEntries {
     uint64_t term = 0;
     uint64_t prev_index = 0;
     uint64_t prev_term = 0;
     uint64_t commit = 0;
+    std::vector<WireEntry> entries;
     bool operator==(const AppendEntries&) const = default;
 };
 /// 11 APPEND_REPLY, ROUTER -> DEALER: `match` is the last index known to match the
-/// leader's log when `success`.
+/// leader's log when `success`; when not, a hint: the leader may retry from match + 1.
 struct AppendReply {
     uint64_t term = 0;
     bool success = false;

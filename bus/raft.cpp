@@ -12,7 +12,14 @@ const char* to_string(Raft::Role r) {
     return "?";
 }
 
-Raft::Raft(const ClusterConfig& cfg, NodeId self, HardState recovered, uint64_t seed)
+namespace {
+/// Entries per AppendEntries: a follower far behind catches up in steps this big, each
+/// well inside the 64 KiB frame for small commands.
+constexpr size_t kMaxEntriesPerMessage = 64;
+constexpr size_t kMaxBytesPerMessage = 32 * 1024;
+}  // namespace
+
+Raft::Raft(const ClusterConfig& cfg, NodeId self, HardState recovered, uint64_t seed, std::vector<LogEntry> log)
     : self_(self),
       timeout_min_(cfg.tunables.election_timeout_min),
       timeout_max_(cfg.tunables.election_timeout_max),
@@ -22,8 +29,60 @@ Raft::Raft(const ClusterConfig& cfg, NodeId self, HardState recovered, uint64_t 
       rng_(seed),
       term_(recovered.term),
       vote_(recovered.vote),
-      persisted_(recovered) {
+      persisted_(recovered),
+      log_(std::move(log)) {
     for (const NodeSpec& n : cfg.nodes) voters_.insert(n.id);
+    for (size_t i = 0; i < log_.size(); ++i)
+        if (log_[i].index != i + 1) throw std::invalid_argument("Raft: the recovered log does not start at index 1");
+}
+
+void Raft::append_local(LogEntry e, Actions& a) {
+    log_.push_back(e);
+    a.log_append.push_back(std::move(e));
+}
+
+uint64_t Raft::propose(std::string data, Time /*now*/, Actions& a) {
+    if (role_ != Role::leader) return 0;
+    append_local(LogEntry{last_index() + 1, term_, std::move(data)}, a);
+    for (NodeId v : voters_)
+        if (v != self_ && next_[v] == last_index()) replicate(v, a);  // it was up to date: send at once
+    advance_commit();  // a single-node cluster commits at once
+    apply_committed();
+    return last_index();
+}
+
+void Raft::replicate(NodeId v, Actions& a) {
+    uint64_t next = std::max<uint64_t>(1, std::min(next_[v], last_index() + 1));
+    AppendEntries m{term_, next - 1, term_at(next - 1), commit_, {}};
+    size_t bytes = 0;
+    for (uint64_t i = next; i <= last_index() && m.entries.size() < kMaxEntriesPerMessage && bytes < kMaxBytesPerMessage; ++i) {
+        m.entries.push_back(WireEntry{log_[i - 1].term, log_[i - 1].data});
+        bytes += log_[i - 1].data.size() + 16;
+    }
+    next_[v] = next + m.entries.size();  // optimistic: pipelined; a refusal resets it
+    a.send(v, std::move(m));
+}
+
+void Raft::advance_commit() {
+    if (role_ != Role::leader) return;
+    // §5.3/§5.4.2: the highest index stored on a majority, if it is of the current term.
+    for (uint64_t n = last_index(); n > commit_; --n) {
+        if (term_at(n) != term_) break;  // older terms commit only through a current-term entry
+        size_t have = 1;
+        for (auto& [v, m] : match_)
+            if (m >= n) ++have;
+        if (have >= majority()) {
+            commit_ = n;
+            break;
+        }
+    }
+}
+
+void Raft::apply_committed() {
+    while (applied_ < commit_ && applied_ < last_index()) {
+        ++applied_;
+        if (sm_) sm_->apply(log_[applied_ - 1]);
+    }
 }
 
 // ---- helpers --------------------------------------------------------------------------------
@@ -122,14 +181,23 @@ void Raft::become_leader(Time now, Actions& a) {
     granted_.clear();
     election_deadline_ = Time::max();
     for (NodeId v : voters_)
-        if (v != self_) last_ack_[v] = now;  // a full period to hear from everyone
+        if (v != self_) {
+            last_ack_[v] = now;  // a full period to hear from everyone
+            next_[v] = last_index() + 1;
+            match_[v] = 0;
+        }
     next_quorum_check_ = check_quorum_ ? now + heartbeat_ : Time::max();
+    // §8: a no-op of its own term, so that entries of earlier terms commit through it.
+    append_local(LogEntry{last_index() + 1, term_, {}}, a);
+    advance_commit();
+    apply_committed();
     broadcast_heartbeat(now, a);
 }
 
 void Raft::broadcast_heartbeat(Time now, Actions& a) {
+    // Heartbeats fold into replication: each follower gets what it lacks, or nothing.
     for (NodeId v : voters_)
-        if (v != self_) a.send(v, AppendEntries{term_, last_index(), last_term(), 0});
+        if (v != self_) replicate(v, a);
     next_heartbeat_ = now + heartbeat_;
 }
 
@@ -204,14 +272,47 @@ void Raft::handle(NodeId from, const AppendEntries& m, Time now, Actions& a) {
     set_leader(from, a);
     leader_heard_ = now;
     reset_election_timer(now);
-    // §5.3 consistency check; the log is empty until log replication.
-    bool ok = m.prev_index == 0 || (m.prev_index == last_index() && m.prev_term == last_term());
-    a.reply(from, AppendReply{term_, ok, ok ? m.prev_index : 0});
+    // §5.3 consistency check: our log must hold prev_index with prev_term.
+    if (m.prev_index > last_index()) return a.reply(from, AppendReply{term_, false, last_index()});
+    if (term_at(m.prev_index) != m.prev_term)
+        return a.reply(from, AppendReply{term_, false, std::min(last_index(), m.prev_index - 1)});
+    // Append what is new; an entry that conflicts (same index, other term) goes with all
+    // that follows it. Entries we already have are kept (a stale, reordered message must
+    // not cut what a later one added).
+    uint64_t index = m.prev_index;
+    for (const WireEntry& e : m.entries) {
+        ++index;
+        if (index <= last_index()) {
+            if (term_at(index) == e.term) continue;
+            if (index <= commit_) return;  // never: a leader never conflicts with what is committed
+            log_.resize(index - 1);
+            a.log_truncate_from = a.log_truncate_from ? std::min(*a.log_truncate_from, index) : index;
+            std::erase_if(a.log_append, [&](const LogEntry& x) { return x.index >= index; });
+        }
+        append_local(LogEntry{index, e.term, e.data}, a);
+    }
+    // Up to the last entry this message vouches for (Figure 2), never backwards.
+    if (m.commit > commit_) commit_ = std::max(commit_, std::min(m.commit, index));
+    apply_committed();
+    a.reply(from, AppendReply{term_, true, index});
 }
 
 void Raft::handle(NodeId from, const AppendReply& m, Time now, Actions& a) {
     if (m.term > term_) return become_follower(m.term, 0, now, a, "higher term in an APPEND_REPLY");
-    if (role_ == Role::leader && m.term == term_) last_ack_[from] = now;
+    if (role_ != Role::leader || m.term != term_) return;
+    last_ack_[from] = now;
+    if (m.success) {
+        if (m.match > last_index()) return;  // not a reply to us
+        if (m.match > match_[from]) match_[from] = m.match;
+        if (next_[from] <= match_[from]) next_[from] = match_[from] + 1;
+        advance_commit();
+        apply_committed();
+        if (next_[from] <= last_index()) replicate(from, a);  // more to send
+    } else {
+        // Back up to the follower's hint (never below what it is known to hold) and retry.
+        next_[from] = std::max<uint64_t>(match_[from] + 1, std::min(next_[from], m.match + 1));
+        replicate(from, a);
+    }
 }
 
 Actions Raft::on_tick(Time now) {

@@ -39,12 +39,30 @@
 
 namespace bus {
 
+/// What the replicated log drives (the lock service's tables, a test's recorder). Knows
+/// nothing of Raft: it is handed committed entries in index order, each exactly once per
+/// incarnation (a restarted replica is handed them again from the start).
+class StateMachine {
+public:
+    virtual ~StateMachine() = default;
+    virtual void apply(const LogEntry& e) = 0;
+};
+
 class Raft final : public Algorithm {
 public:
     enum class Role { follower, pre_candidate, candidate, leader };
 
-    /// \pre `self` is a node of `cfg`. `recovered` is the durable state read at start-up.
-    Raft(const ClusterConfig& cfg, NodeId self, HardState recovered, uint64_t seed);
+    /// \pre `self` is a node of `cfg`. `recovered` is the durable state read at start-up,
+    /// `log` the durable log (indices 1, 2, ...).
+    Raft(const ClusterConfig& cfg, NodeId self, HardState recovered, uint64_t seed, std::vector<LogEntry> log = {});
+    /// Committed entries go to `sm` (may be null: nothing applies them).
+    void set_state_machine(StateMachine* sm) { sm_ = sm; }
+    /// Leader only: appends `data` to the log and replicates it. \return its index, or 0 if
+    /// this node is not the leader (the caller redirects).
+    uint64_t propose(std::string data, Time now, Actions& a);
+    uint64_t commit_index() const { return commit_; }
+    uint64_t applied_index() const { return applied_; }
+    const std::vector<LogEntry>& log() const { return log_; }
 
     const char* name() const override { return "raft"; }
     Actions start(Time now) override;
@@ -60,9 +78,11 @@ public:
     NodeId voted_for() const { return vote_; }
     NodeId leader() const { return leader_; }
     HardState hard_state() const { return {term_, vote_}; }
-    /// The log position (§5.4.1); empty until log replication.
-    uint64_t last_index() const { return 0; }
-    uint64_t last_term() const { return 0; }
+    /// The log position (§5.4.1).
+    uint64_t last_index() const { return log_.size(); }
+    uint64_t last_term() const { return log_.empty() ? 0 : log_.back().term; }
+    /// Term of the entry at `index` (0 for index 0 or past the end).
+    uint64_t term_at(uint64_t index) const { return index == 0 || index > log_.size() ? 0 : log_[index - 1].term; }
 
 private:
     void handle(NodeId from, const PreVote& m, Time now, Actions& a);
@@ -79,6 +99,11 @@ private:
     void set_role(Role r, Actions& a, const char* reason = nullptr);
     void set_leader(NodeId leader, Actions& a);
     void broadcast_heartbeat(Time now, Actions& a);
+    /// Leader: AppendEntries to `peer` from its next index (entries, or none: a heartbeat).
+    void replicate(NodeId peer, Actions& a);
+    void advance_commit();
+    void apply_committed();
+    void append_local(LogEntry e, Actions& a);
     void reset_election_timer(Time now);
     /// Adds Actions::persist if term or vote changed since the last persisted state.
     Actions finish(Actions a);
@@ -113,6 +138,11 @@ private:
     Time next_heartbeat_ = Time::max();
     Time next_quorum_check_ = Time::max();
     std::map<NodeId, Time> last_ack_;  ///< when each follower last answered in term_
+    std::map<NodeId, uint64_t> next_, match_;  ///< per follower (§5.3, Figure 2)
+    // ---- the log (in memory, as on disk); entry i at log_[i - 1]
+    std::vector<LogEntry> log_;
+    uint64_t commit_ = 0, applied_ = 0;
+    StateMachine* sm_ = nullptr;
 };
 
 const char* to_string(Raft::Role r);

@@ -38,12 +38,6 @@
 
 namespace bus {
 
-struct LogEntry {
-    uint64_t index = 0;
-    uint64_t term = 0;
-    std::string data;
-    bool operator==(const LogEntry&) const = default;
-};
 
 struct RaftLogOptions {
     /// The durability call (fdatasync when null); tests inject failures and count calls.

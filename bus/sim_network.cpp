@@ -120,6 +120,15 @@ void SimNetwork::join(NodeId id, NodeId via, int64_t priority) {
     start(id);
 }
 
+bool SimNetwork::act(NodeId id, const std::function<void(Algorithm&, Time, Actions&)>& f) {
+    Node* n = running(id);
+    if (!n || n->paused || !n->core->algorithm()) return false;
+    Actions a;
+    f(*n->core->algorithm(), now(), a);
+    carry_out(id, std::move(a));
+    return true;
+}
+
 void SimNetwork::leave(NodeId id) {
     Node* n = running(id);
     if (!n || n->paused) return;
@@ -230,6 +239,15 @@ void SimNetwork::carry_out(NodeId id, Actions&& a) {
     Node* n = running(id);
     if (!n) return;
     if (a.persist) disk_[id] = *a.persist;  // written and synced before anything is sent
+    if (a.log_truncate_from || !a.log_append.empty()) {
+        auto& log = disk_log_[id];
+        if (a.log_truncate_from && *a.log_truncate_from >= 1 && *a.log_truncate_from <= log.size() + 1)
+            log.resize(*a.log_truncate_from - 1);
+        for (auto& e : a.log_append) {
+            if (e.index != log.size() + 1) throw std::logic_error("SimNetwork: node " + std::to_string(id) + " appended index " + std::to_string(e.index) + " after " + std::to_string(log.size()));
+            log.push_back(e);
+        }
+    }
     if (n->tracer)
         for (auto& e : a.events) n->tracer->emit(e.ev, std::move(e.fields), e.level);
     for (auto& o : a.out) {

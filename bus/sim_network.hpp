@@ -68,6 +68,9 @@ public:
     /// Starts node `id`, not in the cluster file, as a joiner (--join): it sends JOIN to
     /// node `via` and learns the members from it. Later start(id) restarts it as a joiner.
     void join(NodeId id, NodeId via, int64_t priority = 0);
+    /// A request from outside (a client's proposal): `f` runs on node `id`'s algorithm now
+    /// and what it asks for is carried out. False if the node is not up.
+    bool act(NodeId id, const std::function<void(Algorithm&, Time, Actions&)>& f);
     /// Graceful leave (ftbus-ctl leave): it sends LEAVE to every member, then stops.
     void leave(NodeId id);
     /// The configuration node `id` starts from: the cluster file, or for a joiner the
@@ -107,6 +110,11 @@ public:
     /// Called for every message a node sends (before the network decides its fate).
     using SendObserver = std::function<void(NodeId from, const Outgoing& o, const Envelope& env)>;
     void set_send_observer(SendObserver f) { send_observer_ = std::move(f); }
+    /// Node `id`'s durable log (survives crashes; written before anything is sent).
+    std::vector<LogEntry> disk_log(NodeId id) const {
+        auto it = disk_log_.find(id);
+        return it == disk_log_.end() ? std::vector<LogEntry>{} : it->second;
+    }
     /// Node `id`'s disk: the durable state it last persisted (survives crashes).
     HardState disk(NodeId id) const {
         auto it = disk_.find(id);
@@ -189,6 +197,7 @@ private:
     std::function<void()> observer_;
     SendObserver send_observer_;
     std::map<NodeId, HardState> disk_;  ///< survives crashes: what was persisted (and synced)
+    std::map<NodeId, std::vector<LogEntry>> disk_log_;
     std::map<NodeId, NodeSpec> joiners_;  ///< nodes not in the file, and whom they join through
     std::map<NodeId, NodeId> join_via_;
     uint64_t rejected_ = 0;  ///< messages a node's core did not accept (from strangers)

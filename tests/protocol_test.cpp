@@ -146,7 +146,7 @@ std::vector<Body> sample_bodies() {
         PreVoteReply{7, true},
         RequestVote{8, 12, 6},
         Vote{8, false},
-        AppendEntries{8, 12, 6, 11},
+        AppendEntries{8, 12, 6, 11, {}},
         AppendReply{8, true, 12},
         TimeRequest{},
         TimeResponse{1'700'000'000'000'000, 1'700'000'000'000'042},

@@ -28,8 +28,8 @@ struct RaftSim {
 
     RaftSim(const ClusterConfig& cfg, SimOptions o)
         : net(cfg,
-              [cfg](NodeId id, uint64_t, const HardState& disk, std::mt19937_64& rng) {
-                  return std::make_unique<Raft>(cfg, id, disk, rng());
+              [cfg, this](NodeId id, uint64_t, const HardState& disk, std::mt19937_64& rng) {
+                  return std::make_unique<Raft>(cfg, id, disk, rng(), net.disk_log(id));
               },
               o) {
         net.set_observer([this] { observe(); });
@@ -258,8 +258,8 @@ TEST_CASE("raft sim: the invariant checks catch a node that does not persist its
         SimOptions o;
         o.seed = seed;
         SimNetwork net(cfg,
-                       [cfg](NodeId id, uint64_t, const HardState& disk, std::mt19937_64& rng) {
-                           return std::make_unique<Forgetful>(std::make_unique<Raft>(cfg, id, disk, rng()));
+                       [cfg, &net](NodeId id, uint64_t, const HardState& disk, std::mt19937_64& rng) {
+                           return std::make_unique<Forgetful>(std::make_unique<Raft>(cfg, id, disk, rng(), net.disk_log(id)));
                        },
                        o);
         std::map<std::pair<NodeId, uint64_t>, NodeId> votes;

@@ -163,7 +163,7 @@ TEST_CASE("raft: a higher term makes anyone a follower; a lower term is refused 
     Node n(1);
     n.make_leader();
     SECTION("AppendEntries from a newer leader") {
-        Actions a = n.msg(2, AppendEntries{3, 0, 0, 0}, Time(400ms));
+        Actions a = n.msg(2, AppendEntries{3, 0, 0, 0, {}}, Time(400ms));
         CHECK(n.r.role() == Raft::Role::follower);
         CHECK(n.r.view() == LeaderView{2, 3, 0});
         CHECK(*a.persist == HardState{3, 0});
@@ -178,8 +178,8 @@ TEST_CASE("raft: a higher term makes anyone a follower; a lower term is refused 
     SECTION("AppendEntries from an older leader is refused with our term") {
         Node f(2);
         f.start(Time(0));
-        f.msg(1, AppendEntries{5, 0, 0, 0}, Time(1ms));
-        Actions a = f.msg(3, AppendEntries{4, 0, 0, 0}, Time(2ms));
+        f.msg(1, AppendEntries{5, 0, 0, 0, {}}, Time(1ms));
+        Actions a = f.msg(3, AppendEntries{4, 0, 0, 0, {}}, Time(2ms));
         CHECK(sent_of<AppendReply>(a)[0].second == AppendReply{5, false, 0});
         CHECK(f.r.leader() == 1);
     }
@@ -188,13 +188,13 @@ TEST_CASE("raft: a higher term makes anyone a follower; a lower term is refused 
 TEST_CASE("raft: only AppendEntries from the current leader resets the election timer", "[unit][raft]") {
     Node n(2);
     n.start(Time(0));
-    n.msg(1, AppendEntries{1, 0, 0, 0}, Time(100ms));
+    n.msg(1, AppendEntries{1, 0, 0, 0, {}}, Time(100ms));
     Time deadline = n.r.next_deadline();
     CHECK(deadline >= Time(250ms));
     n.msg(3, PreVote{2, 0, 0}, Time(120ms));  // others' traffic changes nothing
     n.msg(4, AppendReply{1, true, 0}, Time(121ms));
     CHECK(n.r.next_deadline() == deadline);
-    n.msg(1, AppendEntries{1, 0, 0, 0}, Time(200ms));
+    n.msg(1, AppendEntries{1, 0, 0, 0, {}}, Time(200ms));
     CHECK(n.r.next_deadline() > deadline);
 }
 
@@ -202,7 +202,7 @@ TEST_CASE("raft: pre-votes are refused while the voter hears a leader, and chang
           "[unit][raft]") {
     Node n(2);
     n.start(Time(0));
-    n.msg(1, AppendEntries{3, 0, 0, 0}, Time(100ms));
+    n.msg(1, AppendEntries{3, 0, 0, 0, {}}, Time(100ms));
     Actions a = n.msg(5, PreVote{4, 0, 0}, Time(200ms));  // 100 ms < election_timeout_min
     CHECK(sent_of<PreVoteReply>(a)[0].second == PreVoteReply{3, false});
     CHECK_FALSE(a.persist);
@@ -223,14 +223,14 @@ TEST_CASE("raft: a higher-term vote request is ignored while the voter hears a l
           "[unit][raft]") {
     Node n(2);
     n.start(Time(0));
-    n.msg(1, AppendEntries{3, 0, 0, 0}, Time(100ms));
+    n.msg(1, AppendEntries{3, 0, 0, 0, {}}, Time(100ms));
     Actions a = n.msg(5, RequestVote{9, 0, 0}, Time(150ms));
     CHECK(a.out.empty());
     CHECK(n.r.term() == 3);
     SECTION("without CheckQuorum it is not") {
         Node m(2, {}, "check_quorum = false\n");
         m.start(Time(0));
-        m.msg(1, AppendEntries{3, 0, 0, 0}, Time(100ms));
+        m.msg(1, AppendEntries{3, 0, 0, 0, {}}, Time(100ms));
         a = m.msg(5, RequestVote{9, 0, 0}, Time(150ms));
         CHECK(m.r.term() == 9);
         CHECK(sent_of<Vote>(a)[0].second == Vote{9, true});
@@ -265,7 +265,7 @@ TEST_CASE("raft: a candidate that hears the new leader of its term becomes its f
     n.start(Time(0));
     n.time_out();
     REQUIRE(n.r.role() == Raft::Role::candidate);
-    Actions a = n.msg(3, AppendEntries{1, 0, 0, 0}, Time(400ms));
+    Actions a = n.msg(3, AppendEntries{1, 0, 0, 0, {}}, Time(400ms));
     CHECK(n.r.role() == Raft::Role::follower);
     CHECK(n.r.view() == LeaderView{3, 1, 0});
     CHECK(n.r.voted_for() == 1);  // its own vote in term 1 stays cast
