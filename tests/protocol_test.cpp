@@ -147,6 +147,7 @@ std::vector<Body> sample_bodies() {
         RequestVote{8, 12, 6},
         Vote{8, false},
         AppendEntries{8, 12, 6, 11, {}},
+        AppendEntries{8, 12, 6, 11, {{7, "set x"}, {8, std::string("\0\xff", 2)}, {8, ""}}},
         AppendReply{8, true, 12},
         TimeRequest{},
         TimeResponse{1'700'000'000'000'000, 1'700'000'000'000'042},
@@ -737,4 +738,16 @@ TEST_CASE("decode never throws and always gives either an envelope or a reason",
     CHECK(neither == 0);
     CHECK(both == 0);
     CHECK(reencode_mismatch == 0);
+}
+
+TEST_CASE("an AppendEntries entry from a later term than the message, or with non-bytes data, is rejected whole",
+          "[unit][protocol]") {
+    Envelope env;
+    env.from = NodeId{1};
+    env.inc = 1;
+    env.seq = 1;
+    env.body = AppendEntries{3, 0, 0, 0, {{2, "a"}, {4, "b"}}};
+    DecodeResult r = decode(encode(env));
+    CHECK_FALSE(r.env.has_value());
+    CHECK_THAT(r.error, Catch::Contains("entries[1] has term 4"));
 }
