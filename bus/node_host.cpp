@@ -28,6 +28,17 @@ constexpr int kMaxFramesPerSocketPerRound = 10000;
 /// storage.slow. On an idle SSD it takes about a millisecond.
 constexpr Duration kSlowPersist = std::chrono::milliseconds(20);
 
+/// How late the loop may wake before it counts as stalled (detector windows restarted). It
+/// must be below the earliest moment the detector could suspect a peer: the fixed detector
+/// suspects at suspect_after; phi can suspect after about first interval + acceptable pause
+/// + a few deviations, i.e. a little over 3 heartbeats, so 3 heartbeats. (Peers' heartbeats
+/// queued during a pause may reach the socket only after the loop has woken — ZeroMQ's I/O
+/// thread was stopped too —, so "read all input first" alone cannot protect a waking node.)
+Duration stall_threshold(const Tunables& t) {
+    if (t.detector == "phi") return std::min(t.suspect_after, 3 * t.heartbeat);
+    return t.suspect_after;
+}
+
 }  // namespace
 
 std::atomic<bool>& install_stop_signals() {
@@ -59,7 +70,7 @@ NodeHost::NodeHost(const ClusterConfig& cfg, NodeId self, const Clock& clock, No
                                   64}),
       outbox_(self, inc_, &tracer_),
       core_(cfg, self, std::move(algo), clock.now(), opts.join),
-      stall_(cfg.tunables.suspect_after),
+      stall_(stall_threshold(cfg.tunables)),
       role_(opts.role),
       join_(opts.join),
       persist_(std::move(opts.persist)),

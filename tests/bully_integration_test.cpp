@@ -18,7 +18,7 @@ const char* kLoose = "--heartbeat 50ms --suspect-after 500ms --dead-after 1s --s
 
 }  // namespace
 
-TEST_CASE("bully: kill -9 the leader, the survivors agree on the backup; the old leader returns and takes over",
+TEST_CASE("bully: kill -9 the leader, the survivors agree on the backup — the old leader returns and takes over",
           "[integration][bully]") {
     Cluster c(5, kLoose);
     std::vector<int> all = {1, 2, 3, 4, 5}, survivors = {1, 2, 3, 4};
@@ -50,7 +50,7 @@ TEST_CASE("bully: kill -9 the leader, the survivors agree on the backup; the old
     CHECK(test::check_traces(c).rfind("0: ok", 0) == 0);
 }
 
-TEST_CASE("bully: SIGSTOP the leader, then SIGCONT — replaced while stopped; on waking it takes over "
+TEST_CASE("bully: SIGSTOP the leader, then SIGCONT — replaced while stopped — on waking it takes over "
           "(preempt on) or follows (preempt off)",
           "[integration][bully]") {
     for (bool preempt : {true, false}) {

@@ -282,7 +282,7 @@ TEST_CASE("bully sim: 2000 random fault schedules", "[slow][bully][sim]") {
     for (uint64_t seed = 1; seed <= 2000; ++seed) random_schedule(seed);
 }
 
-TEST_CASE("bully sim: a joiner that outranks all leads; when it leaves, the others elect at once, saying why",
+TEST_CASE("bully sim: a joiner that outranks all leads — when it leaves, the others elect at once, saying why",
           "[unit][bully][sim][membership]") {
     SimOptions o;
     o.seed = 5;

@@ -44,7 +44,7 @@ int64_t spread(const Cluster& c, const std::vector<int>& ids) {
 
 }  // namespace
 
-TEST_CASE("berkeley: five daemons seconds apart converge; killing the master, sync goes on under the next",
+TEST_CASE("berkeley: five daemons seconds apart converge — killing the master, sync goes on under the next",
           "[integration][clock]") {
     Cluster c(5, kLoose);
     std::vector<int> all = {1, 2, 3, 4, 5};

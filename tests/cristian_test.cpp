@@ -23,7 +23,7 @@ TimeSample exchange(int64_t t0, int64_t true_offset, int64_t out, int64_t serve,
 
 }  // namespace
 
-TEST_CASE("cristian: symmetric delays give the exact offset; server time is excluded", "[unit][cristian]") {
+TEST_CASE("cristian: symmetric delays give the exact offset — server time is excluded", "[unit][cristian]") {
     auto e = CristianEstimator::estimate(exchange(1000, 2'000'000, 300, 5000, 300), 0us);
     CHECK(e.offset_us == 2'000'000);
     CHECK(e.rtt_us == 600);  // not 5600: the server's 5 ms are not in the round trip

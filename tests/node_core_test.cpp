@@ -13,7 +13,7 @@ using test::events_named;
 using test::make_cluster;
 using test::sent_of;
 
-TEST_CASE("node core: a suspected peer is pinged directly every heartbeat; an answer revives it",
+TEST_CASE("node core: a suspected peer is pinged directly every heartbeat — an answer revives it",
           "[unit][node_core]") {
     ClusterConfig cfg = make_cluster(2);  // heartbeat 100 ms, suspect 300 ms, dead 600 ms
     NodeCore n(cfg, 1, nullptr, Time(0));
@@ -262,7 +262,7 @@ TEST_CASE("membership: a cluster-file node that left comes back when it restarts
     CHECK(n.detector().state(2) == PeerState::alive);
 }
 
-TEST_CASE("membership: a MEMBER announcement admits a joiner; a cluster-file id in it is ignored",
+TEST_CASE("membership: a MEMBER announcement admits a joiner — a cluster-file id in it is ignored",
           "[unit][node_core][membership]") {
     NodeCore n(make_cluster(3), 1, nullptr, Time(0));
     Actions a = n.on_message(2, envelope_from(2, Member{joiner(9)}), Time(10ms));
@@ -276,7 +276,7 @@ TEST_CASE("membership: a MEMBER announcement admits a joiner; a cluster-file id 
 
 // ---- heartbeat acks ---------------------------------------------------------------------------
 
-TEST_CASE("heartbeat acks: followers ack their leader's heartbeats; the leader reports a deaf follower",
+TEST_CASE("heartbeat acks: followers ack their leader's heartbeats — the leader reports a deaf follower",
           "[unit][node_core][acks]") {
     SECTION("a follower acks its leader's heartbeats only") {
         auto rec = std::make_unique<Recorder>();
@@ -312,7 +312,7 @@ TEST_CASE("heartbeat acks: followers ack their leader's heartbeats; the leader r
 
 // ---- control ----------------------------------------------------------------------------------
 
-TEST_CASE("control: set changes heartbeat and timeouts at runtime, traced; bad values change nothing",
+TEST_CASE("control: set changes heartbeat and timeouts at runtime, traced — bad values change nothing",
           "[unit][node_core][control]") {
     NodeCore n(make_cluster(2), 1, nullptr, Time(0));
     Actions a;

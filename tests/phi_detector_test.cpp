@@ -56,7 +56,7 @@ TEST_CASE("phi: grows with the silence, from about 0 to large", "[unit][phi]") {
     CHECK(PhiAccrualDetector::phi_of(1h, mean, sd) > 1000);
 }
 
-TEST_CASE("phi: regular heartbeats never raise a suspicion; silence does, then death", "[unit][phi]") {
+TEST_CASE("phi: regular heartbeats never raise a suspicion — silence does, then death", "[unit][phi]") {
     Feed f;
     Time t{};
     for (int i = 0; i < 200; ++i) f.beat(t += 100ms);

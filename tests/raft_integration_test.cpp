@@ -39,7 +39,7 @@ uint64_t leader_term(const Cluster& c, int id) {
 
 }  // namespace
 
-TEST_CASE("raft: kill -9 the leader; the survivors elect one in a higher term; it restarts with its state",
+TEST_CASE("raft: kill -9 the leader — the survivors elect one in a higher term — it restarts with its state",
           "[integration][raft]") {
     Cluster c(5, kLoose);
     std::vector<int> all = {1, 2, 3, 4, 5};

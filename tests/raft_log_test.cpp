@@ -48,7 +48,7 @@ std::vector<LogEntry> batch(uint64_t from, int n, uint64_t term) {
 
 }  // namespace
 
-TEST_CASE("raft log: batches survive a reopen; one fsync per sync() however many batches (group commit)",
+TEST_CASE("raft log: batches survive a reopen — one fsync per sync() however many batches (group commit)",
           "[unit][raft_log]") {
     TempDir d;
     {
@@ -148,7 +148,7 @@ TEST_CASE("raft log: damage to synced entries with later writes after it refuses
     CHECK(slurp(d.path + "/raft-log") == full);
 }
 
-TEST_CASE("raft log: group commit — a crash tears any of the batches appended since the last sync; all of them "
+TEST_CASE("raft log: group commit — a crash tears any of the batches appended since the last sync — all of them "
           "are unacknowledged, so damage there is cut, not refused",
           "[unit][raft_log]") {
     TempDir d;
@@ -207,7 +207,7 @@ TEST_CASE("raft log: a failed fsync is final — nothing is acknowledged again, 
     CHECK(again.last_index() >= 2);
 }
 
-TEST_CASE("raft log: truncate_from drops a conflicting suffix durably; a torn write after it is still torn",
+TEST_CASE("raft log: truncate_from drops a conflicting suffix durably — a torn write after it is still torn",
           "[unit][raft_log]") {
     TempDir d;
     uint64_t after_cut = 0;

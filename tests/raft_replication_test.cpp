@@ -203,7 +203,7 @@ struct ReplSim {
 }  // namespace
 
 TEST_CASE("raft replication sim: proposals under crashes, restarts, pauses, partitions and loss keep every safety "
-          "property; after quiet every replica holds and applies the same log",
+          "property — after quiet every replica holds and applies the same log",
           "[unit][raft][replication][sim]") {
     for (uint64_t seed = 1; seed <= 30; ++seed) {
         INFO("seed " << seed);

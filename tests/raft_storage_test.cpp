@@ -38,7 +38,7 @@ TEST_CASE("crc32c is the Castagnoli CRC (check value of \"123456789\" is e306928
     CHECK(crc32c("") == 0u);
 }
 
-TEST_CASE("raft storage: a fresh directory starts at term 0 with no vote; saved state survives reopening",
+TEST_CASE("raft storage: a fresh directory starts at term 0 with no vote — saved state survives reopening",
           "[unit][storage]") {
     TempDir d;
     std::string dir = d.path + "/node";

@@ -159,7 +159,7 @@ TEST_CASE("raft: a restarted node keeps its term and vote and never votes twice 
     CHECK(sent_of<Vote>(a)[0].second == Vote{4, false});
 }
 
-TEST_CASE("raft: a higher term makes anyone a follower; a lower term is refused (§5.1)", "[unit][raft]") {
+TEST_CASE("raft: a higher term makes anyone a follower — a lower term is refused (§5.1)", "[unit][raft]") {
     Node n(1);
     n.make_leader();
     SECTION("AppendEntries from a newer leader") {

@@ -229,7 +229,7 @@ TEST_CASE("ring sim: one election costs a token and a coordinator round, each ho
     CHECK(count("COORDINATOR") >= 4);    // round the ring (+1 on PUB)
 }
 
-TEST_CASE("ring sim: nodes join at runtime and take their place on the ring; the highest joiner leads",
+TEST_CASE("ring sim: nodes join at runtime and take their place on the ring — the highest joiner leads",
           "[unit][ring][sim][membership]") {
     for (uint64_t seed = 1; seed <= 20; ++seed) {
         INFO("seed " << seed);
@@ -253,7 +253,7 @@ TEST_CASE("ring sim: nodes join at runtime and take their place on the ring; the
     }
 }
 
-TEST_CASE("ring sim: a leader that leaves is replaced at once, without waiting for detection; joined nodes "
+TEST_CASE("ring sim: a leader that leaves is replaced at once, without waiting for detection — joined nodes "
           "that die are forgotten",
           "[unit][ring][sim][membership]") {
     for (uint64_t seed = 1; seed <= 20; ++seed) {

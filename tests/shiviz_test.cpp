@@ -114,7 +114,7 @@ TEST_CASE("shiviz: a receive is ordered after its send, whatever the input order
     CHECK(p.texts[recv].find("type=ELECTION") != std::string::npos);
 }
 
-TEST_CASE("shiviz: a restart is a new host; a lost send leaves a local event; junk is skipped", "[unit][shiviz]") {
+TEST_CASE("shiviz: a restart is a new host — a lost send leaves a local event — junk is skipped", "[unit][shiviz]") {
     std::vector<Json> events = {
         ev(1, 100, 1, "node.start"),
         ev(1, 101, 1, "node.start"),  // restarted: its own host, counting from 1
