@@ -411,8 +411,7 @@ std::string NodeCore::set(const std::string& key, const std::string& value, Time
     tunables_ = t;
     heartbeat_.set_period(t.heartbeat);
     detector_->set_tunables(t);
-    std::string now_value = key == "phi_threshold" ? Json(t.phi_threshold).dump() : value;
-    if (key != "phi_threshold") now_value = format_duration(*parse_duration(value));
+    std::string now_value = key == "phi_threshold" ? Json(t.phi_threshold).dump() : format_duration(*parse_duration(value));
     a.trace("config.set", {{"key", key}, {"old", old}, {"value", now_value}});
     return "";
 }

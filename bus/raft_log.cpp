@@ -93,7 +93,7 @@ RaftLog::RaftLog(const std::string& dir, Options o) : path_(dir + "/raft-log"), 
             file.append(buf, static_cast<size_t>(n));
         }
         auto cut = [&](uint64_t at, const std::string& why) {
-            if (::ftruncate(fd_, static_cast<off_t>(at)) != 0 || (opts_.sync ? opts_.sync(fd_) : ::fdatasync(fd_)) != 0)
+            if (::ftruncate(fd_, static_cast<off_t>(at)) != 0 || durable() != 0)
                 throw ConfigError("cannot truncate the torn tail of " + path_ + ": " + errno_text());
             recovery_ = {at, file.size() - at, why};
             file.resize(at);
@@ -105,7 +105,7 @@ RaftLog::RaftLog(const std::string& dir, Options o) : path_(dir + "/raft-log"), 
             if (!file.empty()) cut(0, "a partial file header");
             std::string h(kHeader);
             if (::pwrite(fd_, h.data(), h.size(), 0) != static_cast<ssize_t>(h.size()) ||
-                (opts_.sync ? opts_.sync(fd_) : ::fdatasync(fd_)) != 0)
+                durable() != 0)
                 throw ConfigError("cannot initialise " + path_ + ": " + errno_text());
             file = h;
             if (!existed) {
@@ -165,6 +165,8 @@ RaftLog::RaftLog(const std::string& dir, Options o) : path_(dir + "/raft-log"), 
     }
 }
 
+int RaftLog::durable() { return opts_.sync ? opts_.sync(fd_) : ::fdatasync(fd_); }
+
 RaftLog::~RaftLog() {
     if (fd_ >= 0) ::close(fd_);
 }
@@ -219,7 +221,7 @@ void RaftLog::sync() {
     check_ok();
     if (!dirty_) return;
     ++fsyncs_;
-    if ((opts_.sync ? opts_.sync(fd_) : ::fdatasync(fd_)) != 0) fail("fdatasync of " + path_ + " failed: " + errno_text());
+    if (durable() != 0) fail("fdatasync of " + path_ + " failed: " + errno_text());
     dirty_ = false;
     durable_index_ = last_index();
     ++gen_;  // what is appended from now on is covered by the next sync only
@@ -236,7 +238,7 @@ void RaftLog::truncate_from(uint64_t index) {
     offsets_.resize(keep);
     size_ = off;
     ++fsyncs_;
-    if ((opts_.sync ? opts_.sync(fd_) : ::fdatasync(fd_)) != 0) fail("fdatasync of " + path_ + " failed: " + errno_text());
+    if (durable() != 0) fail("fdatasync of " + path_ + " failed: " + errno_text());
     dirty_ = false;
     durable_index_ = last_index();
     ++gen_;

@@ -86,6 +86,8 @@ public:
 
 private:
     void fail(const std::string& what);
+    /// fdatasync, or the injected replacement. \return 0 on success.
+    int durable();
     void check_ok() const;
 
     std::string path_;

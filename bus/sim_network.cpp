@@ -134,21 +134,22 @@ void SimNetwork::leave(NodeId id) {
     if (!n || n->paused) return;
     fault("leave", id);
     carry_out(id, n->core->leave(now()));
-    n->core.reset();  // what it sent is on its way; the process is gone
-    n->outbox.reset();
-    n->tracer.reset();
-    n->held.clear();
+    end_process(*n);  // what it sent is on its way; the process is gone
+}
+
+void SimNetwork::end_process(Node& n) {
+    n.core.reset();
+    n.outbox.reset();
+    n.tracer.reset();
+    n.held.clear();
+    n.paused = false;
 }
 
 void SimNetwork::crash(NodeId id) {
     Node* n = running(id);
     if (!n) return;
     fault("kill", id);
-    n->core.reset();
-    n->outbox.reset();
-    n->tracer.reset();
-    n->held.clear();
-    n->paused = false;
+    end_process(*n);
 }
 
 void SimNetwork::pause(NodeId id) {
@@ -319,10 +320,7 @@ void SimNetwork::deliver(NodeId from, NodeId to, const std::string& frame, const
     // As the host: a joiner whose JOIN was refused stops (exit 1).
     if (Node* m = running(to); m && !m->core->refused().empty()) {
         if (m->tracer) m->tracer->emit("node.stop", {{"reason", "join refused: " + m->core->refused()}});
-        m->core.reset();
-        m->outbox.reset();
-        m->tracer.reset();
-        m->held.clear();
+        end_process(*m);
     }
 }
 

@@ -171,6 +171,8 @@ private:
     };
 
     void carry_out(NodeId id, Actions&& a);
+    /// The process is gone (crash, leave, refused join): its state and queued input too.
+    void end_process(Node& n);
     void transmit(NodeId from, const Outgoing& o, const std::string& frame);
     void deliver(NodeId from, NodeId to, const std::string& frame, const char* ch);
     void fault(const std::string& action, NodeId target);

@@ -10,21 +10,15 @@
 
 #include "bus/raft_log.hpp"
 
+#include "test_util.hpp"
+
 using namespace bus;
 using Catch::Matchers::Contains;
 
 namespace {
 
-struct TempDir {
-    std::string path;
-    TempDir() {
-        char tmpl[] = "/tmp/ftbus-log-XXXXXX";
-        path = ::mkdtemp(tmpl);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path, ec);
-    }
+struct TempDir : test::TempDir {
+    TempDir() : test::TempDir("ftbus-log") {}
 };
 
 std::string slurp(const std::string& p) {

@@ -7,21 +7,15 @@
 
 #include "bus/raft_storage.hpp"
 
+#include "test_util.hpp"
+
 using namespace bus;
 using Catch::Matchers::Contains;
 
 namespace {
 
-struct TempDir {
-    std::string path;
-    TempDir() {
-        char tmpl[] = "/tmp/ftbus-storage-XXXXXX";
-        path = ::mkdtemp(tmpl);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path, ec);
-    }
+struct TempDir : test::TempDir {
+    TempDir() : test::TempDir("ftbus-storage") {}
 };
 
 std::string slurp(const std::string& p) {

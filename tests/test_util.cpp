@@ -1,5 +1,9 @@
 #include "test_util.hpp"
 
+#include <cstdlib>
+#include <filesystem>
+#include <stdexcept>
+
 namespace test {
 
 bus::ClusterConfig make_cluster(int n, const std::string& cluster_toml, const std::vector<int64_t>& priorities) {
@@ -10,6 +14,17 @@ bus::ClusterConfig make_cluster(int n, const std::string& cluster_toml, const st
              "\npub = " + std::to_string(20000 + 10 * i) + "\npeer = " + std::to_string(20001 + 10 * i) + "\n";
     }
     return bus::parse_cluster(t, "test-cluster");
+}
+
+TempDir::TempDir(const std::string& prefix) {
+    std::string tmpl = "/tmp/" + prefix + "-XXXXXX";
+    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+    path = tmpl;
+}
+
+TempDir::~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
 }
 
 bus::Envelope envelope_from(bus::NodeId from, bus::Body b) {

@@ -36,6 +36,15 @@ bus::Envelope envelope_from(bus::NodeId from, bus::Body b);
 /// node running and resumed, every link healed, no more loss.
 void random_faults(bus::SimNetwork& net, std::mt19937_64& rng, int n, bus::Duration max_gap);
 
+/// A fresh directory under /tmp, removed with everything in it when the object goes.
+struct TempDir {
+    std::string path;
+    explicit TempDir(const std::string& prefix = "ftbus-test");
+    ~TempDir();
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+};
+
 /// Trace events named `ev` in `a`.
 std::vector<bus::Json> events_named(const bus::Actions& a, const std::string& ev);
 
