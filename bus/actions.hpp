@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,10 @@ struct Outgoing {
     NodeId to = 0;
     std::string topic;
     Body body;
+    /// May leave before this node's pending log writes are durable: a leader's
+    /// AppendEntries go out while it writes its own log (Raft dissertation §10.2.1). Anything
+    /// else — above all a follower's acknowledgement — waits for the log's fsync.
+    bool before_sync = false;
 };
 
 /// One entry of the Raft log.
@@ -43,6 +48,15 @@ struct HardState {
     bool operator==(const HardState&) const = default;
 };
 
+/// A snapshot of the replicated state machine: its state after applying every entry up to
+/// `index` (whose term is `term`). Replaces the log up to `index` (Raft §7).
+struct Snapshot {
+    uint64_t index = 0;
+    uint64_t term = 0;
+    std::string data;
+    bool operator==(const Snapshot&) const = default;
+};
+
 struct TraceEvent {
     std::string ev;
     Json fields = Json::object();
@@ -56,6 +70,10 @@ struct Actions {
     /// disk): first drop the entries from this index on (a conflict, §5.3), then append.
     std::optional<uint64_t> log_truncate_from;
     std::vector<LogEntry> log_append;
+    /// A new snapshot, after the log changes: the host makes it durable, then compacts its
+    /// log to it (entries after snapshot.index stay only if the log holds the snapshot's
+    /// last entry with its term, or starts right after it; otherwise the whole log goes).
+    std::optional<Snapshot> snapshot;
     std::vector<Outgoing> out;
     std::vector<TraceEvent> events;
     /// Membership changes the transport must follow: start talking to these members
@@ -64,6 +82,10 @@ struct Actions {
     std::vector<NodeId> disconnect;
 
     void send(NodeId to, Body b) { out.push_back({Outgoing::Route::request, to, {}, std::move(b)}); }
+    /// A send that need not wait for this node's log writes (Outgoing::before_sync).
+    void send_before_sync(NodeId to, Body b) {
+        out.push_back({Outgoing::Route::request, to, {}, std::move(b), true});
+    }
     void reply(NodeId to, Body b) { out.push_back({Outgoing::Route::reply, to, {}, std::move(b)}); }
     void publish(std::string topic, Body b) {
         out.push_back({Outgoing::Route::publish, 0, std::move(topic), std::move(b)});
@@ -72,6 +94,10 @@ struct Actions {
         events.push_back({std::move(ev), std::move(fields), l});
     }
     void append(Actions&& other) {
+        // The host applies log changes before the snapshot: log changes after a snapshot
+        // cannot be merged into one Actions without reordering them.
+        if (snapshot && (other.log_truncate_from || !other.log_append.empty()))
+            throw std::logic_error("Actions::append: log changes after a snapshot");
         if (other.persist) persist = other.persist;  // the later state includes the earlier
         if (other.log_truncate_from) {
             log_truncate_from = log_truncate_from ? std::min(*log_truncate_from, *other.log_truncate_from)
@@ -79,6 +105,7 @@ struct Actions {
             std::erase_if(log_append, [&](const LogEntry& e) { return e.index >= *other.log_truncate_from; });
         }
         for (auto& e : other.log_append) log_append.push_back(std::move(e));
+        if (other.snapshot) snapshot = std::move(other.snapshot);
         for (auto& o : other.out) out.push_back(std::move(o));
         for (auto& e : other.events) events.push_back(std::move(e));
         for (auto& m : other.connect) connect.push_back(std::move(m));

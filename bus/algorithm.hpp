@@ -35,6 +35,8 @@ public:
     /// The node's loop was stalled (SIGSTOP, swap) far beyond its timeouts: the world may
     /// have moved on without it. Called before the input queued during the stall is read.
     virtual Actions on_stall(Time /*now*/) { return {}; }
+    /// The host made this node's log durable up to `index` (algorithms with a log: Raft).
+    virtual Actions on_log_durable(uint64_t /*index*/, Time /*now*/) { return {}; }
     /// Time passed; called when next_deadline() is reached (maybe later, never earlier).
     virtual Actions on_tick(Time now) = 0;
     /// When the algorithm next wants on_tick; Time::max() for never.

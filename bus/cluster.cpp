@@ -86,7 +86,7 @@ ClusterConfig parse_cluster(std::string_view text, const std::string& origin) {
             "heartbeat",      "suspect_after",       "dead_after", "startup_grace",
             "answer_timeout", "coordinator_timeout", "join_wait",  "preempt",
             "election_timeout", "raft_heartbeat", "pre_vote", "check_quorum", "detector", "phi_threshold",
-            "remove_after"};
+            "remove_after", "snapshot_entries"};
         for (auto& [key, _] : *t)
             if (!known.count(key.str()))
                 fail(origin, "unknown tunable cluster." + std::string(key.str()));
@@ -114,6 +114,8 @@ ClusterConfig parse_cluster(std::string_view text, const std::string& origin) {
         tu.pre_vote = read_bool(*t, "pre_vote", tu.pre_vote, origin);
         tu.check_quorum = read_bool(*t, "check_quorum", tu.check_quorum, origin);
         tu.raft_heartbeat = read_duration(*t, "raft_heartbeat", tu.raft_heartbeat, origin);
+        tu.snapshot_entries = static_cast<uint64_t>(
+            read_int(*t, "snapshot_entries", 0, 1'000'000'000, static_cast<int64_t>(tu.snapshot_entries), "cluster", origin));
         if (const toml::node* n = t->get("election_timeout")) {
             auto v = n->value<std::string>();
             auto r = v ? parse_duration_range(*v) : std::nullopt;

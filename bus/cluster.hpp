@@ -119,6 +119,11 @@ struct Tunables {
     /// CheckQuorum: a leader that has not heard from a majority within election_timeout_max
     /// steps down; followers that hear a leader ignore higher-term vote requests (§4.2.3).
     bool check_quorum = true;
+    /// Raft takes a snapshot of its state machine and compacts its log once this many
+    /// entries were applied since the last one (§7); 0 = never. Too small: snapshots cost
+    /// more than they save; too large: the log (on disk and in memory) and a restart's
+    /// replay grow with it.
+    uint64_t snapshot_entries = 10000;
 };
 
 struct ClusterConfig {

@@ -331,6 +331,10 @@ Actions NodeCore::on_stall(Time now) {
     return a;
 }
 
+Actions NodeCore::on_log_durable(uint64_t index, Time now) {
+    return algo_ && joined_ ? algo_->on_log_durable(index, now) : Actions{};
+}
+
 Time NodeCore::next_deadline() const {
     Time t = std::min(heartbeat_.next(), detector_->next_deadline());
     t = std::min(t, next_join_);

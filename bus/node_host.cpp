@@ -73,8 +73,7 @@ NodeHost::NodeHost(const ClusterConfig& cfg, NodeId self, const Clock& clock, No
       stall_(stall_threshold(cfg.tunables)),
       role_(opts.role),
       join_(opts.join),
-      persist_(std::move(opts.persist)),
-      persist_log_(std::move(opts.persist_log)) {
+      disk_(opts.disk) {
     tracer_.open(opts.trace_path);
     tracer_.add_sink([this](const std::string& line) { transport_.publish("trace", line); });
 }
@@ -108,34 +107,37 @@ void NodeHost::send(const Outgoing& o) {
     outbox_.record(o, env, r);
 }
 
+template <typename F>
+void NodeHost::storage_op(const char* op, F&& f) {
+    if (!disk_) throw std::logic_error(std::string("the algorithm asks for storage (") + op + ") but the node has none");
+    try {
+        Time before = clock_.now();
+        f(*disk_);
+        Duration took = clock_.now() - before;
+        // Durable writes sit on the critical path (a vote waits for its fsync): make a slow
+        // disk visible in the trace rather than a mystery in the timings.
+        if (took > kSlowPersist) tracer_.emit("storage.slow", {{"op", op}, {"ms", to_ms(took)}});
+    } catch (const std::exception& e) {
+        tracer_.emit("node.stop", {{"reason", std::string("storage failure: ") + e.what()}});
+        throw;
+    }
+}
+
 void NodeHost::carry_out(Actions&& a) {
     // Durable state first: nothing that depends on it may leave before it is on disk.
-    if (a.persist) {
-        if (!persist_) throw std::logic_error("the algorithm persists state but the node has no storage");
-        try {
-            Time before = clock_.now();
-            persist_(*a.persist);
-            Duration took = clock_.now() - before;
-            // Durable writes sit on the critical path (a vote waits for its fsync): make a slow
-            // disk visible in the trace rather than a mystery in the timings.
-            if (took > kSlowPersist) tracer_.emit("storage.slow", {{"op", "persist"}, {"ms", to_ms(took)}});
-        } catch (const std::exception& e) {
-            tracer_.emit("node.stop", {{"reason", std::string("storage failure: ") + e.what()}});
-            throw;
-        }
-    }
-    if (a.log_truncate_from || !a.log_append.empty()) {
-        if (!persist_log_) throw std::logic_error("the algorithm writes a log but the node has no log storage");
-        try {
-            Time before = clock_.now();
-            persist_log_(a.log_truncate_from, a.log_append);  // write + fdatasync: followers ack only what is on disk
-            Duration took = clock_.now() - before;
-            if (took > kSlowPersist) tracer_.emit("storage.slow", {{"op", "log"}, {"ms", to_ms(took)}});
-        } catch (const std::exception& e) {
-            tracer_.emit("node.stop", {{"reason", std::string("storage failure: ") + e.what()}});
-            throw;
-        }
-    }
+    if (a.persist) storage_op("persist", [&](RaftDisk& d) { d.storage.save(*a.persist); });
+    // Log writes now, their fsync at the end of the round (sync_log); what depends on them
+    // is held until then.
+    if (a.log_truncate_from || !a.log_append.empty())
+        storage_op("log", [&](RaftDisk& d) {
+            if (a.log_truncate_from) d.log.truncate_from(*a.log_truncate_from);
+            d.log.append(a.log_append);
+        });
+    if (a.snapshot)  // the snapshot durable, then the log compacted to it (durable too)
+        storage_op("snapshot", [&](RaftDisk& d) {
+            d.storage.save_snapshot(*a.snapshot);
+            d.log.compact(a.snapshot->index, a.snapshot->term);
+        });
     // Trace the decision first, then send what follows from it.
     for (auto& e : a.events) tracer_.emit(e.ev, std::move(e.fields), e.level);
     // Membership: connect to new members before sending, so that what is sent to them has a
@@ -143,7 +145,24 @@ void NodeHost::carry_out(Actions&& a) {
     for (auto& m : a.connect) to_connect_.push_back(std::move(m));
     for (NodeId id : a.disconnect) to_disconnect_.push_back(id);
     apply_membership();
-    for (auto& o : a.out) send(o);
+    bool wait = disk_ && (disk_->log.dirty() || !held_.empty());
+    for (auto& o : a.out) {
+        if (wait && !o.before_sync)
+            held_.push_back(std::move(o));
+        else
+            send(o);
+    }
+}
+
+void NodeHost::sync_log() {
+    if (!disk_) return;
+    if (disk_->log.dirty()) {
+        storage_op("log", [](RaftDisk& d) { d.log.sync(); });
+        carry_out(core_.on_log_durable(disk_->log.durable_index(), clock_.now()));
+    }
+    auto held = std::move(held_);
+    held_.clear();
+    for (auto& o : held) send(o);
 }
 
 void NodeHost::apply_membership() {
@@ -241,6 +260,7 @@ int NodeHost::run(const std::atomic<bool>& stop) {
                                 {"join", join_}});
     Time now = clock_.now();
     carry_out(core_.start(now));
+    sync_log();
     Time after = clock_.now();
     std::string stop_reason;
     while (!stop) {
@@ -283,6 +303,7 @@ int NodeHost::run(const std::atomic<bool>& stop) {
         }
         if (leaving_) {  // ftbus-ctl leave: tell everyone, give the LEAVEs time to go, stop
             carry_out(core_.leave(clock_.now()));
+            sync_log();
             transport_.linger_on_close(std::chrono::milliseconds(500));
             stop_reason = "left";
             break;
@@ -290,6 +311,7 @@ int NodeHost::run(const std::atomic<bool>& stop) {
         if (core_.joined()) transport_.close_join_link();  // welcomed: no more use for it
         // Then timers.
         carry_out(core_.on_tick(now));
+        sync_log();
         // The next stall check measures from here: this round's own work (fsyncs, a burst of
         // input) is not a stall.
         after = clock_.now();
@@ -301,7 +323,8 @@ int NodeHost::run(const std::atomic<bool>& stop) {
                                {"dropped", counters_.dropped},
                                {"sent", counters_.sent},
                                {"unsent", counters_.unsent},
-                               {"isolated", counters_.isolated}});
+                               {"isolated", counters_.isolated},
+                               {"fsyncs", disk_ ? disk_->fsyncs() : 0}});
     return core_.refused().empty() ? 0 : 1;
 }
 

@@ -7,7 +7,11 @@
 //   if the iteration took far longer than asked -> stall: reset detector windows, trace it;
 //   read ALL pending input (peer ROUTER first) before running any due timer, so that after
 //   a SIGSTOP the queued heartbeats are seen before anyone is declared dead;
-//   run due timers: heartbeat, detector, algorithm; carry out actions; trace.
+//   run due timers: heartbeat, detector, algorithm; carry out actions; trace;
+//   if the round wrote to the Raft log: one fdatasync for all of it (group commit: what
+//   arrives during an fsync is read in the next round and shares the next one), then the
+//   sends that waited for it. A leader's AppendEntries leave at once, before its own fsync
+//   (Outgoing::before_sync); acknowledgements and votes wait.
 // Bad frames never change state: they are dropped, counted and traced as msg.drop.
 //
 // Control: when the node has a control port, ftbus-ctl sends JSON requests to its control
@@ -30,6 +34,7 @@
 #include "bus/loop.hpp"
 #include "bus/node_core.hpp"
 #include "bus/outbox.hpp"
+#include "bus/raft_disk.hpp"
 #include "bus/trace.hpp"
 #include "bus/transport.hpp"
 
@@ -39,12 +44,9 @@ struct NodeHostOptions {
     std::string role = "elect";  ///< node.start role field
     std::string trace_path;      ///< "" none, "-" stdout, else file
     TraceLevel trace_level = TraceLevel::state;
-    /// Makes durable state durable (write + fsync) before anything that depends on it is
-    /// sent; required when the algorithm persists (Raft). Throws to stop the process.
-    std::function<void(const HardState&)> persist;
-    /// Makes log changes durable (truncate from an index, append, fdatasync) before anything
-    /// that depends on them is sent; required when the algorithm keeps a log (Raft).
-    std::function<void(std::optional<uint64_t>, const std::vector<LogEntry>&)> persist_log;
+    /// Raft's data directory: term and vote, log and snapshot; required when the algorithm
+    /// persists (Raft). Not owned. A failed write or fsync stops the process.
+    RaftDisk* disk = nullptr;
     /// Not in the cluster file: join through the member whose peer ROUTER listens here
     /// ("tcp://host:port"); cfg.nodes then holds only this node.
     std::string join;
@@ -77,6 +79,12 @@ private:
     void apply_membership();
     void drop(const std::string& from, const std::string& reason);
     void carry_out(Actions&& a);
+    /// End of a round: one fdatasync for every log write of the round (group commit), the
+    /// algorithm told, then the sends that waited for it.
+    void sync_log();
+    /// Runs a storage operation; a failure is traced (node.stop) and stops the process.
+    template <typename F>
+    void storage_op(const char* op, F&& f);
     void send(const Outgoing& o);
 
     const ClusterConfig& cfg_;
@@ -95,8 +103,8 @@ private:
     std::vector<NodeId> to_disconnect_;
     std::string role_;
     std::string join_;  ///< endpoint joined through; "" for a cluster-file node
-    std::function<void(const HardState&)> persist_;
-    std::function<void(std::optional<uint64_t>, const std::vector<LogEntry>&)> persist_log_;
+    RaftDisk* disk_;
+    std::vector<Outgoing> held_;  ///< sends waiting for this round's log fsync
 };
 
 /// Installs SIGINT/SIGTERM handlers that set the returned flag (no SA_RESTART, so poll

@@ -49,6 +49,8 @@ MsgInfo info(MsgType t) {
         case MsgType::welcome: return {"WELCOME", TraceLevel::state, ""};
         case MsgType::member: return {"MEMBER", TraceLevel::state, ""};
         case MsgType::leave: return {"LEAVE", TraceLevel::state, ""};
+        case MsgType::install_snapshot: return {"INSTALL_SNAPSHOT", TraceLevel::msgs, ""};
+        case MsgType::snapshot_reply: return {"SNAPSHOT_REPLY", TraceLevel::msgs, ""};
     }
     return {"?", TraceLevel::state, ""};
 }
@@ -158,6 +160,23 @@ struct BodyPacker {
         for (const MemberInfo& m : b.members) member(m);
     }
     void operator()(const Leave&) { p.pack_map(0); }
+    void operator()(const InstallSnapshot& b) {
+        p.pack_map(6);
+        pack_key(p, "term"), p.pack(b.term);
+        pack_key(p, "last_index"), p.pack(b.last_index);
+        pack_key(p, "last_term"), p.pack(b.last_term);
+        pack_key(p, "offset"), p.pack(b.offset);
+        pack_key(p, "data"), p.pack_bin(static_cast<uint32_t>(b.data.size())),
+            p.pack_bin_body(b.data.data(), static_cast<uint32_t>(b.data.size()));
+        pack_key(p, "done"), p.pack(b.done);
+    }
+    void operator()(const SnapshotReply& b) {
+        p.pack_map(4);
+        pack_key(p, "term"), p.pack(b.term);
+        pack_key(p, "last_index"), p.pack(b.last_index);
+        pack_key(p, "offset"), p.pack(b.offset);
+        pack_key(p, "done"), p.pack(b.done);
+    }
     void member(const MemberInfo& m) {
         p.pack_map(8);
         pack_key(p, "id"), p.pack(m.id);
@@ -428,6 +447,26 @@ bool read_body(MapReader& r, HeartbeatAck& b) { return r.get_uint("seq", b.seq);
 bool read_body(MapReader& r, Join& b) { return read_member(r, b.member); }
 bool read_body(MapReader& r, Member& b) { return read_member(r, b.member); }
 bool read_body(MapReader&, Leave&) { return true; }
+bool read_body(MapReader& r, InstallSnapshot& b) {
+    if (!(r.get_uint("term", b.term) && r.get_uint("last_index", b.last_index) &&
+          r.get_uint("last_term", b.last_term) && r.get_uint("offset", b.offset)))
+        return false;
+    const msgpack::object* d = r.take("data");
+    if (!d) return false;
+    if (d->type != msgpack::type::BIN) return r.fail("body field 'data' is not bytes");
+    if (d->via.bin.size > kMaxSnapshotChunk)
+        return r.fail("body field 'data' is larger than " + std::to_string(kMaxSnapshotChunk) + " bytes");
+    b.data.assign(d->via.bin.ptr, d->via.bin.size);
+    if (!r.get_bool("done", b.done)) return false;
+    if (b.last_index == 0 || b.last_term == 0 || b.last_term > b.term)
+        return r.fail("snapshot of index " + std::to_string(b.last_index) + " term " + std::to_string(b.last_term) +
+                      " from a leader of term " + std::to_string(b.term));
+    return true;
+}
+bool read_body(MapReader& r, SnapshotReply& b) {
+    return r.get_uint("term", b.term) && r.get_uint("last_index", b.last_index) && r.get_uint("offset", b.offset) &&
+           r.get_bool("done", b.done);
+}
 bool read_body(MapReader& r, Welcome& b) {
     if (!(r.get_bool("ok", b.ok) && r.get_str("reason", b.reason, 256))) return false;
     const msgpack::object* o = r.take("members");
@@ -480,8 +519,9 @@ DecodeResult decode(std::string_view frame) {
     msgpack::object_handle handle;
     size_t offset = 0;
     try {
-        // Limits bound what a hostile frame can make us allocate.
-        msgpack::unpack_limit limit(/*array*/ 1024, /*map*/ 256, /*str*/ 4096, /*bin*/ 4096,
+        // Limits bound what a hostile frame can make us allocate (bytes: the frame's own size,
+        // so that a snapshot chunk or a log entry may use most of a frame).
+        msgpack::unpack_limit limit(/*array*/ 1024, /*map*/ 256, /*str*/ 4096, /*bin*/ kMaxFrameBytes,
                                     /*ext*/ 0, /*depth*/ 4);
         handle = msgpack::unpack(frame.data(), frame.size(), offset, nullptr, nullptr, limit);
     } catch (const msgpack::insufficient_bytes&) {

@@ -59,6 +59,8 @@ enum class MsgType : uint16_t {
     welcome = 23,
     member = 24,
     leave = 25,
+    install_snapshot = 26,
+    snapshot_reply = 27,
 };
 
 /// Host names longer than this (DNS's limit) and labels longer than kMaxNameBytes are
@@ -268,11 +270,37 @@ struct Leave {
     bool operator==(const Leave&) const = default;
 };
 
+/// Bytes of snapshot one INSTALL_SNAPSHOT carries at most (well inside kMaxFrameBytes).
+inline constexpr size_t kMaxSnapshotChunk = 32 * 1024;
+
+/// 26 INSTALL_SNAPSHOT, DEALER -> ROUTER (Raft §7), from the leader of `term` to a follower
+/// that needs entries it has compacted away: bytes [offset, offset + data.size()) of the
+/// snapshot of everything up to last_index (whose term is last_term); `done` on the last.
+struct InstallSnapshot {
+    uint64_t term = 0;
+    uint64_t last_index = 0;
+    uint64_t last_term = 0;
+    uint64_t offset = 0;
+    std::string data;  ///< msgpack bin
+    bool done = false;
+    bool operator==(const InstallSnapshot&) const = default;
+};
+/// 27 SNAPSHOT_REPLY, ROUTER -> DEALER: the follower holds `offset` bytes of the snapshot
+/// of last_index (the leader goes on from there), or, when `done`, has installed it (or
+/// already had everything up to last_index).
+struct SnapshotReply {
+    uint64_t term = 0;
+    uint64_t last_index = 0;
+    uint64_t offset = 0;
+    bool done = false;
+    bool operator==(const SnapshotReply&) const = default;
+};
+
 /// Alternative index + 1 == MsgType value.
 using Body = std::variant<Heartbeat, Election, Answer, Coordinator, Leader, PreVote, PreVoteReply, RequestVote,
                           Vote, AppendEntries, AppendReply, TimeRequest, TimeResponse, ClockPoll, ClockReading,
                           ClockAdjust, RingElection, RingAck, Ping, Pong, HeartbeatAck, Join, Welcome, Member,
-                          Leave>;
+                          Leave, InstallSnapshot, SnapshotReply>;
 
 struct Envelope {
     uint32_t v = kProtocolVersion;

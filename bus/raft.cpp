@@ -19,21 +19,44 @@ constexpr size_t kMaxEntriesPerMessage = 64;
 constexpr size_t kMaxBytesPerMessage = 32 * 1024;
 }  // namespace
 
-Raft::Raft(const ClusterConfig& cfg, NodeId self, HardState recovered, uint64_t seed, std::vector<LogEntry> log)
+Raft::Raft(const ClusterConfig& cfg, NodeId self, HardState recovered, uint64_t seed, std::vector<LogEntry> log,
+           Snapshot snap)
     : self_(self),
       timeout_min_(cfg.tunables.election_timeout_min),
       timeout_max_(cfg.tunables.election_timeout_max),
       heartbeat_(std::max(Duration(1), effective_raft_heartbeat(cfg.tunables))),
       pre_vote_(cfg.tunables.pre_vote),
       check_quorum_(cfg.tunables.check_quorum),
+      snapshot_every_(cfg.tunables.snapshot_entries),
       rng_(seed),
       term_(recovered.term),
       vote_(recovered.vote),
       persisted_(recovered),
+      snap_index_(snap.index),
+      snap_term_(snap.term),
+      snap_data_(std::move(snap.data)),
       log_(std::move(log)) {
     for (const NodeSpec& n : cfg.nodes) voters_.insert(n.id);
+    // Entries the snapshot covers may still be on disk (a crash between writing the
+    // snapshot and compacting the log): they must agree with it, and are skipped.
+    auto covered = std::find_if(log_.begin(), log_.end(), [&](const LogEntry& e) { return e.index > snap_index_; });
+    for (auto it = log_.begin(); it != covered; ++it)
+        if (it->index == snap_index_ && it->term != snap_term_)
+            throw std::invalid_argument("Raft: the recovered log disagrees with the snapshot at index " +
+                                        std::to_string(snap_index_));
+    log_.erase(log_.begin(), covered);
     for (size_t i = 0; i < log_.size(); ++i)
-        if (log_[i].index != i + 1) throw std::invalid_argument("Raft: the recovered log does not start at index 1");
+        if (log_[i].index != snap_index_ + i + 1)
+            throw std::invalid_argument("Raft: the recovered log does not continue the snapshot (index " +
+                                        std::to_string(log_[i].index) + " where " +
+                                        std::to_string(snap_index_ + i + 1) + " was expected)");
+    commit_ = applied_ = snap_index_;
+    durable_ = last_index();  // what was recovered is on disk
+}
+
+void Raft::set_state_machine(StateMachine* sm) {
+    sm_ = sm;
+    if (sm_ && snap_index_ > 0) sm_->restore(snap_data_);
 }
 
 void Raft::append_local(LogEntry e, Actions& a) {
@@ -43,24 +66,48 @@ void Raft::append_local(LogEntry e, Actions& a) {
 
 uint64_t Raft::propose(std::string data, Time /*now*/, Actions& a) {
     if (role_ != Role::leader) return 0;
+    if (data.size() > kMaxEntryBytes)
+        throw std::invalid_argument("Raft::propose: an entry of " + std::to_string(data.size()) + " bytes (at most " +
+                                    std::to_string(kMaxEntryBytes) + ")");
     append_local(LogEntry{last_index() + 1, term_, std::move(data)}, a);
     for (NodeId v : voters_)
         if (v != self_ && next_[v] == last_index()) replicate(v, a);  // it was up to date: send at once
-    advance_commit();  // a single-node cluster commits at once
-    apply_committed();
-    return last_index();
+    return last_index();  // commits once durable here and on a majority (a single node: on_log_durable)
+}
+
+Actions Raft::on_log_durable(uint64_t index, Time /*now*/) {
+    Actions a;
+    durable_ = std::max(durable_, std::min(index, last_index()));
+    advance_commit();
+    apply_committed(a);
+    return finish(std::move(a));
 }
 
 void Raft::replicate(NodeId v, Actions& a) {
     uint64_t next = std::max<uint64_t>(1, std::min(next_[v], last_index() + 1));
+    if (next <= snap_index_) return send_snapshot(v, a);  // what it needs was compacted away
     AppendEntries m{term_, next - 1, term_at(next - 1), commit_, {}};
     size_t bytes = 0;
     for (uint64_t i = next; i <= last_index() && m.entries.size() < kMaxEntriesPerMessage && bytes < kMaxBytesPerMessage; ++i) {
-        m.entries.push_back(WireEntry{log_[i - 1].term, log_[i - 1].data});
-        bytes += log_[i - 1].data.size() + 16;
+        const LogEntry& e = *entry(i);
+        m.entries.push_back(WireEntry{e.term, e.data});
+        bytes += e.data.size() + 16;
     }
     next_[v] = next + m.entries.size();  // optimistic: pipelined; a refusal resets it
-    a.send(v, std::move(m));
+    a.send_before_sync(v, std::move(m));  // dissertation §10.2.1: our own fsync runs meanwhile
+}
+
+void Raft::send_snapshot(NodeId v, Actions& a) {
+    if (snap_of_[v] != snap_index_) {  // a newer snapshot than the one it was getting: start over
+        snap_of_[v] = snap_index_;
+        snap_offset_[v] = 0;
+    }
+    uint64_t off = std::min<uint64_t>(snap_offset_[v], snap_data_.size());
+    size_t n = std::min<size_t>(snapshot_chunk_, snap_data_.size() - off);
+    if (off == 0)
+        a.trace("raft.snapshot.send", {{"peer", v}, {"index", snap_index_}, {"term", snap_term_}, {"bytes", snap_data_.size()}});
+    a.send_before_sync(v, InstallSnapshot{term_, snap_index_, snap_term_, off, snap_data_.substr(off, n),
+                                          off + n == snap_data_.size()});
 }
 
 void Raft::advance_commit() {
@@ -68,7 +115,7 @@ void Raft::advance_commit() {
     // §5.3/§5.4.2: the highest index stored on a majority, if it is of the current term.
     for (uint64_t n = last_index(); n > commit_; --n) {
         if (term_at(n) != term_) break;  // older terms commit only through a current-term entry
-        size_t have = 1;
+        size_t have = durable_ >= n ? 1 : 0;  // ourselves, once it is on our disk
         for (auto& [v, m] : match_)
             if (m >= n) ++have;
         if (have >= majority()) {
@@ -78,11 +125,41 @@ void Raft::advance_commit() {
     }
 }
 
-void Raft::apply_committed() {
+void Raft::apply_committed(Actions& a) {
     while (applied_ < commit_ && applied_ < last_index()) {
         ++applied_;
-        if (sm_) sm_->apply(log_[applied_ - 1]);
+        if (sm_) sm_->apply(*entry(applied_));
     }
+    if (snapshot_every_ > 0 && applied_ - snap_index_ >= snapshot_every_) take_snapshot(a);
+}
+
+void Raft::take_snapshot(Actions& a) {
+    uint64_t term = term_at(applied_);
+    log_.erase(log_.begin(), log_.begin() + static_cast<std::ptrdiff_t>(applied_ - snap_index_));
+    snap_index_ = applied_;
+    snap_term_ = term;
+    snap_data_ = sm_ ? sm_->snapshot() : std::string();
+    a.snapshot = Snapshot{snap_index_, snap_term_, snap_data_};
+    a.trace("raft.snapshot", {{"index", snap_index_}, {"term", snap_term_}, {"bytes", snap_data_.size()}});
+}
+
+void Raft::install_snapshot(Snapshot s, NodeId from, Actions& a) {
+    // §7: keep the entries after it if our log holds its last entry (with its term); else
+    // our whole log is superseded.
+    if (const LogEntry* e = entry(s.index); e && e->term == s.term)
+        log_.erase(log_.begin(), log_.begin() + static_cast<std::ptrdiff_t>(s.index - snap_index_));
+    else
+        log_.clear();
+    snap_index_ = s.index;
+    snap_term_ = s.term;
+    snap_data_ = std::move(s.data);
+    commit_ = std::max(commit_, snap_index_);
+    applied_ = snap_index_;
+    durable_ = last_index();  // the host writes the snapshot and the compacted log durably
+    if (sm_) sm_->restore(snap_data_);
+    a.snapshot = Snapshot{snap_index_, snap_term_, snap_data_};
+    a.trace("raft.snapshot.install",
+            {{"from", from}, {"index", snap_index_}, {"term", snap_term_}, {"bytes", snap_data_.size()}});
 }
 
 // ---- helpers --------------------------------------------------------------------------------
@@ -189,9 +266,7 @@ void Raft::become_leader(Time now, Actions& a) {
     next_quorum_check_ = check_quorum_ ? now + heartbeat_ : Time::max();
     // §8: a no-op of its own term, so that entries of earlier terms commit through it.
     append_local(LogEntry{last_index() + 1, term_, {}}, a);
-    advance_commit();
-    apply_committed();
-    broadcast_heartbeat(now, a);
+    broadcast_heartbeat(now, a);  // the no-op commits once durable here and on a majority
 }
 
 void Raft::broadcast_heartbeat(Time now, Actions& a) {
@@ -221,7 +296,8 @@ Actions Raft::on_message(NodeId from, const Envelope& env, Time now) {
             using T = std::decay_t<decltype(m)>;
             if constexpr (std::is_same_v<T, PreVote> || std::is_same_v<T, PreVoteReply> ||
                           std::is_same_v<T, RequestVote> || std::is_same_v<T, Vote> ||
-                          std::is_same_v<T, AppendEntries> || std::is_same_v<T, AppendReply>)
+                          std::is_same_v<T, AppendEntries> || std::is_same_v<T, AppendReply> ||
+                          std::is_same_v<T, InstallSnapshot> || std::is_same_v<T, SnapshotReply>)
                 handle(from, m, now, a);
         },
         env.body);
@@ -272,20 +348,30 @@ void Raft::handle(NodeId from, const AppendEntries& m, Time now, Actions& a) {
     set_leader(from, a);
     leader_heard_ = now;
     reset_election_timer(now);
-    // §5.3 consistency check: our log must hold prev_index with prev_term.
-    if (m.prev_index > last_index()) return a.reply(from, AppendReply{term_, false, last_index()});
-    if (term_at(m.prev_index) != m.prev_term)
-        return a.reply(from, AppendReply{term_, false, std::min(last_index(), m.prev_index - 1)});
+    // Entries up to our snapshot are committed, so they match the leader's: skip them.
+    uint64_t prev = m.prev_index;
+    size_t skip = 0;
+    if (prev < snap_index_) {
+        skip = static_cast<size_t>(std::min<uint64_t>(snap_index_ - prev, m.entries.size()));
+        prev += skip;
+        if (prev < snap_index_) return a.reply(from, AppendReply{term_, true, snap_index_});
+    } else if (prev > last_index()) {
+        return a.reply(from, AppendReply{term_, false, last_index()});
+    } else if (term_at(prev) != m.prev_term) {  // §5.3 consistency check
+        return a.reply(from, AppendReply{term_, false, std::min(last_index(), prev - 1)});
+    }
     // Append what is new; an entry that conflicts (same index, other term) goes with all
     // that follows it. Entries we already have are kept (a stale, reordered message must
     // not cut what a later one added).
-    uint64_t index = m.prev_index;
-    for (const WireEntry& e : m.entries) {
+    uint64_t index = prev;
+    for (size_t k = skip; k < m.entries.size(); ++k) {
+        const WireEntry& e = m.entries[k];
         ++index;
         if (index <= last_index()) {
             if (term_at(index) == e.term) continue;
             if (index <= commit_) return;  // never: a leader never conflicts with what is committed
-            log_.resize(index - 1);
+            log_.resize(index - snap_index_ - 1);
+            durable_ = std::min(durable_, index - 1);
             a.log_truncate_from = a.log_truncate_from ? std::min(*a.log_truncate_from, index) : index;
             std::erase_if(a.log_append, [&](const LogEntry& x) { return x.index >= index; });
         }
@@ -293,8 +379,8 @@ void Raft::handle(NodeId from, const AppendEntries& m, Time now, Actions& a) {
     }
     // Up to the last entry this message vouches for (Figure 2), never backwards.
     if (m.commit > commit_) commit_ = std::max(commit_, std::min(m.commit, index));
-    apply_committed();
-    a.reply(from, AppendReply{term_, true, index});
+    apply_committed(a);
+    a.reply(from, AppendReply{term_, true, index});  // the host sends it once our log is durable
 }
 
 void Raft::handle(NodeId from, const AppendReply& m, Time now, Actions& a) {
@@ -306,13 +392,60 @@ void Raft::handle(NodeId from, const AppendReply& m, Time now, Actions& a) {
         if (m.match > match_[from]) match_[from] = m.match;
         if (next_[from] <= match_[from]) next_[from] = match_[from] + 1;
         advance_commit();
-        apply_committed();
+        apply_committed(a);
         if (next_[from] <= last_index()) replicate(from, a);  // more to send
     } else {
         // Back up to the follower's hint (never below what it is known to hold) and retry.
         next_[from] = std::max<uint64_t>(match_[from] + 1, std::min(next_[from], m.match + 1));
         replicate(from, a);
     }
+}
+
+void Raft::handle(NodeId from, const InstallSnapshot& m, Time now, Actions& a) {
+    if (m.term < term_) return a.reply(from, SnapshotReply{term_, m.last_index, 0, false});  // a stale leader learns
+    if (m.term > term_ || role_ != Role::follower)
+        become_follower(m.term, from, now, a, "INSTALL_SNAPSHOT from the leader");
+    set_leader(from, a);
+    leader_heard_ = now;
+    reset_election_timer(now);
+    if (m.last_index <= commit_) {  // we already have all of it
+        receiving_ = {};
+        return a.reply(from, SnapshotReply{term_, m.last_index, 0, true});
+    }
+    if (m.offset == 0) {
+        receiving_ = Snapshot{m.last_index, m.last_term, {}};
+    } else if (receiving_.index != m.last_index || receiving_.term != m.last_term) {
+        return a.reply(from, SnapshotReply{term_, m.last_index, 0, false});  // from the start, please
+    }
+    if (m.offset != receiving_.data.size())  // a lost or repeated chunk: say where we are
+        return a.reply(from, SnapshotReply{term_, m.last_index, receiving_.data.size(), false});
+    receiving_.data += m.data;
+    uint64_t have = receiving_.data.size();
+    if (!m.done) return a.reply(from, SnapshotReply{term_, m.last_index, have, false});
+    install_snapshot(std::move(receiving_), from, a);
+    receiving_ = {};
+    a.reply(from, SnapshotReply{term_, snap_index_, have, true});  // sent once durable
+}
+
+void Raft::handle(NodeId from, const SnapshotReply& m, Time now, Actions& a) {
+    if (m.term > term_) return become_follower(m.term, 0, now, a, "higher term in a SNAPSHOT_REPLY");
+    if (role_ != Role::leader || m.term != term_) return;
+    last_ack_[from] = now;
+    if (m.done) {
+        if (m.last_index > last_index()) return;  // not a reply to us
+        match_[from] = std::max(match_[from], m.last_index);
+        next_[from] = std::max(next_[from], match_[from] + 1);
+        advance_commit();
+        apply_committed(a);
+        if (next_[from] <= last_index()) replicate(from, a);
+        return;
+    }
+    // About the snapshot we are sending: go on from where it is, if that moved (a reply
+    // that shows no progress waits for the heartbeat to re-send, so duplicates do not
+    // multiply). About an older one: the next heartbeat starts the current one.
+    if (m.last_index != snap_index_ || snap_of_[from] != snap_index_ || m.offset == snap_offset_[from]) return;
+    snap_offset_[from] = m.offset;
+    replicate(from, a);
 }
 
 Actions Raft::on_tick(Time now) {
@@ -354,6 +487,11 @@ std::vector<std::string> Raft::check_invariants() const {
         say("a quorum check is scheduled with CheckQuorum off");
     if (vote_ != 0 && !is_voter(vote_)) say("voted for a non-voter");
     if (role_ != Role::leader && election_deadline_ == Time::max()) say("no election timer");
+    if (applied_ > commit_ || applied_ < snap_index_) say("applied index outside [snapshot, commit]");
+    if (commit_ > last_index()) say("commit index beyond the log");
+    if (!log_.empty() && (log_.front().index != snap_index_ + 1 || log_.back().index != last_index()))
+        say("log does not continue the snapshot");
+    if (durable_ > last_index()) say("durable index beyond the log");
     return bad;
 }
 

@@ -1,8 +1,7 @@
 // Raft (Ongaro & Ousterhout 2014; Ongaro's dissertation 2014) as a pure state machine: the
-// consensus module of ftbus. Today it elects: terms, votes, randomized election timeouts,
-// PreVote (dissertation §9.6), CheckQuorum (§6.2), the leader's heartbeat as an empty
-// AppendEntries. Log replication extends this same class (issue 7): the log position used
-// by the up-to-date check (§5.4.1) is already here, empty.
+// consensus module of ftbus: terms, votes, randomized election timeouts, PreVote
+// (dissertation §9.6), CheckQuorum (§6.2), log replication with heartbeats folded in,
+// snapshots and InstallSnapshot.
 //
 // Rules, with the sections they come from:
 //  - Terms (§5.1): a message with a higher term makes the receiver a follower in that term
@@ -24,12 +23,21 @@
 //  - Only AppendEntries from the current leader (and granting a vote) reset the election
 //    timer; the failure detector's verdicts are ignored (Raft has its own).
 //
+// Replication, snapshots and storage (docs/RAFT.md): AppendEntries with the consistency
+// check and conflict truncation (§5.3); commit of current-term entries by majority (§5.4.2)
+// after a no-op per term (§8); a leader counts itself only for entries its host reports
+// durable (on_log_durable), so it may send entries before its own fsync (dissertation
+// §10.2.1); followers' replies wait for theirs (the host holds them). Every
+// snapshot_entries applied entries the state machine is snapshotted and the log compacted
+// (§7); a follower behind the snapshot gets it by INSTALL_SNAPSHOT in chunks.
+//
 // Voters are exactly the nodes of the cluster file. Durable state (term, vote) comes in at
 // construction and goes out as Actions::persist; the host writes it before sending.
 // Randomness comes from a generator seeded at construction.
 // Not thread-safe; owned by the node loop.
 #pragma once
 
+#include <algorithm>
 #include <map>
 #include <random>
 #include <set>
@@ -41,28 +49,55 @@ namespace bus {
 
 /// What the replicated log drives (the lock service's tables, a test's recorder). Knows
 /// nothing of Raft: it is handed committed entries in index order, each exactly once per
-/// incarnation (a restarted replica is handed them again from the start).
+/// incarnation — a restarted replica starts from its latest snapshot (restore) and is
+/// handed the entries after it again.
 class StateMachine {
 public:
     virtual ~StateMachine() = default;
     virtual void apply(const LogEntry& e) = 0;
+    /// The whole state after the last entry applied, as bytes (Raft stores and ships it).
+    virtual std::string snapshot() const = 0;
+    /// Replaces the whole state with one taken by snapshot(), maybe on another replica.
+    virtual void restore(const std::string& data) = 0;
 };
+
+/// The largest entry Raft replicates: one entry must fit an APPEND_ENTRIES frame.
+inline constexpr size_t kMaxEntryBytes = 32 * 1024;
 
 class Raft final : public Algorithm {
 public:
     enum class Role { follower, pre_candidate, candidate, leader };
 
     /// \pre `self` is a node of `cfg`. `recovered` is the durable state read at start-up,
-    /// `log` the durable log (indices 1, 2, ...).
-    Raft(const ClusterConfig& cfg, NodeId self, HardState recovered, uint64_t seed, std::vector<LogEntry> log = {});
-    /// Committed entries go to `sm` (may be null: nothing applies them).
-    void set_state_machine(StateMachine* sm) { sm_ = sm; }
+    /// `snap` the latest durable snapshot (index 0: none), `log` the durable log after it
+    /// (entries up to snap.index, if still there, are skipped). \throws std::invalid_argument
+    /// if the log does not continue the snapshot (the host compacts it first).
+    Raft(const ClusterConfig& cfg, NodeId self, HardState recovered, uint64_t seed, std::vector<LogEntry> log = {},
+         Snapshot snap = {});
+    /// Committed entries go to `sm` (may be null: nothing applies them); the snapshot the
+    /// node started from is restored into it first.
+    void set_state_machine(StateMachine* sm);
     /// Leader only: appends `data` to the log and replicates it. \return its index, or 0 if
-    /// this node is not the leader (the caller redirects).
+    /// this node is not the leader (the caller redirects). \throws std::invalid_argument
+    /// for data over kMaxEntryBytes (it could not travel in a frame; callers refuse first).
     uint64_t propose(std::string data, Time now, Actions& a);
+    /// The host made this node's log durable up to `index` (group commit: after its fsync).
+    /// The leader counts itself towards a majority only for durable entries.
+    Actions on_log_durable(uint64_t index, Time now) override;
     uint64_t commit_index() const { return commit_; }
     uint64_t applied_index() const { return applied_; }
+    uint64_t durable_index() const { return durable_; }
+    /// The entries after the snapshot (first_index() onwards), in memory as on disk.
     const std::vector<LogEntry>& log() const { return log_; }
+    /// The entry at `index`, or null (compacted into the snapshot, or beyond the log).
+    const LogEntry* entry(uint64_t index) const {
+        return index <= snap_index_ || index > last_index() ? nullptr : &log_[index - snap_index_ - 1];
+    }
+    uint64_t first_index() const { return snap_index_ + 1; }
+    uint64_t snapshot_index() const { return snap_index_; }
+    uint64_t snapshot_term() const { return snap_term_; }
+    /// Tests: bytes of snapshot per INSTALL_SNAPSHOT (default and maximum kMaxSnapshotChunk).
+    void set_snapshot_chunk(size_t bytes) { snapshot_chunk_ = std::clamp<size_t>(bytes, 1, kMaxSnapshotChunk); }
 
     const char* name() const override { return "raft"; }
     Actions start(Time now) override;
@@ -79,10 +114,15 @@ public:
     NodeId leader() const { return leader_; }
     HardState hard_state() const { return {term_, vote_}; }
     /// The log position (§5.4.1).
-    uint64_t last_index() const { return log_.size(); }
-    uint64_t last_term() const { return log_.empty() ? 0 : log_.back().term; }
-    /// Term of the entry at `index` (0 for index 0 or past the end).
-    uint64_t term_at(uint64_t index) const { return index == 0 || index > log_.size() ? 0 : log_[index - 1].term; }
+    uint64_t last_index() const { return snap_index_ + log_.size(); }
+    uint64_t last_term() const { return log_.empty() ? snap_term_ : log_.back().term; }
+    /// Term of the entry at `index`: the snapshot's term at its index; 0 for index 0, past
+    /// the end, or compacted away before the snapshot's index.
+    uint64_t term_at(uint64_t index) const {
+        if (index == snap_index_) return snap_term_;
+        const LogEntry* e = entry(index);
+        return e ? e->term : 0;
+    }
 
 private:
     void handle(NodeId from, const PreVote& m, Time now, Actions& a);
@@ -91,6 +131,8 @@ private:
     void handle(NodeId from, const Vote& m, Time now, Actions& a);
     void handle(NodeId from, const AppendEntries& m, Time now, Actions& a);
     void handle(NodeId from, const AppendReply& m, Time now, Actions& a);
+    void handle(NodeId from, const InstallSnapshot& m, Time now, Actions& a);
+    void handle(NodeId from, const SnapshotReply& m, Time now, Actions& a);
 
     void become_follower(uint64_t term, NodeId leader, Time now, Actions& a, const char* reason);
     void become_pre_candidate(Time now, Actions& a);
@@ -101,8 +143,14 @@ private:
     void broadcast_heartbeat(Time now, Actions& a);
     /// Leader: AppendEntries to `peer` from its next index (entries, or none: a heartbeat).
     void replicate(NodeId peer, Actions& a);
+    /// Leader: INSTALL_SNAPSHOT to `peer`, the chunk from where it is known to be.
+    void send_snapshot(NodeId peer, Actions& a);
     void advance_commit();
-    void apply_committed();
+    /// Applies what is committed, then takes a snapshot if snapshot_entries are due.
+    void apply_committed(Actions& a);
+    void take_snapshot(Actions& a);
+    /// Follower: replaces log and state with a received snapshot (§7).
+    void install_snapshot(Snapshot s, NodeId from, Actions& a);
     void append_local(LogEntry e, Actions& a);
     void reset_election_timer(Time now);
     /// Adds Actions::persist if term or vote changed since the last persisted state.
@@ -120,6 +168,8 @@ private:
     Duration timeout_min_, timeout_max_;
     Duration heartbeat_;
     bool pre_vote_, check_quorum_;
+    uint64_t snapshot_every_;
+    size_t snapshot_chunk_ = kMaxSnapshotChunk;
     std::mt19937_64 rng_;
 
     // ---- durable state (Figure 2), as last handed to the host to persist
@@ -139,9 +189,17 @@ private:
     Time next_quorum_check_ = Time::max();
     std::map<NodeId, Time> last_ack_;  ///< when each follower last answered in term_
     std::map<NodeId, uint64_t> next_, match_;  ///< per follower (§5.3, Figure 2)
-    // ---- the log (in memory, as on disk); entry i at log_[i - 1]
+    /// Per follower receiving the snapshot: bytes it holds of snapshot snap_of_ (the leader's
+    /// snapshot at that index; another index starts over).
+    std::map<NodeId, uint64_t> snap_offset_, snap_of_;
+    // ---- the snapshot and the log after it (in memory, as on disk); entry i at
+    // log_[i - snap_index_ - 1]
+    uint64_t snap_index_ = 0, snap_term_ = 0;
+    std::string snap_data_;
     std::vector<LogEntry> log_;
     uint64_t commit_ = 0, applied_ = 0;
+    uint64_t durable_ = 0;  ///< the host made the log durable up to here
+    Snapshot receiving_;    ///< follower: the snapshot being received, chunk by chunk
     StateMachine* sm_ = nullptr;
 };
 

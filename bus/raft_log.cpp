@@ -79,6 +79,7 @@ std::string encode_record(uint64_t gen, bool first, const LogEntry& e) {
 RaftLog::RaftLog(const std::string& dir, Options o) : path_(dir + "/raft-log"), opts_(std::move(o)) {
     if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
         throw ConfigError("cannot create data directory " + dir + ": " + errno_text());
+    ::unlink((path_ + ".tmp").c_str());  // a compaction that crashed before its rename: the old log stands
     bool existed = ::access(path_.c_str(), F_OK) == 0;
     fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd_ < 0) throw ConfigError("cannot open " + path_ + ": " + errno_text());
@@ -165,7 +166,10 @@ RaftLog::RaftLog(const std::string& dir, Options o) : path_(dir + "/raft-log"), 
     }
 }
 
-int RaftLog::durable() { return opts_.sync ? opts_.sync(fd_) : ::fdatasync(fd_); }
+int RaftLog::durable(int fd) {
+    if (fd < 0) fd = fd_;
+    return opts_.sync ? opts_.sync(fd) : ::fdatasync(fd);
+}
 
 RaftLog::~RaftLog() {
     if (fd_ >= 0) ::close(fd_);
@@ -226,6 +230,63 @@ void RaftLog::sync() {
     durable_index_ = last_index();
     ++gen_;  // what is appended from now on is covered by the next sync only
     first_pending_ = true;
+}
+
+void RaftLog::compact(uint64_t index, uint64_t term) {
+    check_ok();
+    const LogEntry* at_index = at(index);
+    bool continues = (at_index && at_index->term == term) || (!entries_.empty() && first_index() == index + 1);
+    std::vector<LogEntry> keep;
+    if (continues)
+        for (const LogEntry& e : entries_)
+            if (e.index > index) keep.push_back(e);
+    std::string buf(kHeader);
+    std::vector<uint64_t> offs;
+    for (size_t i = 0; i < keep.size(); ++i) {
+        offs.push_back(buf.size());
+        buf += encode_record(1, i == 0, keep[i]);
+    }
+    std::string tmp = path_ + ".tmp";
+    int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) fail("cannot create " + tmp + ": " + errno_text());
+    size_t done = 0;
+    while (done < buf.size()) {
+        ssize_t n = ::pwrite(fd, buf.data() + done, buf.size() - done, static_cast<off_t>(done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            std::string why = n < 0 ? errno_text() : "no progress";
+            ::close(fd);
+            fail("write to " + tmp + " failed: " + why);
+        }
+        done += static_cast<size_t>(n);
+    }
+    ++fsyncs_;
+    if (durable(fd) != 0) {
+        std::string why = errno_text();
+        ::close(fd);
+        fail("fdatasync of " + tmp + " failed: " + why);
+    }
+    if (::rename(tmp.c_str(), path_.c_str()) != 0) {
+        std::string why = errno_text();
+        ::close(fd);
+        fail("cannot rename " + tmp + " to " + path_ + ": " + why);
+    }
+    ::close(fd_);
+    fd_ = fd;
+    std::string dir = path_.substr(0, path_.rfind('/'));
+    int d = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    ++fsyncs_;
+    bool ok = d >= 0 && ::fsync(d) == 0;
+    std::string why = ok ? "" : errno_text();
+    if (d >= 0) ::close(d);
+    if (!ok) fail("fsync of directory " + dir + " failed: " + why);
+    entries_ = std::move(keep);
+    offsets_ = std::move(offs);
+    size_ = buf.size();
+    gen_ = 2;  // generation 1 is synced
+    first_pending_ = true;
+    dirty_ = false;
+    durable_index_ = std::max(index, last_index());
 }
 
 void RaftLog::truncate_from(uint64_t index) {

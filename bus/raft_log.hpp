@@ -25,7 +25,8 @@
 // retrying an fsync may report success for data that never reached the disk; the replica
 // must stop acknowledging (the caller stops the process).
 //
-// Entries are also kept in memory (snapshots and compaction will bound them: issue 7).
+// Entries are also kept in memory; snapshots bound them (compact()). The first entry may
+// have any index (the one after the latest snapshot).
 // Not thread-safe; owned by one thread.
 #pragma once
 
@@ -77,6 +78,15 @@ public:
     void truncate_from(uint64_t index);
     /// Makes everything appended so far durable with one fdatasync. \throws StorageError.
     void sync();
+    /// After a snapshot of everything up to `index` (of term `term`) is durable: drops the
+    /// entries it covers. The entries after it stay if the log holds (index, term) or starts
+    /// right after it; otherwise the log does not continue the snapshot and all goes. The
+    /// rest is rewritten to DIR/raft-log.tmp, fsynced, renamed over the log, and the
+    /// directory fsynced: a crash leaves the old log or the new one. Everything appended
+    /// is durable afterwards. \throws StorageError (final, as for sync).
+    void compact(uint64_t index, uint64_t term);
+    /// True while appended entries wait for sync().
+    bool dirty() const { return dirty_; }
 
     /// The last index known durable (appended and synced).
     uint64_t durable_index() const { return durable_index_; }
@@ -86,8 +96,8 @@ public:
 
 private:
     void fail(const std::string& what);
-    /// fdatasync, or the injected replacement. \return 0 on success.
-    int durable();
+    /// fdatasync of `fd` (the log's by default), or the injected replacement. \return 0 on success.
+    int durable(int fd = -1);
     void check_ok() const;
 
     std::string path_;

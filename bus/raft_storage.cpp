@@ -23,6 +23,26 @@ namespace {
 
 constexpr const char* kStateFile = "raft-state";
 constexpr const char* kHeader = "ftbus raft-state 1";
+constexpr const char* kSnapshotFile = "raft-snapshot";
+constexpr std::string_view kSnapshotHeader = "FTBUSSNAP1\n";
+constexpr size_t kSnapshotFixed = 8 + 8 + 8 + 4;
+
+void put64(std::string& s, uint64_t v) {
+    for (int i = 0; i < 8; ++i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+uint64_t get(std::string_view s, size_t at, int bytes) {
+    uint64_t v = 0;
+    for (int i = 0; i < bytes; ++i) v |= static_cast<uint64_t>(static_cast<unsigned char>(s[at + i])) << (8 * i);
+    return v;
+}
+std::string read_whole(const std::string& path, bool& exists) {
+    std::ifstream in(path, std::ios::binary);
+    exists = static_cast<bool>(in);
+    if (!in) return {};
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
 
 std::string errno_text() { return std::strerror(errno); }
 
@@ -93,32 +113,85 @@ RaftStorage::RaftStorage(std::string dir) : dir_(std::move(dir)) {
         lock_fd_ = -1;
         throw ConfigError("data directory " + dir_ + " is in use by another process (" + lock + " is locked)");
     }
-    std::string path = dir_ + "/" + kStateFile;
-    std::ifstream in(path, std::ios::binary);
-    if (in) {
-        std::stringstream ss;
-        ss << in.rdbuf();
-        state_ = parse(ss.str(), path);
+    try {
+        std::string path = dir_ + "/" + kStateFile;
+        bool exists = false;
+        std::string text = read_whole(path, exists);
+        if (exists) state_ = parse(text, path);
+        path = dir_ + "/" + kSnapshotFile;
+        std::string bytes = read_whole(path, exists);
+        if (exists) snapshot_ = parse_snapshot(bytes, path);
+    } catch (...) {
+        ::close(lock_fd_);
+        lock_fd_ = -1;
+        throw;
     }
+}
+
+std::string RaftStorage::format_snapshot(const Snapshot& s) {
+    std::string fixed;
+    put64(fixed, s.index);
+    put64(fixed, s.term);
+    put64(fixed, s.data.size());
+    uint32_t crc = crc32c(fixed + s.data);
+    std::string out(kSnapshotHeader);
+    out += fixed;
+    for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((crc >> (8 * i)) & 0xff));
+    return out + s.data;
+}
+
+Snapshot RaftStorage::parse_snapshot(const std::string& bytes, const std::string& origin) {
+    auto bad = [&](const std::string& why) -> ConfigError {
+        return ConfigError(origin + ": corrupt snapshot (" + why +
+                           "); refusing to start: it stands for acknowledged entries that are no longer in the "
+                           "log. Restore this replica from a healthy one (an empty data directory rejoins and "
+                           "receives a snapshot, safe only if the other replicas hold a majority)");
+    };
+    std::string_view b(bytes);
+    if (b.size() < kSnapshotHeader.size() || b.substr(0, kSnapshotHeader.size()) != kSnapshotHeader)
+        throw bad("bad header");
+    b.remove_prefix(kSnapshotHeader.size());
+    if (b.size() < kSnapshotFixed) throw bad("truncated (" + std::to_string(b.size()) + " bytes after the header)");
+    Snapshot s;
+    s.index = get(b, 0, 8);
+    s.term = get(b, 8, 8);
+    uint64_t len = get(b, 16, 8);
+    if (len != b.size() - kSnapshotFixed)
+        throw bad("length " + std::to_string(len) + " but " + std::to_string(b.size() - kSnapshotFixed) + " bytes of data");
+    s.data = std::string(b.substr(kSnapshotFixed));
+    if (crc32c(std::string(b.substr(0, 24)) + s.data) != get(b, 24, 4)) throw bad("checksum mismatch");
+    if (s.index == 0 || s.term == 0) throw bad("index or term 0");
+    return s;
 }
 
 RaftStorage::~RaftStorage() {
     if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
 }
 
-void RaftStorage::save(const HardState& s) {
-    std::string path = dir_ + "/" + kStateFile, tmp = path + ".tmp";
+void RaftStorage::write_durably(const std::string& name, const std::string& data) {
+    std::string path = dir_ + "/" + name, tmp = path + ".tmp";
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) throw StorageError("cannot write " + tmp + ": " + errno_text());
-    bool ok = write_all(fd, format(s));
+    bool ok = write_all(fd, data);
     std::string why = ok ? "" : errno_text();
+    ++fsyncs_;
     if (ok && ::fsync(fd) != 0) ok = false, why = "fsync failed: " + errno_text();
     ::close(fd);
     if (!ok) throw StorageError("cannot write " + tmp + ": " + why);
     if (::rename(tmp.c_str(), path.c_str()) != 0)
         throw StorageError("cannot rename " + tmp + " to " + path + ": " + errno_text());
+    ++fsyncs_;
     fsync_dir(dir_);
+}
+
+void RaftStorage::save(const HardState& s) {
+    write_durably(kStateFile, format(s));
     state_ = s;
+}
+
+void RaftStorage::save_snapshot(const Snapshot& s) {
+    write_durably(kSnapshotFile, format_snapshot(s));
+    snapshot_ = s;
 }
 
 }  // namespace bus

@@ -16,7 +16,11 @@
 // second vote in a term. DIR/LOCK is held (flock) for the life of the object, so two
 // processes never share one data directory.
 //
-// The log and snapshots join this directory with log replication.
+// The latest snapshot is DIR/raft-snapshot, written the same way (tmp, fsync, rename,
+// directory fsync): "FTBUSSNAP1\n", then index u64 | term u64 | length u64 | CRC-32C u32 of
+// those and the data | data (little endian). A damaged snapshot refuses start-up: it
+// stands for acknowledged entries that are no longer in the log. The log itself is
+// DIR/raft-log (RaftLog).
 // Not thread-safe; owned by the node loop.
 #pragma once
 
@@ -44,6 +48,12 @@ public:
     const HardState& state() const { return state_; }
     /// Makes `s` durable (write, fsync, rename, fsync the directory). \throws StorageError.
     void save(const HardState& s);
+    /// The latest durable snapshot (index 0: none).
+    const Snapshot& snapshot() const { return snapshot_; }
+    /// Makes `s` the durable snapshot, as save() does. \throws StorageError.
+    void save_snapshot(const Snapshot& s);
+    /// fsyncs done by save and save_snapshot (files and directory).
+    uint64_t fsyncs() const { return fsyncs_; }
 
     const std::string& dir() const { return dir_; }
 
@@ -51,11 +61,19 @@ public:
     static std::string format(const HardState& s);
     /// \throws ConfigError with `origin` and the problem.
     static HardState parse(const std::string& text, const std::string& origin);
+    /// The snapshot file's bytes, and their strict parse (\throws ConfigError).
+    static std::string format_snapshot(const Snapshot& s);
+    static Snapshot parse_snapshot(const std::string& bytes, const std::string& origin);
 
 private:
     std::string dir_;
+    /// Writes `data` to DIR/name atomically and durably. \throws StorageError.
+    void write_durably(const std::string& name, const std::string& data);
+
     int lock_fd_ = -1;
     HardState state_;
+    Snapshot snapshot_;
+    uint64_t fsyncs_ = 0;
 };
 
 /// CRC-32C (Castagnoli) of `data`.

@@ -5,7 +5,7 @@
 namespace bus {
 
 SimNetwork::SimNetwork(ClusterConfig cfg, AlgorithmFactory make, SimOptions opts)
-    : cfg_(std::move(cfg)), make_(std::move(make)), opts_(opts), rng_(opts.seed) {
+    : cfg_(std::move(cfg)), make_(std::move(make)), opts_(opts), rng_(opts.seed), disk_rng_(opts.seed ^ 0x5eed) {
     if (opts_.trace) {
         ctl_ = std::make_unique<Tracer>(clock_, Json("ctl"), static_cast<uint64_t>(clock_.wall_us()),
                                         TraceLevel::state);
@@ -134,22 +134,35 @@ void SimNetwork::leave(NodeId id) {
     if (!n || n->paused) return;
     fault("leave", id);
     carry_out(id, n->core->leave(now()));
-    end_process(*n);  // what it sent is on its way; the process is gone
+    end_process(id);  // what it sent is on its way; the process is gone
 }
 
-void SimNetwork::end_process(Node& n) {
+void SimNetwork::end_process(NodeId id) {
+    Node& n = nodes_.at(id);
     n.core.reset();
     n.outbox.reset();
     n.tracer.reset();
     n.held.clear();
+    n.unsynced_sends.clear();
+    n.sync_done_while_paused = false;
     n.paused = false;
+    // The disk keeps what was synced, and maybe some of what was not (a prefix).
+    if (auto it = disks_.find(id); it != disks_.end()) {
+        Disk& d = it->second;
+        uint64_t unsynced = d.written.size() - d.synced_len;
+        uint64_t keep = d.synced_len + (unsynced ? disk_rng_() % (unsynced + 1) : 0);
+        d.written.resize(keep);
+        d.synced_len = keep;
+        d.synced_seq = d.write_seq;
+        d.syncing = false;
+    }
 }
 
 void SimNetwork::crash(NodeId id) {
     Node* n = running(id);
     if (!n) return;
     fault("kill", id);
-    end_process(*n);
+    end_process(id);
 }
 
 void SimNetwork::pause(NodeId id) {
@@ -174,6 +187,10 @@ void SimNetwork::resume(NodeId id) {
     if (overrun > cfg_.tunables.suspect_after) {
         if (n->tracer) n->tracer->emit("node.stall", {{"stalled_ms", to_ms(overrun)}});
         carry_out(id, n->core->on_stall(now()));
+    }
+    if (n->sync_done_while_paused) {
+        n->sync_done_while_paused = false;
+        complete_sync(id);
     }
     auto held = std::move(n->held);
     n->held.clear();
@@ -239,19 +256,47 @@ std::vector<NodeId> SimNetwork::component(NodeId id) const {
 void SimNetwork::carry_out(NodeId id, Actions&& a) {
     Node* n = running(id);
     if (!n) return;
-    if (a.persist) disk_[id] = *a.persist;  // written and synced before anything is sent
-    if (a.log_truncate_from || !a.log_append.empty()) {
-        auto& log = disk_log_[id];
-        if (a.log_truncate_from && *a.log_truncate_from >= 1 && *a.log_truncate_from <= log.size() + 1)
-            log.resize(*a.log_truncate_from - 1);
-        for (auto& e : a.log_append) {
-            if (e.index != log.size() + 1) throw std::logic_error("SimNetwork: node " + std::to_string(id) + " appended index " + std::to_string(e.index) + " after " + std::to_string(log.size()));
-            log.push_back(e);
-        }
+    Disk& d = disks_[id];
+    if (a.persist) d.state = *a.persist;  // written and synced before anything is sent
+    auto all_synced = [&] {  // as RaftLog: truncation and compaction sync everything
+        d.synced_len = d.written.size();
+        d.synced_seq = d.write_seq;
+    };
+    if (a.log_truncate_from) {
+        uint64_t t = *a.log_truncate_from;
+        std::erase_if(d.written, [&](const LogEntry& e) { return e.index >= t; });
+        ++d.write_seq;
+        all_synced();
+    }
+    for (auto& e : a.log_append) {
+        if (!d.written.empty() && e.index != d.written.back().index + 1)
+            throw std::logic_error("SimNetwork: node " + std::to_string(id) + " appended index " +
+                                   std::to_string(e.index) + " after " + std::to_string(d.written.back().index));
+        d.written.push_back(e);
+        ++d.write_seq;
+        ++log_writes_;
+    }
+    if (a.snapshot) {  // as NodeHost: the snapshot, then the log compacted to it
+        const Snapshot& sn = *a.snapshot;
+        auto at = std::find_if(d.written.begin(), d.written.end(), [&](const LogEntry& e) { return e.index == sn.index; });
+        bool continues = (at != d.written.end() && at->term == sn.term) ||
+                         (!d.written.empty() && d.written.front().index == sn.index + 1);
+        if (continues)
+            std::erase_if(d.written, [&](const LogEntry& e) { return e.index <= sn.index; });
+        else
+            d.written.clear();
+        d.snapshot = sn;
+        ++d.write_seq;
+        all_synced();
     }
     if (n->tracer)
         for (auto& e : a.events) n->tracer->emit(e.ev, std::move(e.fields), e.level);
     for (auto& o : a.out) {
+        // As NodeHost: what is not before_sync waits for the fsync of every write so far.
+        if (!o.before_sync && (d.synced_seq < d.write_seq || !n->unsynced_sends.empty())) {
+            n->unsynced_sends.emplace_back(d.write_seq, std::move(o));
+            continue;
+        }
         Envelope env = n->outbox->seal(o);
         if (send_observer_) send_observer_(id, o, env);
         ++sent_[info(env.type()).name];
@@ -269,6 +314,45 @@ void SimNetwork::carry_out(NodeId id, Actions&& a) {
         n->outbox->record(o, env, refused ? SendResult::would_block : SendResult::sent);
         if (!refused) transmit(id, routed, frame);
     }
+    maybe_sync(id);
+}
+
+void SimNetwork::maybe_sync(NodeId id) {
+    Disk& d = disks_[id];
+    Node* n = running(id);
+    if (!n || d.syncing || d.synced_seq == d.write_seq) return;
+    d.syncing = true;
+    d.sync_seq = d.write_seq;
+    d.sync_len = d.written.size();
+    std::uniform_int_distribution<int64_t> took(opts_.min_fsync.count(), opts_.max_fsync.count());
+    queue_.push(Delivery{now() + Duration(took(disk_rng_)), order_++, id, id, n->inc, {}, nullptr});
+}
+
+void SimNetwork::complete_sync(NodeId id) {
+    Node* n = running(id);
+    Disk& d = disks_[id];
+    if (!n || !d.syncing) return;
+    d.syncing = false;
+    ++fsyncs_;
+    if (d.synced_seq < d.sync_seq) {  // (a truncation or snapshot may have synced it all already)
+        d.synced_seq = d.sync_seq;
+        d.synced_len = std::min<uint64_t>(d.sync_len, d.written.size());
+    }
+    uint64_t durable = d.synced_len ? d.written[d.synced_len - 1].index : d.snapshot.index;
+    carry_out(id, n->core->on_log_durable(durable, now()));
+    // Release, in order, the sends whose writes are now durable.
+    std::vector<Outgoing> ready;
+    while (!n->unsynced_sends.empty() && n->unsynced_sends.front().first <= d.synced_seq) {
+        ready.push_back(std::move(n->unsynced_sends.front().second));
+        n->unsynced_sends.pop_front();
+    }
+    if (!ready.empty()) {
+        Actions a;
+        a.out = std::move(ready);
+        for (auto& o : a.out) o.before_sync = true;  // their fsync is done: out they go
+        carry_out(id, std::move(a));
+    }
+    maybe_sync(id);
 }
 
 void SimNetwork::transmit(NodeId from, const Outgoing& o, const std::string& frame) {
@@ -320,7 +404,7 @@ void SimNetwork::deliver(NodeId from, NodeId to, const std::string& frame, const
     // As the host: a joiner whose JOIN was refused stops (exit 1).
     if (Node* m = running(to); m && !m->core->refused().empty()) {
         if (m->tracer) m->tracer->emit("node.stop", {{"reason", "join refused: " + m->core->refused()}});
-        end_process(*m);
+        end_process(to);
     }
 }
 
@@ -343,8 +427,17 @@ bool SimNetwork::step() {
         Delivery dv = queue_.top();
         queue_.pop();
         if (dv.at > now()) clock_.set(dv.at);
-        const Node* n = running(dv.to);
-        if (n && n->inc == dv.to_inc && link_open(dv.from, dv.to)) deliver(dv.from, dv.to, dv.frame, dv.ch);
+        Node* n = running(dv.to);
+        if (!dv.ch) {  // an fsync completes (a paused process sees it when it resumes)
+            if (n && n->inc == dv.to_inc) {
+                if (n->paused)
+                    n->sync_done_while_paused = true;
+                else
+                    complete_sync(dv.to);
+            }
+        } else if (n && n->inc == dv.to_inc && link_open(dv.from, dv.to)) {
+            deliver(dv.from, dv.to, dv.frame, dv.ch);
+        }
     } else {
         if (tick_at > now()) clock_.set(tick_at);
         carry_out(tick_node, running(tick_node)->core->on_tick(now()));

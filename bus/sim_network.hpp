@@ -12,6 +12,11 @@
 // injected faults appear as `fault` events from emitter "ctl": the output is a trace that
 // ftbus-check and the narrators read.
 //
+// Disks: term and vote are written synchronously; log writes are durable only once an
+// fsync covering them completes (they take min_fsync..max_fsync of simulated time, and
+// writes during one share the next); sends that are not Outgoing::before_sync wait for it,
+// as in NodeHost. A crash keeps the synced log and a random prefix of the rest.
+//
 // Determinism: one seeded generator drives delays, loss and duplication; each algorithm
 // incarnation gets its own generator seeded from (seed, node, inc). Same seed, same run.
 // Not thread-safe.
@@ -43,6 +48,11 @@ struct SimOptions {
     /// Probability that a message is lost, and that it is delivered twice.
     double drop = 0.0;
     double duplicate = 0.0;
+    /// How long a log fsync takes, uniform in [min_fsync, max_fsync]. Writes made while one
+    /// runs share the next (group commit); a crash loses what no completed fsync covered
+    /// (some prefix of it may survive, as on a real disk).
+    Duration min_fsync = std::chrono::microseconds(100);
+    Duration max_fsync = std::chrono::microseconds(1500);
     /// Keep every node's trace (JSON Lines) in trace_lines().
     bool trace = false;
     TraceLevel trace_level = TraceLevel::state;
@@ -110,16 +120,33 @@ public:
     /// Called for every message a node sends (before the network decides its fate).
     using SendObserver = std::function<void(NodeId from, const Outgoing& o, const Envelope& env)>;
     void set_send_observer(SendObserver f) { send_observer_ = std::move(f); }
-    /// Node `id`'s durable log (survives crashes; written before anything is sent).
+    /// Node `id`'s log as its disk holds it: for a node that is down, what survived (the
+    /// synced entries, and maybe a prefix of the rest); for a running one, what it wrote.
     std::vector<LogEntry> disk_log(NodeId id) const {
-        auto it = disk_log_.find(id);
-        return it == disk_log_.end() ? std::vector<LogEntry>{} : it->second;
+        auto it = disks_.find(id);
+        return it == disks_.end() ? std::vector<LogEntry>{} : it->second.written;
+    }
+    /// Node `id`'s latest durable snapshot (index 0: none).
+    Snapshot disk_snapshot(NodeId id) const {
+        auto it = disks_.find(id);
+        return it == disks_.end() ? Snapshot{} : it->second.snapshot;
     }
     /// Node `id`'s disk: the durable state it last persisted (survives crashes).
     HardState disk(NodeId id) const {
-        auto it = disk_.find(id);
-        return it == disk_.end() ? HardState{} : it->second;
+        auto it = disks_.find(id);
+        return it == disks_.end() ? HardState{} : it->second.state;
     }
+    /// The last index node `id`'s disk holds for sure (synced log, or its snapshot).
+    uint64_t synced_index(NodeId id) const {
+        auto it = disks_.find(id);
+        if (it == disks_.end()) return 0;
+        const Disk& d = it->second;
+        return d.synced_len ? d.written[d.synced_len - 1].index : d.snapshot.index;
+    }
+    /// Log entries written by every node (each counted once per write).
+    uint64_t log_writes() const { return log_writes_; }
+    /// Log fsyncs completed by every node (group commit shows as fewer than writes).
+    uint64_t fsyncs() const { return fsyncs_; }
 
     // ---- inspection
     const ClusterConfig& config() const { return cfg_; }
@@ -158,6 +185,20 @@ private:
             const char* ch;
         };
         std::deque<Held> held;  ///< queued while paused
+        /// Sends waiting for the log fsync that covers write number `seq`.
+        std::deque<std::pair<uint64_t, Outgoing>> unsynced_sends;
+        bool sync_done_while_paused = false;
+    };
+    /// What a node's disk holds; survives crashes.
+    struct Disk {
+        HardState state;
+        Snapshot snapshot;
+        std::vector<LogEntry> written;  ///< the log as written (synced or not)
+        uint64_t synced_len = 0;        ///< entries of `written` known durable
+        uint64_t write_seq = 0;         ///< log writes so far
+        uint64_t synced_seq = 0;        ///< writes covered by a completed fsync
+        bool syncing = false;           ///< an fsync is under way
+        uint64_t sync_seq = 0, sync_len = 0;  ///< what it covers
     };
     struct Delivery {
         Time at;
@@ -166,13 +207,16 @@ private:
         NodeId to;
         uint64_t to_inc;
         std::string frame;
-        const char* ch;  ///< "req", "rep" or "pub", as traced
+        const char* ch;  ///< "req", "rep" or "pub", as traced; null: node `to`'s fsync completes
         bool operator>(const Delivery& o) const { return at != o.at ? at > o.at : order > o.order; }
     };
 
     void carry_out(NodeId id, Actions&& a);
+    /// Starts an fsync of node `id`'s log if it has unsynced writes and none is under way.
+    void maybe_sync(NodeId id);
+    void complete_sync(NodeId id);
     /// The process is gone (crash, leave, refused join): its state and queued input too.
-    void end_process(Node& n);
+    void end_process(NodeId id);
     void transmit(NodeId from, const Outgoing& o, const std::string& frame);
     void deliver(NodeId from, NodeId to, const std::string& frame, const char* ch);
     void fault(const std::string& action, NodeId target);
@@ -198,8 +242,10 @@ private:
     std::unique_ptr<Tracer> ctl_;  ///< `fault` events
     std::function<void()> observer_;
     SendObserver send_observer_;
-    std::map<NodeId, HardState> disk_;  ///< survives crashes: what was persisted (and synced)
-    std::map<NodeId, std::vector<LogEntry>> disk_log_;
+    std::map<NodeId, Disk> disks_;
+    std::mt19937_64 disk_rng_;  ///< fsync durations and what survives a crash
+    uint64_t fsyncs_ = 0;
+    uint64_t log_writes_ = 0;
     std::map<NodeId, NodeSpec> joiners_;  ///< nodes not in the file, and whom they join through
     std::map<NodeId, NodeId> join_via_;
     uint64_t rejected_ = 0;  ///< messages a node's core did not accept (from strangers)

@@ -39,7 +39,7 @@ int main(int argc, char** argv) {
         int64_t real_minus_steady = clock.wall_us() - clock.now().count();
         auto algo = std::make_unique<bus::Berkeley>(
             cfg, f.id, bus::VirtualTime(clock.wall_us(), cf.skew(), cf.drift_ppm), real_minus_steady, bc);
-        bus::NodeHost host(cfg, f.id, clock, {"berkeley", f.trace, f.level(), {}, {}, jf.join}, std::move(algo));
+        bus::NodeHost host(cfg, f.id, clock, {"berkeley", f.trace, f.level(), nullptr, jf.join}, std::move(algo));
         auto& stop = bus::install_stop_signals();
         return host.run(stop);
     });

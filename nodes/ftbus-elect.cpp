@@ -8,8 +8,7 @@
 #include "bus/flags.hpp"
 #include "bus/node_host.hpp"
 #include "bus/raft.hpp"
-#include "bus/raft_log.hpp"
-#include "bus/raft_storage.hpp"
+#include "bus/raft_disk.hpp"
 #include "bus/ring.hpp"
 
 int main(int argc, char** argv) {
@@ -39,26 +38,20 @@ int main(int argc, char** argv) {
             bus::ClusterConfig cfg = bus::load_node_config(f, jf);
             if (!preempt.empty()) cfg.tunables.preempt = preempt == "on";
             bus::RealClock clock;
-            bus::NodeHostOptions opts{"elect", f.trace, f.level(), {}, {}, jf.join};
+            bus::NodeHostOptions opts{"elect", f.trace, f.level(), nullptr, jf.join};
             std::unique_ptr<bus::Algorithm> election;
-            std::unique_ptr<bus::RaftStorage> storage;
-            std::unique_ptr<bus::RaftLog> log;
+            std::unique_ptr<bus::RaftDisk> disk;
             if (algo == "bully") {
                 election = std::make_unique<bus::Bully>(cfg, f.id);
             } else if (algo == "ring") {
                 election = std::make_unique<bus::Ring>(cfg, f.id);
             } else if (algo == "raft") {
                 if (f.data.empty()) throw bus::ConfigError("--algo raft needs --data DIR (its term and vote must survive restarts)");
-                storage = std::make_unique<bus::RaftStorage>(f.data);
-                log = std::make_unique<bus::RaftLog>(f.data);
+                disk = std::make_unique<bus::RaftDisk>(f.data);
                 // The algorithm takes a seed, never a global generator; the program draws it.
-                election = std::make_unique<bus::Raft>(cfg, f.id, storage->state(), std::random_device{}(), log->entries());
-                opts.persist = [&storage](const bus::HardState& s) { storage->save(s); };
-                opts.persist_log = [&log](std::optional<uint64_t> truncate, const std::vector<bus::LogEntry>& append) {
-                    if (truncate) log->truncate_from(*truncate);
-                    log->append(append);
-                    log->sync();
-                };
+                election = std::make_unique<bus::Raft>(cfg, f.id, disk->storage.state(), std::random_device{}(),
+                                                       disk->log.entries(), disk->storage.snapshot());
+                opts.disk = disk.get();
             }
             bus::NodeHost host(cfg, f.id, clock, std::move(opts), std::move(election));
             auto& stop = bus::install_stop_signals();

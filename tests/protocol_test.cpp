@@ -165,6 +165,8 @@ std::vector<Body> sample_bodies() {
         Welcome{false, "id 2 is a cluster-file node", {}},
         Member{MemberInfo{9, "", 0, "localhost", 7191, 7192, 0, false}},
         Leave{},
+        InstallSnapshot{9, 120, 8, 32768, std::string("chunk\0\xff", 7), true},
+        SnapshotReply{9, 120, 32775, false},
     };
 }
 
@@ -248,6 +250,22 @@ TEST_CASE("every message type round-trips with and without clocks, from nodes an
             }
         }
     }
+}
+
+TEST_CASE("an INSTALL_SNAPSHOT chunk over 32 KiB, or of a snapshot from a later term than its leader's, is dropped",
+          "[unit][protocol][badinput]") {
+    Envelope env;
+    env.from = NodeId{1};
+    env.body = InstallSnapshot{3, 10, 2, 0, std::string(kMaxSnapshotChunk + 1, 'x'), false};
+    DecodeResult d = decode(encode(env));
+    CHECK_FALSE(d.env.has_value());
+    CHECK_THAT(d.error, Contains("larger than 32768"));
+    env.body = InstallSnapshot{3, 10, 4, 0, "x", true};
+    d = decode(encode(env));
+    CHECK_FALSE(d.env.has_value());
+    CHECK_THAT(d.error, Contains("from a leader of term 3"));
+    env.body = InstallSnapshot{3, 10, 3, 0, std::string(kMaxSnapshotChunk, 'x'), false};
+    CHECK(decode(encode(env)).env.has_value());  // the largest chunk fits a frame
 }
 
 TEST_CASE("type() follows the body alternative and info() names every type",
@@ -457,9 +475,9 @@ TEST_CASE("a frame with an unknown message type is dropped naming the type",
         CHECK_THAT(drop_reason(to_frame(with(valid_envelope(), "type", val<uint16_t>(0)))),
                    Contains("unknown type 0"));
     }
-    SECTION("type 26, one past the last") {
-        CHECK_THAT(drop_reason(to_frame(with(valid_envelope(), "type", val<uint16_t>(26)))),
-                   Contains("unknown type 26"));
+    SECTION("type 28, one past the last") {
+        CHECK_THAT(drop_reason(to_frame(with(valid_envelope(), "type", val<uint16_t>(28)))),
+                   Contains("unknown type 28"));
     }
     SECTION("type 65535") {
         CHECK_THAT(drop_reason(to_frame(with(valid_envelope(), "type", val<uint16_t>(65535)))),

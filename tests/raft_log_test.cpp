@@ -235,3 +235,89 @@ TEST_CASE("raft log: a file that is not a log is refused", "[unit][raft_log][bad
     spit(d.path + "/raft-log", "hello, I am a text file\n");
     CHECK_THROWS_WITH(RaftLog(d.path), Contains("not an ftbus log"));
 }
+
+TEST_CASE("raft log: compact drops what a snapshot covers — the tail survives a reopen, and appends go on after it",
+          "[unit][raft_log][snapshot]") {
+    TempDir d;
+    {
+        RaftLog log(d.path);
+        log.append(batch(1, 10, 1));
+        log.sync();
+        log.append(batch(11, 2, 2));  // not yet synced: compaction makes it durable too
+        log.compact(7, 1);
+        CHECK(log.first_index() == 8);
+        CHECK(log.last_index() == 12);
+        CHECK(log.durable_index() == 12);
+        CHECK_FALSE(log.dirty());
+        CHECK(log.at(7) == nullptr);
+        REQUIRE(log.at(8) != nullptr);
+        CHECK(log.at(8)->data == "cmd-8");
+        log.append(batch(13, 1, 2));
+        log.sync();
+    }
+    CHECK_FALSE(std::filesystem::exists(d.path + "/raft-log.tmp"));
+    RaftLog log(d.path);
+    CHECK(log.recovery().bytes == 0);
+    CHECK(log.first_index() == 8);
+    CHECK(log.last_index() == 13);
+    CHECK(log.entries() == [] {
+        auto b = batch(8, 3, 1);
+        for (auto& e : batch(11, 3, 2)) b.push_back(e);
+        return b;
+    }());
+}
+
+TEST_CASE("raft log: compact to a snapshot the log does not lead to drops everything — the next append may start "
+          "right after the snapshot",
+          "[unit][raft_log][snapshot]") {
+    TempDir d;
+    {
+        RaftLog log(d.path);
+        log.append(batch(1, 5, 1));
+        log.sync();
+        SECTION("the log holds the snapshot's index with another term") { log.compact(3, 2); }
+        SECTION("the snapshot is past the end of the log") { log.compact(9, 3); }
+        CHECK(log.entries().empty());
+        uint64_t next = log.durable_index() + 1;
+        log.append(batch(next, 2, 3));
+        log.sync();
+    }
+    RaftLog log(d.path);
+    CHECK(log.entries().size() == 2);
+    CHECK(log.first_index() >= 4);
+}
+
+TEST_CASE("raft log: a compaction that crashed before its rename leaves the old log, and its temporary file is "
+          "removed",
+          "[unit][raft_log][snapshot]") {
+    TempDir d;
+    {
+        RaftLog log(d.path);
+        log.append(batch(1, 4, 1));
+        log.sync();
+    }
+    spit(d.path + "/raft-log.tmp", "FTBUSLOG1\nhalf a rec");
+    RaftLog log(d.path);
+    CHECK(log.last_index() == 4);
+    CHECK(log.first_index() == 1);
+    CHECK_FALSE(std::filesystem::exists(d.path + "/raft-log.tmp"));
+}
+
+TEST_CASE("raft log: a failed fsync during compaction is final", "[unit][raft_log][snapshot][badinput]") {
+    TempDir d;
+    bool fail = false;
+    RaftLog log(d.path, RaftLog::Options{[&](int fd) {
+        if (fail) {
+            errno = EIO;
+            return -1;
+        }
+        return ::fdatasync(fd);
+    }});
+    log.append(batch(1, 4, 1));
+    log.sync();
+    fail = true;
+    CHECK_THROWS_AS(log.compact(2, 1), StorageError);
+    fail = false;
+    CHECK_THROWS_WITH(log.append(batch(5, 1, 1)), Contains("refusing"));
+    CHECK_THROWS_AS(log.sync(), StorageError);
+}

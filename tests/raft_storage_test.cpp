@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "bus/raft_disk.hpp"
 #include "bus/raft_storage.hpp"
 
 #include "test_util.hpp"
@@ -84,4 +85,59 @@ TEST_CASE("raft storage: one process per data directory", "[unit][storage]") {
 TEST_CASE("raft storage: an unusable directory is a configuration error", "[unit][storage]") {
     CHECK_THROWS_WITH(RaftStorage("/proc/no-such-dir/x"), Contains("cannot create data directory"));
     CHECK_THROWS_WITH(RaftStorage(""), Contains("--data"));
+}
+
+TEST_CASE("raft storage: a snapshot survives reopening, binary data and all", "[unit][storage][snapshot]") {
+    TempDir d;
+    std::string data("state\0with\xff bytes", 17);
+    {
+        RaftStorage s(d.path);
+        CHECK(s.snapshot().index == 0);
+        s.save_snapshot(Snapshot{120, 4, data});
+        CHECK(s.snapshot().index == 120);
+    }
+    CHECK_FALSE(std::filesystem::exists(d.path + "/raft-snapshot.tmp"));
+    RaftStorage s(d.path);
+    CHECK(s.snapshot() == Snapshot{120, 4, data});
+}
+
+TEST_CASE("raft storage: a damaged snapshot refuses start-up, naming the file and the problem",
+          "[unit][storage][snapshot][badinput]") {
+    TempDir d;
+    { RaftStorage(d.path).save_snapshot(Snapshot{7, 2, "abcdef"}); }
+    std::string path = d.path + "/raft-snapshot";
+    std::string good = slurp(path);
+    auto write = [&](const std::string& bytes) {
+        std::ofstream out(path, std::ios::binary | std::ios::trunc);
+        out << bytes;
+    };
+    SECTION("a flipped data byte") {
+        std::string bad = good;
+        bad[bad.size() - 2] ^= 1;
+        write(bad);
+        CHECK_THROWS_WITH(RaftStorage(d.path), Contains(path) && Contains("checksum mismatch"));
+    }
+    SECTION("cut short") {
+        write(good.substr(0, good.size() - 3));
+        CHECK_THROWS_WITH(RaftStorage(d.path), Contains(path) && Contains("length"));
+    }
+    SECTION("not a snapshot") {
+        write("hello");
+        CHECK_THROWS_WITH(RaftStorage(d.path), Contains(path) && Contains("bad header"));
+    }
+}
+
+TEST_CASE("raft disk: a crash between writing a snapshot and compacting the log — the log is compacted at open",
+          "[unit][storage][snapshot]") {
+    TempDir d;
+    {
+        RaftDisk disk(d.path);
+        for (uint64_t i = 1; i <= 6; ++i) disk.log.append({LogEntry{i, 1, "e" + std::to_string(i)}});
+        disk.log.sync();
+        disk.storage.save_snapshot(Snapshot{4, 1, "up to 4"});  // then "crash" before compact
+    }
+    RaftDisk disk(d.path);
+    CHECK(disk.storage.snapshot().index == 4);
+    CHECK(disk.log.first_index() == 5);
+    CHECK(disk.log.last_index() == 6);
 }
