@@ -21,6 +21,7 @@ struct Outgoing {
         reply,    ///< to `to`, over our ROUTER back to its DEALER
         publish,  ///< to everyone, on PUB topic `topic`
         join,     ///< to the peer ROUTER at endpoint `topic` ("tcp://host:port"), id unknown
+        client,   ///< to the client whose routing id is `topic`, over our client ROUTER
     };
     Route route = Route::request;
     NodeId to = 0;
@@ -110,6 +111,9 @@ struct Actions {
         for (auto& e : other.events) events.push_back(std::move(e));
         for (auto& m : other.connect) connect.push_back(std::move(m));
         for (NodeId id : other.disconnect) disconnect.push_back(id);
+    }
+    void reply_client(std::string routing_id, Body b) {
+        out.push_back({Outgoing::Route::client, 0, std::move(routing_id), std::move(b)});
     }
     void join_via(std::string endpoint, Body b) {
         out.push_back({Outgoing::Route::join, 0, std::move(endpoint), std::move(b)});

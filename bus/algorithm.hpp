@@ -35,6 +35,11 @@ public:
     /// The node's loop was stalled (SIGSTOP, swap) far beyond its timeouts: the world may
     /// have moved on without it. Called before the input queued during the stall is read.
     virtual Actions on_stall(Time /*now*/) { return {}; }
+    /// A decoded request from a client (a string sender), which came in on the client
+    /// ROUTER with routing id `route`; replies go back with Actions::reply_client(route, ...).
+    virtual Actions on_client(const std::string& /*route*/, const Envelope& /*env*/, Time /*now*/) { return {}; }
+    /// True if the algorithm answers client requests (the host then binds a client ROUTER).
+    virtual bool serves_clients() const { return false; }
     /// The host made this node's log durable up to `index` (algorithms with a log: Raft).
     virtual Actions on_log_durable(uint64_t /*index*/, Time /*now*/) { return {}; }
     /// Time passed; called when next_deadline() is reached (maybe later, never earlier).
@@ -43,6 +48,8 @@ public:
     virtual Time next_deadline() const = 0;
     /// The leader this node currently follows (itself included).
     virtual LeaderView view() const { return {}; }
+    /// Algorithm-specific fields for `ftbus-ctl status` (an object; empty: none).
+    virtual Json status() const { return Json::object(); }
     /// Violations of the algorithm's own invariants (empty when fine).
     virtual std::vector<std::string> check_invariants() const { return {}; }
 };

@@ -55,7 +55,11 @@ void add_raft_flags(CLI::App& app, CommonFlags& f) {
             "DUR[-DUR]"));
     app.add_option("--raft-heartbeat", f.raft_heartbeat, "raft: the leader's AppendEntries period")
         ->check(duration_check());
-    app.add_option("--data", f.data, "raft: directory for durable state (term, vote); created if missing");
+    app.add_option("--snapshot-entries", f.snapshot_entries,
+                   "raft: snapshot and compact the log every N applied entries, 0 = never "
+                   "(overrides cluster.snapshot_entries)")
+        ->check(CLI::Range(uint64_t{0}, uint64_t{1'000'000'000}));
+    app.add_option("--data", f.data, "raft: directory for durable state (term, vote, log, snapshot); created if missing");
 }
 
 Duration ClockFlags::skew() const {
@@ -121,6 +125,7 @@ void apply_overrides(const CommonFlags& f, ClusterConfig& cfg) {
         t.election_timeout_max = r.hi;
     }
     if (!f.raft_heartbeat.empty()) t.raft_heartbeat = *parse_duration(f.raft_heartbeat);
+    if (f.snapshot_entries) t.snapshot_entries = *f.snapshot_entries;
     if (t.suspect_after <= t.heartbeat)
         throw ConfigError("the suspect timeout (" + format_duration(t.suspect_after) +
                           ") must be longer than the heartbeat (" + format_duration(t.heartbeat) + ")");

@@ -33,6 +33,7 @@ struct CommonFlags {
     std::string detector;       ///< override of cluster.detector ("fixed" | "phi")
     std::string election_timeout;  ///< override of cluster.election_timeout ("150ms-300ms")
     std::string raft_heartbeat;    ///< override of cluster.raft_heartbeat
+    std::optional<uint64_t> snapshot_entries;  ///< override of cluster.snapshot_entries
     std::string data;              ///< --data DIR (durable state)
 
     TraceLevel level() const { return *parse_trace_level(trace_level); }

@@ -331,6 +331,10 @@ Actions NodeCore::on_stall(Time now) {
     return a;
 }
 
+Actions NodeCore::on_client(const std::string& route, const Envelope& env, Time now) {
+    return algo_ && joined_ ? algo_->on_client(route, env, now) : Actions{};
+}
+
 Actions NodeCore::on_log_durable(uint64_t index, Time now) {
     return algo_ && joined_ ? algo_->on_log_durable(index, now) : Actions{};
 }
@@ -370,7 +374,7 @@ Json NodeCore::status(Time now) const {
         }
         members.push_back(std::move(e));
     }
-    return {{"id", self_},
+    Json st = {{"id", self_},
             {"algo", algo_ ? algo_->name() : "none"},
             {"role", role},
             {"leader", v.leader},
@@ -385,6 +389,11 @@ Json NodeCore::status(Time now) const {
               {"remove_after", format_duration(tunables_.remove_after)},
               {"detector", tunables_.detector},
               {"phi_threshold", tunables_.phi_threshold}}}};
+    if (algo_) {
+        Json extra = algo_->status();
+        if (!extra.empty()) st[algo_->name()] = std::move(extra);
+    }
+    return st;
 }
 
 std::string NodeCore::set(const std::string& key, const std::string& value, Time /*now*/, Actions& a) {

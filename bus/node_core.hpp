@@ -70,6 +70,8 @@ public:
     /// so that waking up does not convict every peer, and tell the algorithm. Call before
     /// reading the input queued during the stall.
     Actions on_stall(Time now);
+    /// A client's request (client ROUTER, routing id `route`): to the algorithm.
+    Actions on_client(const std::string& route, const Envelope& env, Time now);
     /// The host made the log durable up to `index` (after its fsync): to the algorithm.
     Actions on_log_durable(uint64_t index, Time now);
     /// The earliest time on_tick has something to do.

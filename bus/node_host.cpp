@@ -67,7 +67,7 @@ NodeHost::NodeHost(const ClusterConfig& cfg, NodeId self, const Clock& clock, No
                                       std::max(cfg.tunables.heartbeat, Duration(100'000))),
                                   std::chrono::duration_cast<std::chrono::milliseconds>(
                                       std::max(2 * cfg.tunables.dead_after, Duration(1'000'000))),
-                                  64}),
+                                  64, algo && algo->serves_clients()}),
       outbox_(self, inc_, &tracer_),
       core_(cfg, self, std::move(algo), clock.now(), opts.join),
       stall_(stall_threshold(cfg.tunables)),
@@ -99,6 +99,7 @@ void NodeHost::send(const Outgoing& o) {
         case Outgoing::Route::reply: r = transport_.reply_to(std::to_string(o.to), frame); break;
         case Outgoing::Route::publish: r = transport_.publish(o.topic, frame); break;
         case Outgoing::Route::join: r = transport_.send_to_endpoint(o.topic, frame); break;
+        case Outgoing::Route::client: r = transport_.reply_client(o.topic, frame); break;
     }
     if (r == SendResult::sent)
         ++counters_.sent;
@@ -189,6 +190,7 @@ void NodeHost::handle_control(const Incoming& in, Time now) {
         if (op == "status") {
             reply = core_.status(now);
             reply["inc"] = inc_;
+            if (disk_) reply["fsyncs"] = disk_->fsyncs();
             reply["ok"] = true;
         } else if (op == "set") {
             if (!req.contains("key") || !req["key"].is_string() || !req.contains("value") || !req["value"].is_string())
@@ -220,6 +222,15 @@ void NodeHost::handle_incoming(Incoming&& in, Time now) {
     if (in.channel == Channel::control) {
         if (!in.malformed.empty()) return drop("control:" + origin, in.malformed);
         return handle_control(in, now);
+    }
+    if (in.channel == Channel::client) {
+        if (!in.malformed.empty()) return drop("client:" + origin, in.malformed);
+        DecodeResult d = decode(in.payload);
+        if (!d.env) return drop("client:" + origin, d.error);
+        if (!std::holds_alternative<std::string>(d.env->from))
+            return drop("client:" + origin, "a node id as the sender of a client request");
+        trace_receive(tracer_, d.env->from, *d.env, "req");
+        return carry_out(core_.on_client(in.routing_id, *d.env, now));
     }
     if (!in.malformed.empty()) return drop(origin, in.malformed);
     DecodeResult d = decode(in.payload);

@@ -8,6 +8,7 @@ std::string Outbox::channel(const Outgoing& o) {
         case Outgoing::Route::reply: return "rep:" + std::to_string(o.to);
         case Outgoing::Route::publish: return "pub:" + o.topic;
         case Outgoing::Route::join: return "join:" + o.topic;
+        case Outgoing::Route::client: return "cli:" + o.topic;
     }
     return "?";
 }
@@ -29,10 +30,13 @@ void Outbox::record(const Outgoing& o, const Envelope& env, SendResult r) {
     if (!tracer_) return;
     MsgInfo mi = info(env.type());
     // Published: the topic. A JOIN to a member not known yet: the endpoint it went to.
-    Json to = o.route == Outgoing::Route::publish || o.route == Outgoing::Route::join ? Json(o.topic) : Json(o.to);
+    Json to = o.route == Outgoing::Route::publish || o.route == Outgoing::Route::join ||
+                      o.route == Outgoing::Route::client
+                  ? Json(o.topic)
+                  : Json(o.to);
     Json id = message_id(env.from, env.inc, env.seq);
     // The kind of channel: with `id` and the addressee it names the message uniquely.
-    const char* ch = o.route == Outgoing::Route::reply     ? "rep"
+    const char* ch = o.route == Outgoing::Route::reply || o.route == Outgoing::Route::client ? "rep"
                      : o.route == Outgoing::Route::publish ? "pub"
                      : o.route == Outgoing::Route::join    ? "join"
                                                            : "req";
@@ -46,11 +50,12 @@ void Outbox::record(const Outgoing& o, const Envelope& env, SendResult r) {
     }
 }
 
-void trace_receive(Tracer& tracer, NodeId from, const Envelope& env, const char* ch) {
+void trace_receive(Tracer& tracer, const Sender& from, const Envelope& env, const char* ch) {
     MsgInfo mi = info(env.type());
     if (tracer.enabled(mi.level) && env.lc) tracer.merge(env.lc, env.vc);
+    Json who = std::holds_alternative<NodeId>(from) ? Json(std::get<NodeId>(from)) : Json(std::get<std::string>(from));
     tracer.emit("msg.recv",
-                {{"from", from}, {"type", mi.name}, {"id", message_id(env.from, env.inc, env.seq)}, {"ch", ch}},
+                {{"from", who}, {"type", mi.name}, {"id", message_id(env.from, env.inc, env.seq)}, {"ch", ch}},
                 mi.level);
 }
 

@@ -41,6 +41,6 @@ private:
 /// traced) and traces msg.recv.
 /// `ch`: how it came — "req" (on our ROUTER: the sender's request), "rep" (on our DEALER: a
 /// reply) or "pub" (on SUB) — traced as `ch`, as msg.send traces it.
-void trace_receive(Tracer& tracer, NodeId from, const Envelope& env, const char* ch);
+void trace_receive(Tracer& tracer, const Sender& from, const Envelope& env, const char* ch);
 
 }  // namespace bus

@@ -51,6 +51,8 @@ MsgInfo info(MsgType t) {
         case MsgType::leave: return {"LEAVE", TraceLevel::state, ""};
         case MsgType::install_snapshot: return {"INSTALL_SNAPSHOT", TraceLevel::msgs, ""};
         case MsgType::snapshot_reply: return {"SNAPSHOT_REPLY", TraceLevel::msgs, ""};
+        case MsgType::propose: return {"PROPOSE", TraceLevel::msgs, ""};
+        case MsgType::propose_reply: return {"PROPOSE_REPLY", TraceLevel::msgs, ""};
     }
     return {"?", TraceLevel::state, ""};
 }
@@ -169,6 +171,20 @@ struct BodyPacker {
         pack_key(p, "data"), p.pack_bin(static_cast<uint32_t>(b.data.size())),
             p.pack_bin_body(b.data.data(), static_cast<uint32_t>(b.data.size()));
         pack_key(p, "done"), p.pack(b.done);
+    }
+    void operator()(const Propose& b) {
+        p.pack_map(2);
+        pack_key(p, "req"), p.pack(b.req);
+        pack_key(p, "data"), p.pack_bin(static_cast<uint32_t>(b.data.size())),
+            p.pack_bin_body(b.data.data(), static_cast<uint32_t>(b.data.size()));
+    }
+    void operator()(const ProposeReply& b) {
+        p.pack_map(5);
+        pack_key(p, "req"), p.pack(b.req);
+        pack_key(p, "ok"), p.pack(b.ok);
+        pack_key(p, "index"), p.pack(b.index);
+        pack_key(p, "leader"), p.pack(b.leader);
+        pack_key(p, "error"), p.pack(b.error);
     }
     void operator()(const SnapshotReply& b) {
         p.pack_map(4);
@@ -462,6 +478,19 @@ bool read_body(MapReader& r, InstallSnapshot& b) {
         return r.fail("snapshot of index " + std::to_string(b.last_index) + " term " + std::to_string(b.last_term) +
                       " from a leader of term " + std::to_string(b.term));
     return true;
+}
+bool read_body(MapReader& r, Propose& b) {
+    if (!r.get_uint("req", b.req)) return false;
+    const msgpack::object* d = r.take("data");
+    if (!d) return false;
+    if (d->type != msgpack::type::BIN) return r.fail("body field 'data' is not bytes");
+    if (d->via.bin.size > 32 * 1024) return r.fail("body field 'data' is larger than 32768 bytes");
+    b.data.assign(d->via.bin.ptr, d->via.bin.size);
+    return true;
+}
+bool read_body(MapReader& r, ProposeReply& b) {
+    return r.get_uint("req", b.req) && r.get_bool("ok", b.ok) && r.get_uint("index", b.index) &&
+           r.get_uint("leader", b.leader) && r.get_str("error", b.error, 1024);
 }
 bool read_body(MapReader& r, SnapshotReply& b) {
     return r.get_uint("term", b.term) && r.get_uint("last_index", b.last_index) && r.get_uint("offset", b.offset) &&

@@ -61,6 +61,8 @@ enum class MsgType : uint16_t {
     leave = 25,
     install_snapshot = 26,
     snapshot_reply = 27,
+    propose = 28,
+    propose_reply = 29,
 };
 
 /// Host names longer than this (DNS's limit) and labels longer than kMaxNameBytes are
@@ -296,11 +298,30 @@ struct SnapshotReply {
     bool operator==(const SnapshotReply&) const = default;
 };
 
+/// 28 PROPOSE, client DEALER -> a node's client ROUTER (a replicated-log node: ftbus-elect
+/// --algo raft): append `data` to the replicated log. Request number `req` is the client's
+/// own, echoed in the reply.
+struct Propose {
+    uint64_t req = 0;
+    std::string data;  ///< msgpack bin, at most 32 KiB (kMaxEntryBytes)
+    bool operator==(const Propose&) const = default;
+};
+/// 29 PROPOSE_REPLY, client ROUTER -> DEALER: `ok` once the entry is committed and applied
+/// at `index`; otherwise `error` says why, and `leader` (0: unknown) is where to go instead.
+struct ProposeReply {
+    uint64_t req = 0;
+    bool ok = false;
+    uint64_t index = 0;
+    NodeId leader = 0;
+    std::string error;
+    bool operator==(const ProposeReply&) const = default;
+};
+
 /// Alternative index + 1 == MsgType value.
 using Body = std::variant<Heartbeat, Election, Answer, Coordinator, Leader, PreVote, PreVoteReply, RequestVote,
                           Vote, AppendEntries, AppendReply, TimeRequest, TimeResponse, ClockPoll, ClockReading,
                           ClockAdjust, RingElection, RingAck, Ping, Pong, HeartbeatAck, Join, Welcome, Member,
-                          Leave, InstallSnapshot, SnapshotReply>;
+                          Leave, InstallSnapshot, SnapshotReply, Propose, ProposeReply>;
 
 struct Envelope {
     uint32_t v = kProtocolVersion;

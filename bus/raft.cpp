@@ -476,6 +476,16 @@ Time Raft::next_deadline() const {
     return election_deadline_;
 }
 
+Json Raft::status() const {
+    Json j = {{"commit", commit_},      {"applied", applied_},  {"durable", durable_},
+              {"first", first_index()}, {"last", last_index()}, {"snapshot", snap_index_}};
+    if (sm_) {
+        Json s = sm_->summary();
+        if (!s.empty()) j["state"] = std::move(s);
+    }
+    return j;
+}
+
 std::vector<std::string> Raft::check_invariants() const {
     std::vector<std::string> bad;
     auto say = [&](const std::string& s) { bad.push_back("raft " + std::to_string(self_) + ": " + s); };

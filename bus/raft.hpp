@@ -59,6 +59,8 @@ public:
     virtual std::string snapshot() const = 0;
     /// Replaces the whole state with one taken by snapshot(), maybe on another replica.
     virtual void restore(const std::string& data) = 0;
+    /// A summary for `ftbus-ctl status` (an object; empty: none).
+    virtual Json summary() const { return Json::object(); }
 };
 
 /// The largest entry Raft replicates: one entry must fit an APPEND_ENTRIES frame.
@@ -96,6 +98,8 @@ public:
     uint64_t first_index() const { return snap_index_ + 1; }
     uint64_t snapshot_index() const { return snap_index_; }
     uint64_t snapshot_term() const { return snap_term_; }
+    /// commit, applied, durable, first and last index, snapshot index (ftbus-ctl status).
+    Json status() const override;
     /// Tests: bytes of snapshot per INSTALL_SNAPSHOT (default and maximum kMaxSnapshotChunk).
     void set_snapshot_chunk(size_t bytes) { snapshot_chunk_ = std::clamp<size_t>(bytes, 1, kMaxSnapshotChunk); }
 

@@ -69,6 +69,13 @@ Transport::Transport(const ClusterConfig& cfg, NodeId self, TransportOptions opt
         control_.set(zmq::sockopt::router_mandatory, 1);
         bind_or_throw(control_, me->endpoint(me->control), "the control port of node " + me->label());
     }
+    if (opts_.clients) {
+        if (!me->client) throw ConfigError("node " + me->label() + " serves clients but has no client port in the cluster file");
+        client_ = make_socket(ctx_, zmq::socket_type::router);
+        client_.set(zmq::sockopt::router_mandatory, 1);
+        client_.set(zmq::sockopt::router_handover, 1);  // a client that reconnects keeps its id
+        bind_or_throw(client_, me->endpoint(me->client), "the client port of node " + me->label());
+    }
 
     // The SUB takes every topic: heartbeats, announcements; not the trace (that is for
     // collectors). Topic filtering is by prefix, so subscribe to the exact topics used.
@@ -124,6 +131,10 @@ void Transport::rebuild_items() {
         items_.push_back({control_.handle(), 0, ZMQ_POLLIN, 0});
         item_source_.push_back({Channel::control, 0});
     }
+    if (client_.handle() != nullptr) {
+        items_.push_back({client_.handle(), 0, ZMQ_POLLIN, 0});
+        item_source_.push_back({Channel::client, 0});
+    }
 }
 
 void Transport::add_peer(const NodeSpec& peer) {
@@ -174,6 +185,11 @@ void Transport::close_join_link() {
     rebuild_items();
 }
 
+SendResult Transport::reply_client(const std::string& routing_id, std::string_view payload) {
+    if (client_.handle() == nullptr) return SendResult::unroutable;
+    return send_parts(client_, {routing_id, payload});
+}
+
 SendResult Transport::reply_control(const std::string& routing_id, std::string_view payload) {
     if (control_.handle() == nullptr) return SendResult::unroutable;
     return send_parts(control_, {routing_id, "", payload});
@@ -221,12 +237,13 @@ std::optional<Incoming> Transport::receive(size_t i) {
     if (parts.size() != want || (channel == Channel::control && parts[1].size() != 0)) {
         in.malformed = "expected " + std::to_string(want) + " frame(s), got " +
                        std::to_string(parts.size());
-        if (channel == Channel::router || channel == Channel::control) in.routing_id = parts[0].to_string();
+        if (channel == Channel::router || channel == Channel::control || channel == Channel::client)
+            in.routing_id = parts[0].to_string();
         return in;
     }
     if (channel == Channel::control) in.routing_id = parts[0].to_string();
     if (channel == Channel::sub) in.topic = parts[0].to_string();
-    if (channel == Channel::router) in.routing_id = parts[0].to_string();
+    if (channel == Channel::router || channel == Channel::client) in.routing_id = parts[0].to_string();
     in.payload = parts.back().to_string();
     return in;
 }

@@ -33,6 +33,7 @@ enum class Channel {
     router,
     dealer,   ///< a peer's DEALER link, or (dealer_peer 0) the link to a join endpoint
     control,  ///< the control ROUTER (ftbus-ctl): routing_id + JSON payload
+    client,   ///< the client ROUTER (clients' requests): routing_id + envelope
 };
 
 struct Incoming {
@@ -57,6 +58,8 @@ struct TransportOptions {
     std::chrono::milliseconds zmtp_timeout{1500};
     /// Messages queued per peer DEALER before sends report would_block.
     int peer_send_hwm = 64;
+    /// Bind the node's client ROUTER (its `client` port), for a node that serves clients.
+    bool clients = false;
 };
 
 class Transport {
@@ -77,6 +80,8 @@ public:
     SendResult send_to_endpoint(const std::string& endpoint, std::string_view payload);
     /// Closes the join link (once welcomed).
     void close_join_link();
+    /// Reply on the client ROUTER.
+    SendResult reply_client(const std::string& routing_id, std::string_view payload);
     /// Reply on the control ROUTER.
     SendResult reply_control(const std::string& routing_id, std::string_view payload);
     /// From now on, closing waits up to `ms` for queued messages to leave (a graceful leave
@@ -89,7 +94,8 @@ public:
     /// Reply to whoever has routing id `routing_id`, over our ROUTER.
     SendResult reply_to(const std::string& routing_id, std::string_view payload);
 
-    /// Poll items, input sockets in priority order: peer ROUTER, DEALERs, SUB.
+    /// Poll items, input sockets in priority order: peer ROUTER, DEALERs, SUB, control,
+    /// client (bulkhead: client load never starves replication).
     std::vector<zmq::pollitem_t>& poll_items() { return items_; }
     /// Receives one frame from poll item `i` without waiting; nullopt if none is queued.
     std::optional<Incoming> receive(size_t i);
@@ -104,6 +110,7 @@ private:
     NodeId self_;
     TransportOptions opts_;
     zmq::socket_t control_;  ///< unbound (null handle) when the node has no control port
+    zmq::socket_t client_;   ///< unbound (null handle) unless the node serves clients
     std::optional<zmq::socket_t> join_link_;
     std::string join_endpoint_;
     std::map<NodeId, std::string> dealer_endpoint_;

@@ -44,6 +44,16 @@ void print_status(const Json& s) {
               << ", detector " << cell(c["detector"]);
     if (c.value("detector", "") == "phi") std::cout << " (threshold " << cell(c["phi_threshold"]) << ")";
     std::cout << "\n";
+    if (s.contains("raft") && s["raft"].is_object()) {
+        const Json& r = s["raft"];
+        std::cout << "raft log: commit " << cell(r["commit"]) << ", applied " << cell(r["applied"]) << ", durable "
+                  << cell(r["durable"]) << ", entries " << cell(r["first"]) << ".." << cell(r["last"])
+                  << ", snapshot at " << cell(r["snapshot"]);
+        if (r.contains("state") && r["state"].contains("crc32c"))
+            std::cout << "; applied " << cell(r["state"]["entries"]) << " entries, " << cell(r["state"]["bytes"])
+                      << " bytes, crc32c " << cell(r["state"]["crc32c"]);
+        std::cout << "\n";
+    }
     bool leader = s.value("role", "") == "leader";
     std::cout << "members: " << s["members"].size() << "\n";
     std::cout << "  " << std::left << std::setw(5) << "id" << std::setw(10) << "name" << std::setw(22) << "peer"

@@ -9,6 +9,7 @@
 #include "bus/node_host.hpp"
 #include "bus/raft.hpp"
 #include "bus/raft_disk.hpp"
+#include "bus/raft_server.hpp"
 #include "bus/ring.hpp"
 
 int main(int argc, char** argv) {
@@ -41,6 +42,7 @@ int main(int argc, char** argv) {
             bus::NodeHostOptions opts{"elect", f.trace, f.level(), nullptr, jf.join};
             std::unique_ptr<bus::Algorithm> election;
             std::unique_ptr<bus::RaftDisk> disk;
+            bus::LogDigest digest;
             if (algo == "bully") {
                 election = std::make_unique<bus::Bully>(cfg, f.id);
             } else if (algo == "ring") {
@@ -49,8 +51,11 @@ int main(int argc, char** argv) {
                 if (f.data.empty()) throw bus::ConfigError("--algo raft needs --data DIR (its term and vote must survive restarts)");
                 disk = std::make_unique<bus::RaftDisk>(f.data);
                 // The algorithm takes a seed, never a global generator; the program draws it.
-                election = std::make_unique<bus::Raft>(cfg, f.id, disk->storage.state(), std::random_device{}(),
-                                                       disk->log.entries(), disk->storage.snapshot());
+                auto raft = std::make_unique<bus::Raft>(cfg, f.id, disk->storage.state(), std::random_device{}(),
+                                                        disk->log.entries(), disk->storage.snapshot());
+                // A replicated log: clients PROPOSE entries on the node's client port
+                // (ftbus-bench raft); the state machine digests them.
+                election = std::make_unique<bus::RaftServer>(std::move(raft), &digest);
                 opts.disk = disk.get();
             }
             bus::NodeHost host(cfg, f.id, clock, std::move(opts), std::move(election));

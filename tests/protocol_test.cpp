@@ -167,6 +167,8 @@ std::vector<Body> sample_bodies() {
         Leave{},
         InstallSnapshot{9, 120, 8, 32768, std::string("chunk\0\xff", 7), true},
         SnapshotReply{9, 120, 32775, false},
+        Propose{12, std::string("set\0x", 5)},
+        ProposeReply{12, false, 0, 3, "not the leader"},
     };
 }
 
@@ -475,9 +477,9 @@ TEST_CASE("a frame with an unknown message type is dropped naming the type",
         CHECK_THAT(drop_reason(to_frame(with(valid_envelope(), "type", val<uint16_t>(0)))),
                    Contains("unknown type 0"));
     }
-    SECTION("type 28, one past the last") {
-        CHECK_THAT(drop_reason(to_frame(with(valid_envelope(), "type", val<uint16_t>(28)))),
-                   Contains("unknown type 28"));
+    SECTION("type 30, one past the last") {
+        CHECK_THAT(drop_reason(to_frame(with(valid_envelope(), "type", val<uint16_t>(30)))),
+                   Contains("unknown type 30"));
     }
     SECTION("type 65535") {
         CHECK_THAT(drop_reason(to_frame(with(valid_envelope(), "type", val<uint16_t>(65535)))),

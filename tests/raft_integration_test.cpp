@@ -151,3 +151,85 @@ TEST_CASE("raft: a corrupt state file, a data directory in use, or no --data ref
         CHECK(c.wait_exit(1, 10) == 2);
     }
 }
+
+namespace {
+
+std::string bin(const std::string& program) { return std::string(FTBUS_BIN_DIR) + "/" + program; }
+
+/// Node `id`'s `ftbus-ctl status --json` answer (null if it did not answer).
+bus::Json status(const Cluster& c, int id) {
+    std::string out;
+    if (test::run_command(bin("ftbus-ctl") + " --json --timeout 1s --cluster " + c.cluster_file() + " --id " +
+                              std::to_string(id) + " status 2>/dev/null",
+                          &out) != 0)
+        return nullptr;
+    bus::Json j = bus::Json::parse(out, nullptr, false);
+    return j.is_discarded() ? bus::Json(nullptr) : j;
+}
+
+/// Proposals for `seconds` through the client ports (ftbus-bench raft); \return how many
+/// were acknowledged as committed.
+uint64_t propose_for(const Cluster& c, const std::string& seconds) {
+    std::string out;
+    test::run_command(bin("ftbus-bench") + " raft --json --proposers 4 --warmup 0 --timeout 500ms --duration " + seconds +
+                          " --cluster " + c.cluster_file() + " 2>/dev/null",
+                      &out);
+    bus::Json j = bus::Json::parse(out, nullptr, false);
+    return j.is_discarded() ? 0 : j.value("committed", uint64_t{0});
+}
+
+/// True when every node in `ids` answers and all applied the same entries (same digest),
+/// at least `min_entries` of them.
+bool same_state(const Cluster& c, const std::vector<int>& ids, uint64_t min_entries) {
+    bus::Json first;
+    for (int id : ids) {
+        bus::Json s = status(c, id);
+        if (s.is_null() || !s.contains("raft") || !s["raft"].contains("state")) return false;
+        bus::Json st = s["raft"]["state"];
+        if (st["entries"].get<uint64_t>() < min_entries) return false;
+        if (first.is_null()) first = st;
+        if (st != first) return false;
+    }
+    return true;
+}
+
+}  // namespace
+
+TEST_CASE("raft log: entries proposed through the client port reach every replica — kill -9 a follower, then the "
+          "leader — the restarted replicas catch up (by INSTALL_SNAPSHOT when behind the snapshot)",
+          "[integration][raft][replication]") {
+    Cluster c(3, kLoose);
+    std::vector<int> all = {1, 2, 3};
+    auto args = [&](int id) {
+        auto a = raft_args(c, id);
+        a.insert(a.end(), {"--snapshot-entries", "50"});
+        return a;
+    };
+    for (int id : all) c.start(id, args(id));
+    REQUIRE(Cluster::wait_for([&] { return all_follow(c, all, 0); }, 30));
+    uint64_t acked = propose_for(c, "1s");
+    REQUIRE(acked > 0);
+    REQUIRE(Cluster::wait_for([&] { return same_state(c, all, acked); }, 30));
+
+    int leader = current_leader(c.events(1));
+    int follower = leader % 3 + 1;
+    c.kill(follower);
+    uint64_t more = propose_for(c, "1s");  // a majority is up: it goes on
+    REQUIRE(more > 60);                    // more than a snapshot's worth: the follower is behind it
+    c.start(follower, args(follower));
+    REQUIRE(Cluster::wait_for([&] { return same_state(c, all, acked + more); }, 30));
+    CHECK(count_events(c.events(follower), "raft.snapshot.install") >= 1);
+
+    c.kill(leader);
+    std::vector<int> survivors;
+    for (int id : all)
+        if (id != leader) survivors.push_back(id);
+    REQUIRE(Cluster::wait_for([&] { return all_follow(c, survivors, 0) && current_leader(c.events(survivors[0])) != leader; }, 30));
+    uint64_t after = propose_for(c, "1s");
+    CHECK(after > 0);
+    c.start(leader, args(leader));
+    // Everything acknowledged before and after the kill is on every replica.
+    REQUIRE(Cluster::wait_for([&] { return same_state(c, all, acked + more + after); }, 30));
+    CHECK(c.stop_all(all));
+    CHECK(test::check_traces(c).rfind("0: ok", 0) == 0);
+}

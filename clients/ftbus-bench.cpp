@@ -1,0 +1,232 @@
+// ftbus-bench: measures a running cluster from outside, as a client would (figures, not
+// tests). Today one benchmark:
+//
+//   raft   N proposers, each with one PROPOSE in flight at a time (closed loop), against a
+//          replicated log (ftbus-elect --algo raft on every node of --cluster). Prints
+//          entries committed per second, commit latency (send of PROPOSE to its ok reply)
+//          p50/p99/max, and the cluster's fsyncs per second over the same window (each
+//          node's control port: `fsyncs` in its status) — fewer fsyncs than entries is
+//          group commit at work.
+//
+// Proposers find the leader themselves (a follower's reply names it) and re-send after a
+// timeout. Results go to stdout (one line, or JSON with --json); progress to stderr.
+// Exit codes: 0 figures printed; 1 nothing committed (no leader, no cluster); 2 usage.
+#include <algorithm>
+#include <chrono>
+#include <iostream>
+#include <optional>
+#include <random>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+#include <zmq.hpp>
+
+#include "bus/duration.hpp"
+#include "bus/flags.hpp"
+#include "bus/protocol.hpp"
+#include "bus/transport.hpp"
+
+namespace {
+
+using Json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+/// One JSON request to a node's control port; nullopt if it does not answer in time.
+std::optional<Json> control(zmq::context_t& ctx, const std::string& endpoint, const Json& req) {
+    zmq::socket_t s = bus::make_socket(ctx, zmq::socket_type::req);
+    s.connect(endpoint);
+    std::string body = req.dump();
+    s.send(zmq::buffer(body), zmq::send_flags::dontwait);
+    zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
+    if (zmq::poll(&item, 1, std::chrono::milliseconds(1000)) <= 0) return std::nullopt;
+    zmq::message_t msg;
+    if (!s.recv(msg, zmq::recv_flags::dontwait)) return std::nullopt;
+    Json j = Json::parse(msg.to_string(), nullptr, false);
+    if (j.is_discarded()) return std::nullopt;
+    return j;
+}
+
+struct Proposer {
+    zmq::socket_t sock;
+    std::string id;
+    bus::NodeId node = 0;  ///< the node it talks to
+    uint64_t seq = 0, req = 0;
+    bool waiting = false;
+    Clock::time_point sent{};
+    Clock::time_point retry_at{};  ///< no leader known: try again then
+};
+
+double percentile(std::vector<double>& v, double p) {
+    if (v.empty()) return 0;
+    size_t k = std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())));
+    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
+    return v[k];
+}
+
+int bench_raft(const bus::ClusterConfig& cfg, int proposers, bus::Duration duration, bus::Duration warmup,
+               size_t size, bus::Duration timeout, bool json) {
+    std::vector<const bus::NodeSpec*> nodes;
+    for (const bus::NodeSpec& n : cfg.nodes)
+        if (n.client) nodes.push_back(&n);
+    if (nodes.empty()) throw bus::ConfigError(cfg.path + ": no node has a client port");
+    zmq::context_t ctx(1);
+    auto endpoint_of = [&](bus::NodeId id) {
+        for (auto* n : nodes)
+            if (n->id == id) return n->endpoint(n->client);
+        return std::string();
+    };
+    std::mt19937_64 rng(static_cast<uint64_t>(::getpid()));
+    std::string data(size, 'x');
+    uint64_t inc = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+    std::vector<Proposer> ps(static_cast<size_t>(proposers));
+    for (int k = 0; k < proposers; ++k) {
+        Proposer& p = ps[static_cast<size_t>(k)];
+        p.id = "bench-" + std::to_string(::getpid()) + "-" + std::to_string(k);
+        p.node = nodes[static_cast<size_t>(k) % nodes.size()]->id;
+        p.sock = bus::make_socket(ctx, zmq::socket_type::dealer);
+        p.sock.set(zmq::sockopt::routing_id, p.id);
+        p.sock.connect(endpoint_of(p.node));
+    }
+    auto go_to = [&](Proposer& p, bus::NodeId node) {
+        if (node == p.node) return;
+        p.sock.disconnect(endpoint_of(p.node));
+        p.node = node;
+        p.sock.connect(endpoint_of(p.node));
+    };
+    auto send = [&](Proposer& p) {
+        bus::Envelope env;
+        env.from = p.id;
+        env.inc = inc;
+        env.seq = ++p.seq;
+        env.body = bus::Propose{++p.req, data};
+        std::string frame = bus::encode(env);
+        p.sent = Clock::now();
+        p.waiting = p.sock.send(zmq::buffer(frame), zmq::send_flags::dontwait).has_value();
+        if (!p.waiting) p.retry_at = p.sent + std::chrono::milliseconds(10);
+    };
+    auto fsyncs = [&]() -> std::optional<uint64_t> {
+        uint64_t total = 0;
+        for (const bus::NodeSpec& n : cfg.nodes) {
+            if (!n.control) return std::nullopt;
+            auto s = control(ctx, n.endpoint(n.control), {{"op", "status"}});
+            if (!s || !s->contains("fsyncs")) return std::nullopt;
+            total += (*s)["fsyncs"].get<uint64_t>();
+        }
+        return total;
+    };
+
+    std::vector<double> lat_ms;
+    uint64_t committed = 0, refused = 0, timeouts = 0;
+    Clock::time_point start = Clock::now(), measure_from = start + warmup, end = measure_from + duration;
+    std::optional<uint64_t> fsyncs_before, fsyncs_after;
+    bool measuring = false;
+    for (auto& p : ps) send(p);
+    std::vector<zmq::pollitem_t> items;
+    for (auto& p : ps) items.push_back({p.sock.handle(), 0, ZMQ_POLLIN, 0});
+    for (;;) {
+        Clock::time_point now = Clock::now();
+        if (!measuring && now >= measure_from) {
+            measuring = true;
+            fsyncs_before = fsyncs();
+            measure_from = Clock::now();  // the status queries are not part of the window
+            end = measure_from + duration;
+            lat_ms.clear();
+            committed = 0;
+        }
+        if (measuring && now >= end) break;
+        zmq::poll(items, std::chrono::milliseconds(5));
+        now = Clock::now();
+        for (size_t k = 0; k < ps.size(); ++k) {
+            Proposer& p = ps[k];
+            for (;;) {
+                zmq::message_t msg;
+                if (!p.sock.recv(msg, zmq::recv_flags::dontwait)) break;
+                bus::DecodeResult d = bus::decode(msg.to_string_view());
+                const bus::ProposeReply* r = d.env ? std::get_if<bus::ProposeReply>(&d.env->body) : nullptr;
+                if (!r || r->req != p.req || !p.waiting) continue;  // a stale or foreign answer
+                p.waiting = false;
+                if (r->ok) {
+                    if (measuring) {
+                        ++committed;
+                        lat_ms.push_back(std::chrono::duration<double, std::milli>(now - p.sent).count());
+                    }
+                    send(p);
+                } else {
+                    ++refused;
+                    bus::NodeId next = r->leader;
+                    if (next == 0 || next == p.node) {  // no leader known: try another node soon
+                        next = nodes[rng() % nodes.size()]->id;
+                        p.retry_at = now + std::chrono::milliseconds(50);
+                    } else {
+                        p.retry_at = now;
+                    }
+                    go_to(p, next);
+                }
+            }
+            if (!p.waiting && now >= p.retry_at) send(p);
+            if (p.waiting && now - p.sent > timeout) {  // lost, or a dead node: elsewhere
+                ++timeouts;
+                go_to(p, nodes[rng() % nodes.size()]->id);
+                send(p);
+            }
+        }
+    }
+    double secs = std::chrono::duration<double>(Clock::now() - measure_from).count();
+    fsyncs_after = fsyncs();
+    double rate = static_cast<double>(committed) / secs;
+    std::optional<double> fsync_rate;
+    if (fsyncs_before && fsyncs_after) fsync_rate = static_cast<double>(*fsyncs_after - *fsyncs_before) / secs;
+    double p50 = percentile(lat_ms, 0.50), p99 = percentile(lat_ms, 0.99);
+    double max = lat_ms.empty() ? 0 : *std::max_element(lat_ms.begin(), lat_ms.end());
+    if (json) {
+        Json j = {{"bench", "raft"}, {"proposers", proposers}, {"size", size}, {"seconds", secs},
+                  {"committed", committed}, {"per_s", rate}, {"p50_ms", p50}, {"p99_ms", p99}, {"max_ms", max},
+                  {"refused", refused}, {"timeouts", timeouts}};
+        j["fsyncs_per_s"] = fsync_rate ? Json(*fsync_rate) : Json(nullptr);
+        std::cout << j.dump() << "\n";
+    } else {
+        std::printf("raft: %d proposer%s, %zu-byte entries, %.1f s: %.0f entries/s committed, latency p50 %.2f ms "
+                    "p99 %.2f ms max %.2f ms; fsyncs %s/s (all replicas)%s\n",
+                    proposers, proposers == 1 ? "" : "s", size, secs, rate, p50, p99, max,
+                    fsync_rate ? std::to_string(static_cast<long>(*fsync_rate)).c_str() : "?",
+                    timeouts ? (", " + std::to_string(timeouts) + " timeouts").c_str() : "");
+    }
+    return committed > 0 ? bus::kExitOk : bus::kExitFailure;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"ftbus-bench: measures a running cluster from outside, as a client would"};
+    app.require_subcommand(1);
+    bus::CommonFlags f;
+    int proposers = 1;
+    std::string duration_text = "10s", warmup_text = "1s", timeout_text = "2s";
+    size_t size = 64;
+    bool json = false;
+    CLI::App* raft = app.add_subcommand("raft", "PROPOSE entries to a replicated log (ftbus-elect --algo raft)");
+    bus::add_cluster_flag(*raft, f);
+    raft->add_option("--proposers", proposers, "proposers, each with one PROPOSE in flight")
+        ->check(CLI::Range(1, 1000))
+        ->capture_default_str();
+    raft->add_option("--duration", duration_text, "how long to measure")->capture_default_str();
+    raft->add_option("--warmup", warmup_text, "run this long before measuring (leader found, connections up)")
+        ->capture_default_str();
+    raft->add_option("--size", size, "bytes per entry")->check(CLI::Range(0, 32 * 1024))->capture_default_str();
+    raft->add_option("--timeout", timeout_text, "re-send a PROPOSE unanswered this long (elsewhere)")
+        ->capture_default_str();
+    raft->add_flag("--json", json, "one JSON object instead of a line of text");
+    if (auto code = bus::parse_flags(app, argc, argv)) return *code;
+    return bus::run_program("ftbus-bench", [&]() -> int {
+        auto dur = [](const std::string& text, const char* what) {
+            auto d = bus::parse_duration(text);
+            if (!d || d->count() <= 0) throw bus::ConfigError(std::string("--") + what + ": not a duration: " + text);
+            return *d;
+        };
+        bus::Duration duration = dur(duration_text, "duration"), timeout = dur(timeout_text, "timeout");
+        bus::Duration warmup = warmup_text == "0" ? bus::Duration(0) : dur(warmup_text, "warmup");
+        bus::ClusterConfig cfg = bus::load_cluster_with_flags(f);
+        return bench_raft(cfg, proposers, duration, warmup, size, timeout, json);
+    });
+}
