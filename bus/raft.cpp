@@ -17,6 +17,9 @@ namespace {
 /// well inside the 64 KiB frame for small commands.
 constexpr size_t kMaxEntriesPerMessage = 64;
 constexpr size_t kMaxBytesPerMessage = 32 * 1024;
+constexpr size_t kMaxInflight = kMaxInflightAppends;
+/// hb_match_ when the window was not full at the last heartbeat.
+constexpr uint64_t kNotFull = UINT64_MAX;
 }  // namespace
 
 Raft::Raft(const ClusterConfig& cfg, NodeId self, HardState recovered, uint64_t seed, std::vector<LogEntry> log,
@@ -70,8 +73,8 @@ uint64_t Raft::propose(std::string data, Time /*now*/, Actions& a) {
         throw std::invalid_argument("Raft::propose: an entry of " + std::to_string(data.size()) + " bytes (at most " +
                                     std::to_string(kMaxEntryBytes) + ")");
     append_local(LogEntry{last_index() + 1, term_, std::move(data)}, a);
-    for (NodeId v : voters_)
-        if (v != self_ && next_[v] == last_index()) replicate(v, a);  // it was up to date: send at once
+    for (NodeId v : voters_)  // a follower that was up to date, with room in its window: send at once
+        if (v != self_ && next_[v] == last_index() && inflight_[v].size() < kMaxInflight) replicate(v, a);
     return last_index();  // commits once durable here and on a majority (a single node: on_log_durable)
 }
 
@@ -86,6 +89,13 @@ Actions Raft::on_log_durable(uint64_t index, Time /*now*/) {
 void Raft::replicate(NodeId v, Actions& a) {
     uint64_t next = std::max<uint64_t>(1, std::min(next_[v], last_index() + 1));
     if (next <= snap_index_) return send_snapshot(v, a);  // what it needs was compacted away
+    if (inflight_[v].size() >= kMaxInflight) {
+        // The window is full: only a heartbeat, from what it is known to hold (a commit index
+        // it can use, and proof of life), no entries.
+        uint64_t prev = std::max(match_[v], snap_index_);
+        a.send_before_sync(v, AppendEntries{term_, prev, term_at(prev), commit_, {}});
+        return;
+    }
     AppendEntries m{term_, next - 1, term_at(next - 1), commit_, {}};
     size_t bytes = 0;
     for (uint64_t i = next; i <= last_index() && m.entries.size() < kMaxEntriesPerMessage && bytes < kMaxBytesPerMessage; ++i) {
@@ -94,6 +104,7 @@ void Raft::replicate(NodeId v, Actions& a) {
         bytes += e.data.size() + 16;
     }
     next_[v] = next + m.entries.size();  // optimistic: pipelined; a refusal resets it
+    if (!m.entries.empty()) inflight_[v].push_back(next_[v] - 1);
     a.send_before_sync(v, std::move(m));  // dissertation §10.2.1: our own fsync runs meanwhile
 }
 
@@ -262,6 +273,8 @@ void Raft::become_leader(Time now, Actions& a) {
             last_ack_[v] = now;  // a full period to hear from everyone
             next_[v] = last_index() + 1;
             match_[v] = 0;
+            inflight_[v].clear();
+            hb_match_[v] = kNotFull;
         }
     next_quorum_check_ = check_quorum_ ? now + heartbeat_ : Time::max();
     // §8: a no-op of its own term, so that entries of earlier terms commit through it.
@@ -270,9 +283,20 @@ void Raft::become_leader(Time now, Actions& a) {
 }
 
 void Raft::broadcast_heartbeat(Time now, Actions& a) {
-    // Heartbeats fold into replication: each follower gets what it lacks, or nothing.
-    for (NodeId v : voters_)
-        if (v != self_) replicate(v, a);
+    // Heartbeats fold into replication: each follower gets what it lacks, or nothing. A
+    // follower whose window stayed full for a whole period with no progress lost what was
+    // in flight: start again from what it holds.
+    for (NodeId v : voters_) {
+        if (v == self_) continue;
+        bool full = inflight_[v].size() >= kMaxInflight;
+        if (full && match_[v] == hb_match_[v]) {  // full at the last heartbeat too, no progress since
+            inflight_[v].clear();
+            next_[v] = match_[v] + 1;
+            full = false;
+        }
+        hb_match_[v] = full ? match_[v] : kNotFull;
+        replicate(v, a);
+    }
     next_heartbeat_ = now + heartbeat_;
 }
 
@@ -391,12 +415,15 @@ void Raft::handle(NodeId from, const AppendReply& m, Time now, Actions& a) {
         if (m.match > last_index()) return;  // not a reply to us
         if (m.match > match_[from]) match_[from] = m.match;
         if (next_[from] <= match_[from]) next_[from] = match_[from] + 1;
+        auto& w = inflight_[from];
+        while (!w.empty() && w.front() <= match_[from]) w.pop_front();
         advance_commit();
         apply_committed(a);
-        if (next_[from] <= last_index()) replicate(from, a);  // more to send
+        if (next_[from] <= last_index() && w.size() < kMaxInflight) replicate(from, a);  // more to send
     } else {
         // Back up to the follower's hint (never below what it is known to hold) and retry.
         next_[from] = std::max<uint64_t>(match_[from] + 1, std::min(next_[from], m.match + 1));
+        inflight_[from].clear();  // what was in flight follows a gap: it is resent from here
         replicate(from, a);
     }
 }
@@ -435,6 +462,7 @@ void Raft::handle(NodeId from, const SnapshotReply& m, Time now, Actions& a) {
         if (m.last_index > last_index()) return;  // not a reply to us
         match_[from] = std::max(match_[from], m.last_index);
         next_[from] = std::max(next_[from], match_[from] + 1);
+        inflight_[from].clear();
         advance_commit();
         apply_committed(a);
         if (next_[from] <= last_index()) replicate(from, a);

@@ -38,6 +38,7 @@
 #pragma once
 
 #include <algorithm>
+#include <deque>
 #include <map>
 #include <random>
 #include <set>
@@ -62,6 +63,11 @@ public:
     /// A summary for `ftbus-ctl status` (an object; empty: none).
     virtual Json summary() const { return Json::object(); }
 };
+
+/// AppendEntries with entries in flight to one follower (unacknowledged) at most: the
+/// leader paces each follower by its acknowledgements, not by the socket's queue (whose
+/// overflow would lose messages). 16 messages of up to 64 entries keep a fast follower busy.
+inline constexpr size_t kMaxInflightAppends = 16;
 
 /// The largest entry Raft replicates: one entry must fit an APPEND_ENTRIES frame.
 inline constexpr size_t kMaxEntryBytes = 32 * 1024;
@@ -193,6 +199,11 @@ private:
     Time next_quorum_check_ = Time::max();
     std::map<NodeId, Time> last_ack_;  ///< when each follower last answered in term_
     std::map<NodeId, uint64_t> next_, match_;  ///< per follower (§5.3, Figure 2)
+    /// Per follower: the last index of each AppendEntries with entries not yet acknowledged
+    /// (the in-flight window), and its match index at the previous heartbeat if the window
+    /// was full then (UINT64_MAX if not).
+    std::map<NodeId, std::deque<uint64_t>> inflight_;
+    std::map<NodeId, uint64_t> hb_match_;
     /// Per follower receiving the snapshot: bytes it holds of snapshot snap_of_ (the leader's
     /// snapshot at that index; another index starts over).
     std::map<NodeId, uint64_t> snap_offset_, snap_of_;

@@ -571,3 +571,44 @@ TEST_CASE("raft replication: a leader compacts every snapshot_entries applied en
     a = l.on_message(3, env(3, SnapshotReply{l.term(), 5, 0, true}), Time(1s + 3ms));
     CHECK(test::sent_of<InstallSnapshot>(a).empty());
 }
+
+TEST_CASE("raft replication: a leader keeps at most kMaxInflightAppends AppendEntries in flight to a follower — "
+          "acknowledgements open the window, a window stuck for a heartbeat period is resent from the match",
+          "[unit][raft][replication]") {
+    ClusterConfig cfg = test::make_cluster(3, "election_timeout = \"100ms-200ms\"\npre_vote = false\n");
+    Raft l(cfg, 1, HardState{1, 0}, 7);
+    l.start(Time(0));
+    l.on_tick(Time(1s));
+    l.on_message(2, env(2, Vote{l.term(), true}), Time(1s));
+    REQUIRE(l.role() == Raft::Role::leader);  // the no-op (index 1) went out to 2 and 3
+    auto with_entries_to = [](const Actions& a, NodeId to) {
+        size_t n = 0;
+        for (auto& [o, m] : test::sent_of<AppendEntries>(a))
+            if (o.to == to && !m.entries.empty()) ++n;
+        return n;
+    };
+    size_t sent = 1;  // the no-op's message to node 2
+    for (int i = 0; i < 40; ++i) {
+        Actions p;
+        l.propose("cmd" + std::to_string(i), Time(1s), p);
+        sent += with_entries_to(p, 2);
+    }
+    CHECK(sent == kMaxInflightAppends);  // nothing acknowledged yet: the window is full
+    // Node 2 acknowledges the first three messages: three more may go, carrying the rest.
+    Actions a = l.on_message(2, env(2, AppendReply{l.term(), true, 3}), Time(1s + 1ms));
+    CHECK(with_entries_to(a, 2) == 1);  // one message, from index 17 up to 41 (batched)
+    auto ae = test::sent_of<AppendEntries>(a);
+    REQUIRE(ae.size() == 1);
+    CHECK(ae[0].second.prev_index == kMaxInflightAppends);
+    CHECK(ae[0].second.entries.size() == 41 - kMaxInflightAppends);
+    // Node 3 never answers: its window stays full; heartbeats carry no entries, and after a
+    // whole period with no progress it is resent from what node 3 holds (nothing: index 1).
+    Actions h1 = l.on_tick(Time(1s + 60ms));
+    CHECK(with_entries_to(h1, 3) == 0);
+    Actions h2 = l.on_tick(Time(1s + 120ms));
+    auto again = test::sent_of<AppendEntries>(h2);
+    bool resent = false;
+    for (auto& [o, m] : again)
+        if (o.to == 3 && m.prev_index == 0 && !m.entries.empty()) resent = true;
+    CHECK(resent);
+}
