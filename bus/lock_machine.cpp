@@ -1,0 +1,426 @@
+#include "bus/lock_machine.hpp"
+
+#include <algorithm>
+
+#include "bus/raft_storage.hpp"
+
+namespace bus {
+
+namespace {
+
+constexpr const char* kNotHolder = "you do not hold the lock";
+
+Json bin(const std::string& s) { return Json::binary(std::vector<uint8_t>(s.begin(), s.end())); }
+std::string unbin(const Json& j) {
+    const auto& b = j.get_binary();
+    return std::string(b.begin(), b.end());
+}
+
+bool name_ok(const std::string& s, size_t max) {
+    if (s.empty() || s.size() > max || s[0] == '.' || s[0] == '-') return false;
+    return std::all_of(s.begin(), s.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+               c == '-';
+    });
+}
+
+Json reply_json(const LockReply& r) {
+    Json j = {{"session", r.session}, {"req", r.req}, {"status", r.status}};
+    if (!r.error.empty()) j["error"] = r.error;
+    if (!r.lock.empty()) j["lock"] = r.lock;
+    if (r.token) j["token"] = r.token;
+    if (r.pos) j["pos"] = r.pos;
+    if (!r.file.empty()) j["file"] = r.file;
+    if (r.status == "appended") j["offset"] = r.offset, j["bytes"] = r.bytes;
+    if (!r.info.is_null()) j["info"] = r.info;
+    return j;
+}
+
+LockReply reply_from(const Json& j) {
+    LockReply r;
+    r.session = j.at("session").get<uint64_t>();
+    r.req = j.at("req").get<uint64_t>();
+    r.status = j.at("status").get<std::string>();
+    r.error = j.value("error", "");
+    r.lock = j.value("lock", "");
+    r.token = j.value("token", uint64_t{0});
+    r.pos = j.value("pos", uint64_t{0});
+    r.file = j.value("file", "");
+    r.offset = j.value("offset", uint64_t{0});
+    r.bytes = j.value("bytes", uint64_t{0});
+    if (j.contains("info")) r.info = j["info"];
+    return r;
+}
+
+LockReply make_reply(uint64_t session, uint64_t req, std::string status = {}) {
+    LockReply r;
+    r.session = session;
+    r.req = req;
+    r.status = std::move(status);
+    return r;
+}
+
+}  // namespace
+
+const char* to_string(LockCommand::Op op) {
+    switch (op) {
+        case LockCommand::Op::open: return "open";
+        case LockCommand::Op::close: return "close";
+        case LockCommand::Op::acquire: return "acquire";
+        case LockCommand::Op::release: return "release";
+        case LockCommand::Op::append: return "append";
+        case LockCommand::Op::status: return "status";
+        case LockCommand::Op::expire: return "expire";
+    }
+    return "?";
+}
+
+std::string encode_command(const LockCommand& c) {
+    Json j = {{"op", static_cast<int>(c.op)}};
+    if (c.session) j["session"] = c.session;
+    if (c.req) j["req"] = c.req;
+    if (!c.client.empty()) j["client"] = c.client;
+    if (c.ttl_ms) j["ttl_ms"] = c.ttl_ms;
+    if (!c.lock.empty()) j["lock"] = c.lock;
+    if (c.token) j["token"] = c.token;
+    if (!c.file.empty()) j["file"] = c.file;
+    if (c.op == LockCommand::Op::append) j["data"] = bin(c.data);
+    if (c.epoch) j["epoch"] = c.epoch;
+    std::vector<uint8_t> b = Json::to_msgpack(j);
+    return std::string(b.begin(), b.end());
+}
+
+std::optional<LockCommand> decode_command(std::string_view bytes, std::string& why) {
+    Json j = Json::from_msgpack(bytes.begin(), bytes.end(), true, false);
+    if (j.is_discarded() || !j.is_object()) return why = "not a msgpack map", std::nullopt;
+    LockCommand c;
+    auto uint = [&](const char* k, uint64_t& out) {
+        if (!j.contains(k)) return true;
+        if (!j[k].is_number_unsigned()) return why = std::string("field '") + k + "' is not an unsigned integer", false;
+        out = j[k].get<uint64_t>();
+        return true;
+    };
+    auto str = [&](const char* k, std::string& out) {
+        if (!j.contains(k)) return true;
+        if (!j[k].is_string()) return why = std::string("field '") + k + "' is not a string", false;
+        out = j[k].get<std::string>();
+        return true;
+    };
+    uint64_t op = 0;
+    if (!j.contains("op") || !uint("op", op)) return why = why.empty() ? "no op" : why, std::nullopt;
+    if (op < 1 || op > 7) return why = "unknown op " + std::to_string(op), std::nullopt;
+    c.op = static_cast<LockCommand::Op>(op);
+    if (!uint("session", c.session) || !uint("req", c.req) || !str("client", c.client) || !uint("ttl_ms", c.ttl_ms) ||
+        !str("lock", c.lock) || !uint("token", c.token) || !str("file", c.file) || !uint("epoch", c.epoch))
+        return std::nullopt;
+    if (j.contains("data")) {
+        if (!j["data"].is_binary()) return why = "field 'data' is not bytes", std::nullopt;
+        c.data = unbin(j["data"]);
+    }
+    return c;
+}
+
+std::string validate(const LockCommand& c) {
+    using Op = LockCommand::Op;
+    if (c.op == Op::open) {
+        if (!name_ok(c.client, kMaxClientName)) return "a client id of 1.." + std::to_string(kMaxClientName) + " characters [A-Za-z0-9._-]";
+        if (c.ttl_ms < kMinTtlMs || c.ttl_ms > kMaxTtlMs)
+            return "a ttl of " + std::to_string(c.ttl_ms) + " ms (from " + std::to_string(kMinTtlMs) + " ms to " +
+                   std::to_string(kMaxTtlMs / 60000) + " min)";
+        return "";
+    }
+    if (c.session == 0) return "no session";
+    if (c.op == Op::expire) return c.epoch ? "" : "an expiry without an epoch";
+    if (c.req == 0) return "no request number";
+    if (c.op == Op::acquire || c.op == Op::release || c.op == Op::append) {
+        if (!name_ok(c.lock, kMaxLockName)) return "a lock name of 1.." + std::to_string(kMaxLockName) + " characters [A-Za-z0-9._-]";
+    }
+    if (c.op == Op::status && !c.lock.empty() && !name_ok(c.lock, kMaxLockName)) return "a bad lock name";
+    if (c.op == Op::append) {
+        if (!name_ok(c.file, kMaxFileName)) return "a file name of 1.." + std::to_string(kMaxFileName) + " characters [A-Za-z0-9._-]";
+        if (c.data.size() > kMaxAppendBytes)
+            return "an append of " + std::to_string(c.data.size()) + " bytes (at most " + std::to_string(kMaxAppendBytes) + ")";
+    }
+    return "";
+}
+
+// ---- applying -------------------------------------------------------------------------------
+
+void LockMachine::trace(std::string ev, Json fields, const LogEntry& e) {
+    fields["index"] = e.index;
+    fields["term"] = e.term;
+    events_.push_back({std::move(ev), std::move(fields), TraceLevel::state});
+}
+
+std::pair<uint64_t, uint64_t> LockMachine::holder(const std::string& lock) const {
+    auto it = locks_.find(lock);
+    return it == locks_.end() ? std::pair<uint64_t, uint64_t>{0, 0} : std::pair{it->second.holder, it->second.token};
+}
+
+void LockMachine::apply(const LogEntry& e) {
+    if (e.data.empty()) return;  // a leader's no-op
+    std::string why;
+    std::optional<LockCommand> c = decode_command(e.data, why);
+    if (!c) return;  // never proposed by a correct leader; every replica ignores it alike
+    using Op = LockCommand::Op;
+    if (c->op == Op::expire) {
+        auto it = sessions_.find(c->session);
+        if (it == sessions_.end() || it->second.epoch != c->epoch) return;  // gone, or renewed since: stale
+        end_session(c->session, e, "expire");
+        return;
+    }
+    LockReply r;
+    r.session = c->op == Op::open ? e.index : c->session;
+    r.req = c->req;
+    if (std::string bad = validate(*c); !bad.empty()) {
+        r.status = "rejected";
+        r.error = bad;
+    } else if (c->op == Op::open) {
+        sessions_[e.index] = Session{c->client, c->ttl_ms, e.index, 0, {}};
+        r.status = "opened";
+        trace("session.open", {{"session", e.index}, {"client", c->client}, {"ttl_ms", c->ttl_ms}}, e);
+    } else {
+        auto it = sessions_.find(c->session);
+        if (it == sessions_.end()) {
+            r.status = "rejected";
+            r.error = "no such session (expired or closed)";
+        } else if (c->req == it->second.last_req) {
+            r = it->second.last_reply;  // a retry: the same answer, nothing applied again
+        } else if (c->req < it->second.last_req) {
+            r.status = "rejected";
+            r.error = "request " + std::to_string(c->req) + " is older than the last one (" +
+                      std::to_string(it->second.last_req) + ")";
+        } else {
+            it->second.epoch = e.index;  // any command renews: a pending expiry is stale now
+            r = run(*c, e);
+            if (auto s = sessions_.find(c->session); s != sessions_.end()) {  // (close removed it)
+                s->second.last_req = c->req;
+                s->second.last_reply = r;
+            }
+        }
+    }
+    outputs_.push_back({e.index, false, std::move(r)});
+}
+
+LockReply LockMachine::run(const LockCommand& c, const LogEntry& e) {
+    using Op = LockCommand::Op;
+    switch (c.op) {
+        case Op::acquire: return acquire(c, e);
+        case Op::release: return release(c, e);
+        case Op::append: return append(c, e);
+        case Op::status: return status(c);
+        case Op::close: {
+            end_session(c.session, e, "close");
+            return make_reply(c.session, c.req, "closed");
+        }
+        default: {
+            LockReply r = make_reply(c.session, c.req, "rejected");
+            r.error = "not a client command";
+            return r;
+        }
+    }
+}
+
+LockReply LockMachine::acquire(const LockCommand& c, const LogEntry& e) {
+    LockReply r = make_reply(c.session, c.req);
+    r.lock = c.lock;
+    Lock& l = locks_[c.lock];
+    if (l.holder == c.session) {  // already ours (a client that lost our push asks again)
+        r.status = "granted";
+        r.token = l.token;
+        return r;
+    }
+    if (l.holder == 0) {
+        l.holder = c.session;
+        l.token = e.index;
+        r.status = "granted";
+        r.token = l.token;
+        trace("lock.grant", {{"lock", c.lock}, {"session", c.session}, {"client", sessions_[c.session].client}, {"token", l.token}}, e);
+        return r;
+    }
+    auto w = std::find(l.waiters.begin(), l.waiters.end(), c.session);
+    if (w == l.waiters.end()) {
+        l.waiters.push_back(c.session);
+        w = l.waiters.end() - 1;
+        trace("lock.queue", {{"lock", c.lock}, {"session", c.session}, {"pos", l.waiters.size()}}, e);
+    }
+    r.status = "queued";
+    r.pos = static_cast<uint64_t>(w - l.waiters.begin()) + 1;
+    return r;
+}
+
+LockReply LockMachine::release(const LockCommand& c, const LogEntry& e) {
+    LockReply r = make_reply(c.session, c.req);
+    r.lock = c.lock;
+    auto it = locks_.find(c.lock);
+    if (it == locks_.end() || it->second.holder != c.session || it->second.token != c.token) {
+        r.status = "rejected";
+        r.error = kNotHolder;
+        r.token = it == locks_.end() || it->second.holder == 0 ? 0 : it->second.token;
+        return r;
+    }
+    Lock& l = it->second;
+    trace("lock.release", {{"lock", c.lock}, {"session", c.session}, {"token", l.token}}, e);
+    l.holder = 0;
+    hand_on(c.lock, l, e);
+    r.status = "released";
+    r.token = c.token;
+    return r;
+}
+
+LockReply LockMachine::append(const LockCommand& c, const LogEntry& e) {
+    LockReply r = make_reply(c.session, c.req);
+    r.lock = c.lock;
+    r.file = c.file;
+    auto it = locks_.find(c.lock);
+    if (it == locks_.end() || it->second.holder != c.session || it->second.token != c.token) {
+        r.status = "rejected";
+        r.error = kNotHolder;
+        r.token = it == locks_.end() || it->second.holder == 0 ? 0 : it->second.token;
+        return r;
+    }
+    auto [f, fresh] = files_.try_emplace(c.file, File{c.lock, {}});
+    if (f->second.lock != c.lock) {
+        r.status = "rejected";
+        r.error = "file " + c.file + " is guarded by lock " + f->second.lock + ", not " + c.lock;
+        return r;
+    }
+    r.offset = f->second.data.size();
+    r.bytes = c.data.size();
+    f->second.data += c.data;
+    if (sink_) sink_(c.file, r.offset, c.data, false);
+    r.status = "appended";
+    r.token = c.token;
+    trace("file.append", {{"file", c.file}, {"lock", c.lock}, {"token", c.token}, {"offset", r.offset},
+                          {"bytes", r.bytes}, {"crc32c", crc32c(c.data)}, {"client", sessions_[c.session].client},
+                          {"req", c.req}}, e);
+    return r;
+}
+
+LockReply LockMachine::status(const LockCommand& c) const {
+    LockReply r = make_reply(c.session, c.req, "status");
+    Json locks = Json::object(), files = Json::object();
+    for (auto& [name, l] : locks_) {
+        if (!c.lock.empty() && name != c.lock) continue;
+        Json w = Json::array();
+        for (uint64_t s : l.waiters) w.push_back(s);
+        Json h = nullptr;
+        if (l.holder) h = {{"session", l.holder}, {"client", sessions_.at(l.holder).client}, {"token", l.token}};
+        locks[name] = {{"holder", h}, {"waiters", w}};
+    }
+    for (auto& [name, f] : files_)
+        if (c.lock.empty() || f.lock == c.lock) files[name] = {{"lock", f.lock}, {"bytes", f.data.size()}, {"crc32c", crc32c(f.data)}};
+    r.lock = c.lock;
+    r.info = {{"locks", locks}, {"files", files}, {"sessions", sessions_.size()}};
+    return r;
+}
+
+void LockMachine::hand_on(const std::string& name, Lock& l, const LogEntry& e) {
+    if (l.holder != 0 || l.waiters.empty()) return;
+    l.holder = l.waiters.front();
+    l.waiters.pop_front();
+    l.token = e.index;
+    trace("lock.grant", {{"lock", name}, {"session", l.holder}, {"client", sessions_.at(l.holder).client}, {"token", l.token}}, e);
+    LockReply push = make_reply(l.holder, 0, "granted");
+    push.lock = name;
+    push.token = l.token;
+    outputs_.push_back({e.index, true, std::move(push)});
+    // Everyone behind moved up one place.
+    for (size_t i = 0; i < l.waiters.size(); ++i) {
+        LockReply moved = make_reply(l.waiters[i], 0, "queued");
+        moved.lock = name;
+        moved.pos = i + 1;
+        outputs_.push_back({e.index, true, std::move(moved)});
+    }
+}
+
+void LockMachine::end_session(uint64_t session, const LogEntry& e, const char* why) {
+    bool expired = std::string(why) == "expire";
+    trace(expired ? "session.expire" : "session.close", {{"session", session}}, e);
+    for (auto& [name, l] : locks_) {
+        std::erase(l.waiters, session);
+        if (l.holder == session) {
+            trace(expired ? "lock.expire" : "lock.release", {{"lock", name}, {"session", session}, {"token", l.token}}, e);
+            l.holder = 0;
+        }
+    }
+    sessions_.erase(session);
+    for (auto& [name, l] : locks_) hand_on(name, l, e);
+}
+
+// ---- snapshots ------------------------------------------------------------------------------
+
+std::string LockMachine::snapshot() const {
+    Json sessions = Json::array(), locks = Json::array(), files = Json::array();
+    for (auto& [id, s] : sessions_)
+        sessions.push_back({{"id", id}, {"client", s.client}, {"ttl_ms", s.ttl_ms}, {"epoch", s.epoch},
+                            {"last_req", s.last_req}, {"last_reply", reply_json(s.last_reply)}});
+    for (auto& [name, l] : locks_) {
+        Json w = Json::array();
+        for (uint64_t s : l.waiters) w.push_back(s);
+        locks.push_back({{"name", name}, {"holder", l.holder}, {"token", l.token}, {"waiters", w}});
+    }
+    for (auto& [name, f] : files_) files.push_back({{"name", name}, {"lock", f.lock}, {"data", bin(f.data)}});
+    Json j = {{"v", 1}, {"sessions", sessions}, {"locks", locks}, {"files", files}};
+    std::vector<uint8_t> b = Json::to_msgpack(j);
+    return std::string(b.begin(), b.end());
+}
+
+void LockMachine::restore(const std::string& data) {
+    Json j = Json::from_msgpack(data.begin(), data.end(), true, false);
+    if (j.is_discarded() || !j.is_object() || j.value("v", 0) != 1)
+        throw std::invalid_argument("LockMachine: not a lock service snapshot");
+    std::map<uint64_t, Session> sessions;
+    std::map<std::string, Lock> locks;
+    std::map<std::string, File> files;
+    try {
+        for (const Json& s : j.at("sessions")) {
+            Session x{s.at("client").get<std::string>(), s.at("ttl_ms").get<uint64_t>(), s.at("epoch").get<uint64_t>(),
+                      s.at("last_req").get<uint64_t>(), reply_from(s.at("last_reply"))};
+            sessions[s.at("id").get<uint64_t>()] = std::move(x);
+        }
+        for (const Json& l : j.at("locks")) {
+            Lock x{l.at("holder").get<uint64_t>(), l.at("token").get<uint64_t>(), {}};
+            for (const Json& w : l.at("waiters")) x.waiters.push_back(w.get<uint64_t>());
+            locks[l.at("name").get<std::string>()] = std::move(x);
+        }
+        for (const Json& f : j.at("files"))
+            files[f.at("name").get<std::string>()] = File{f.at("lock").get<std::string>(), unbin(f.at("data"))};
+    } catch (const Json::exception& e) {
+        throw std::invalid_argument(std::string("LockMachine: a damaged snapshot: ") + e.what());
+    }
+    sessions_ = std::move(sessions);
+    locks_ = std::move(locks);
+    files_ = std::move(files);
+    if (sink_)
+        for (auto& [name, f] : files_) sink_(name, 0, f.data, true);
+}
+
+Json LockMachine::summary() const {
+    size_t held = 0, waiting = 0;
+    for (auto& [name, l] : locks_) held += l.holder != 0, waiting += l.waiters.size();
+    uint64_t bytes = 0;
+    for (auto& [name, f] : files_) bytes += f.data.size();
+    return {{"sessions", sessions_.size()}, {"locks", locks_.size()}, {"held", held},
+            {"waiting", waiting}, {"files", files_.size()}, {"file_bytes", bytes}};
+}
+
+std::vector<std::string> LockMachine::check_invariants() const {
+    std::vector<std::string> bad;
+    for (auto& [name, l] : locks_) {
+        if (l.holder && !sessions_.count(l.holder)) bad.push_back("lock " + name + " held by a session that is gone");
+        if (l.holder == 0 && !l.waiters.empty()) bad.push_back("lock " + name + " is free with waiters");
+        std::vector<uint64_t> w(l.waiters.begin(), l.waiters.end());
+        std::sort(w.begin(), w.end());
+        if (std::adjacent_find(w.begin(), w.end()) != w.end()) bad.push_back("lock " + name + " has a waiter twice");
+        for (uint64_t s : l.waiters) {
+            if (!sessions_.count(s)) bad.push_back("lock " + name + " has a waiter that is gone");
+            if (s == l.holder) bad.push_back("lock " + name + "'s holder also waits for it");
+        }
+    }
+    for (auto& [name, f] : files_)
+        if (!locks_.count(f.lock)) bad.push_back("file " + name + " guarded by an unknown lock");
+    return bad;
+}
+
+}  // namespace bus

@@ -1,0 +1,166 @@
+// LockMachine: the lock service's replicated state machine (DESIGN.md, "The lock service";
+// Chubby and etcd in spirit). It sits on Raft's replicated log through the StateMachine
+// seam: every replica applies the same commands in the same order and so holds the same
+// sessions, locks, queues and files. It knows nothing of sockets, clocks or leaders: lease
+// timing is the leader's business (it proposes `expire`), and what applying a command
+// produced — the reply to its sender, grants pushed to waiters, trace events — is collected
+// for the server to send and trace.
+//
+// Commands (each one log entry's data, msgpack; LockCommand):
+//   open {client, ttl_ms}          a session; its id is the entry's index
+//   close {session, req}           the session ends: its locks are released, it leaves queues
+//   acquire {session, req, lock}   granted (token) if free, else queued FIFO (position)
+//   release {session, req, lock, token}        by the holder with the current token only
+//   append {session, req, lock, token, file, data}   to the file `lock` guards, by the
+//                                   holder with the current token only, at the file's end
+//   status {session, req, lock}    holders and queues ("" = every lock) and file sizes
+//   expire {session, epoch}        from the leader: the session's lease ran out. Applies
+//                                   only if the session's epoch is still `epoch` (any of
+//                                   its commands applied since makes the expiry stale)
+// Rules:
+//  - the fencing token of a grant is the index of the entry that made it (an acquire, or
+//    the release/close/expire that handed the lock on): tokens only ever increase;
+//  - "you do not hold the lock" for a release or append by anyone but the holder, or with
+//    any token but the current one: nothing changes;
+//  - a file is guarded by the lock its first append named; appends name that lock or are
+//    refused; each append lands at the file's current end (its offset is in the reply);
+//  - exactly once: every client command carries (session, req); req numbers increase per
+//    session; the last reply is kept per session (in snapshots too) and a retry of the same
+//    req gets it again without applying anything; an older req is refused;
+//  - a command for an unknown (expired, closed) session is refused: "no such session".
+// Invalid commands (bad bytes, bad names, oversized data) are refused deterministically on
+// every replica; they change nothing.
+// Not thread-safe; owned by the node loop.
+#pragma once
+
+#include <deque>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "bus/raft.hpp"
+
+namespace bus {
+
+/// Limits checked by the server before proposing and again when applying.
+inline constexpr size_t kMaxLockName = 128;
+inline constexpr size_t kMaxFileName = 128;
+inline constexpr size_t kMaxClientName = 64;
+inline constexpr size_t kMaxAppendBytes = 16 * 1024;
+inline constexpr uint64_t kMinTtlMs = 100;
+inline constexpr uint64_t kMaxTtlMs = 10 * 60 * 1000;
+
+struct LockCommand {
+    enum class Op : uint8_t { open = 1, close, acquire, release, append, status, expire };
+    Op op = Op::open;
+    uint64_t session = 0;
+    uint64_t req = 0;
+    std::string client;   ///< open
+    uint64_t ttl_ms = 0;  ///< open
+    std::string lock;     ///< acquire, release, append, status
+    uint64_t token = 0;   ///< release, append
+    std::string file;     ///< append
+    std::string data;     ///< append
+    uint64_t epoch = 0;   ///< expire
+    bool operator==(const LockCommand&) const = default;
+};
+const char* to_string(LockCommand::Op op);
+
+/// The command's bytes (msgpack map).
+std::string encode_command(const LockCommand& c);
+/// The command, or nullopt with `why` for bytes that are not a valid command.
+std::optional<LockCommand> decode_command(std::string_view bytes, std::string& why);
+/// "" if `c` is acceptable (names, sizes, ttl), else why not. Checked before proposing and
+/// when applying.
+std::string validate(const LockCommand& c);
+
+/// The answer to a client command, as applied. `status` is one of: opened, granted,
+/// queued, released, appended, closed, status, rejected.
+struct LockReply {
+    uint64_t session = 0;
+    uint64_t req = 0;
+    std::string status;
+    std::string error;    ///< rejected: why ("you do not hold the lock", ...)
+    std::string lock;
+    uint64_t token = 0;   ///< granted: the fencing token; rejected: the current one (0: none)
+    uint64_t pos = 0;     ///< queued: 1 = next in line
+    std::string file;
+    uint64_t offset = 0;  ///< appended: where the data landed
+    uint64_t bytes = 0;   ///< appended: how many
+    Json info;            ///< status: {locks: {...}, files: {...}}
+    bool operator==(const LockReply&) const = default;
+};
+
+/// What applying one entry produced, for the server: the reply to the command's sender
+/// (if a client sent it), and grants for waiters (`push`: the session did not send this
+/// entry; it is told of its grant out of band).
+struct LockOutput {
+    uint64_t index = 0;  ///< the entry
+    bool push = false;
+    LockReply reply;
+};
+
+class LockMachine final : public StateMachine {
+public:
+    struct Session {
+        std::string client;
+        uint64_t ttl_ms = 0;
+        uint64_t epoch = 0;     ///< index of the last entry applied for it
+        uint64_t last_req = 0;
+        LockReply last_reply;   ///< the reply to last_req (exactly-once)
+    };
+    struct Lock {
+        uint64_t holder = 0;  ///< session, 0 = free
+        uint64_t token = 0;   ///< of the current grant; the last one while free
+        std::deque<uint64_t> waiters;  ///< sessions, FIFO
+    };
+    struct File {
+        std::string lock;  ///< the lock that guards it
+        std::string data;
+    };
+
+    void apply(const LogEntry& e) override;
+    std::string snapshot() const override;
+    /// \throws std::invalid_argument for bytes that are not a snapshot of this machine.
+    void restore(const std::string& data) override;
+    Json summary() const override;
+
+    /// What applying produced since the last take (the server sends replies and pushes).
+    std::vector<LockOutput> take_outputs() { return std::exchange(outputs_, {}); }
+    /// Trace events (session.open, lock.grant, file.append, ...) since the last take.
+    std::vector<TraceEvent> take_events() { return std::exchange(events_, {}); }
+    /// Called with (file, offset, data) for every append applied, and with (file, 0, whole
+    /// contents) for every file after a restore: the server mirrors files on disk.
+    using FileSink = std::function<void(const std::string& file, uint64_t offset, const std::string& data, bool whole)>;
+    void set_file_sink(FileSink f) { sink_ = std::move(f); }
+
+    const std::map<uint64_t, Session>& sessions() const { return sessions_; }
+    const std::map<std::string, Lock>& locks() const { return locks_; }
+    const std::map<std::string, File>& files() const { return files_; }
+    /// The holder of `lock` (0: free) and its token.
+    std::pair<uint64_t, uint64_t> holder(const std::string& lock) const;
+    /// Violations of the machine's invariants (empty when fine).
+    std::vector<std::string> check_invariants() const;
+
+private:
+    LockReply run(const LockCommand& c, const LogEntry& e);
+    LockReply acquire(const LockCommand& c, const LogEntry& e);
+    LockReply release(const LockCommand& c, const LogEntry& e);
+    LockReply append(const LockCommand& c, const LogEntry& e);
+    LockReply status(const LockCommand& c) const;
+    /// The session is gone (close or expire): its locks pass to their next waiters.
+    void end_session(uint64_t session, const LogEntry& e, const char* why);
+    /// `lock` is free: the next waiter (if any) gets it, with token e.index, pushed.
+    void hand_on(const std::string& name, Lock& l, const LogEntry& e);
+    void trace(std::string ev, Json fields, const LogEntry& e);
+
+    std::map<uint64_t, Session> sessions_;
+    std::map<std::string, Lock> locks_;
+    std::map<std::string, File> files_;
+    std::vector<LockOutput> outputs_;
+    std::vector<TraceEvent> events_;
+    FileSink sink_;
+};
+
+}  // namespace bus

@@ -1,0 +1,296 @@
+// The lock service's replicated state machine on its own: sessions, FIFO queues, fencing
+// tokens, guarded files, expiry, exactly-once replies, snapshots. Entries are applied by
+// hand, as Raft would apply them, one index after another.
+#include <catch2/catch.hpp>
+
+#include "bus/lock_machine.hpp"
+#include "bus/raft_storage.hpp"
+
+using namespace bus;
+using Op = LockCommand::Op;
+
+namespace {
+
+struct Driver {
+    LockMachine m;
+    uint64_t index = 0;
+    uint64_t term = 1;
+    std::vector<LockOutput> pushes;  ///< grants and queue moves pushed so far
+    std::vector<TraceEvent> events;
+
+    /// Applies `c` as the next entry; \return the reply to its sender.
+    LockReply run(const LockCommand& c) {
+        m.apply(LogEntry{++index, term, encode_command(c)});
+        LockReply r;
+        bool replied = false;
+        for (auto& o : m.take_outputs()) {
+            if (o.push) {
+                pushes.push_back(o);
+            } else {
+                REQUIRE_FALSE(replied);
+                r = o.reply;
+                replied = true;
+            }
+        }
+        for (auto& e : m.take_events()) events.push_back(e);
+        CHECK(m.check_invariants().empty());
+        return r;
+    }
+    uint64_t open(const std::string& client, uint64_t ttl = 1000) {
+        LockReply r = run({Op::open, 0, 0, client, ttl});
+        REQUIRE(r.status == "opened");
+        return r.session;
+    }
+    LockReply acquire(uint64_t s, uint64_t req, const std::string& lock) {
+        LockCommand c{Op::acquire, s, req};
+        c.lock = lock;
+        return run(c);
+    }
+    LockReply release(uint64_t s, uint64_t req, const std::string& lock, uint64_t token) {
+        LockCommand c{Op::release, s, req};
+        c.lock = lock;
+        c.token = token;
+        return run(c);
+    }
+    LockReply append(uint64_t s, uint64_t req, const std::string& lock, uint64_t token, const std::string& file,
+                     const std::string& data) {
+        LockCommand c{Op::append, s, req};
+        c.lock = lock;
+        c.token = token;
+        c.file = file;
+        c.data = data;
+        return run(c);
+    }
+    void expire(uint64_t s, uint64_t epoch) {
+        LockCommand c{Op::expire, s};
+        c.epoch = epoch;
+        m.apply(LogEntry{++index, term, encode_command(c)});
+        for (auto& o : m.take_outputs()) {
+            REQUIRE(o.push);  // nobody asked: only grants pushed to waiters
+            pushes.push_back(o);
+        }
+        for (auto& e : m.take_events()) events.push_back(e);
+        CHECK(m.check_invariants().empty());
+    }
+    size_t count(const std::string& ev) const {
+        return static_cast<size_t>(std::count_if(events.begin(), events.end(), [&](auto& e) { return e.ev == ev; }));
+    }
+    std::string file(const std::string& name) const {
+        auto it = m.files().find(name);
+        return it == m.files().end() ? std::string("<none>") : it->second.data;
+    }
+};
+
+}  // namespace
+
+TEST_CASE("lock machine: one holder at a time, waiters queue FIFO with their position, and each release hands the "
+          "lock to the next waiter with a higher fencing token, pushed",
+          "[unit][lock]") {
+    Driver d;
+    uint64_t a = d.open("a"), b = d.open("b"), c = d.open("c");
+    LockReply ra = d.acquire(a, 1, "L");
+    REQUIRE(ra.status == "granted");
+    CHECK(ra.token == d.index);  // the token is the grant entry's index
+    LockReply rb = d.acquire(b, 1, "L");
+    CHECK(rb.status == "queued");
+    CHECK(rb.pos == 1);
+    LockReply rc = d.acquire(c, 1, "L");
+    CHECK(rc.pos == 2);
+    CHECK(d.acquire(b, 2, "L").pos == 1);  // asking again keeps its place
+    CHECK(d.m.holder("L") == std::pair<uint64_t, uint64_t>{a, ra.token});
+
+    LockReply rel = d.release(a, 2, "L", ra.token);
+    CHECK(rel.status == "released");
+    uint64_t release_index = d.index;
+    CHECK(d.m.holder("L") == std::pair<uint64_t, uint64_t>{b, release_index});
+    REQUIRE(d.pushes.size() == 2);
+    CHECK(d.pushes[0].reply.session == b);
+    CHECK(d.pushes[0].reply.status == "granted");
+    CHECK(d.pushes[0].reply.token == release_index);
+    CHECK(d.pushes[0].reply.token > ra.token);
+    CHECK(d.pushes[1].reply.session == c);  // c moved up to first in line
+    CHECK(d.pushes[1].reply.status == "queued");
+    CHECK(d.pushes[1].reply.pos == 1);
+
+    d.release(b, 3, "L", release_index);
+    CHECK(d.m.holder("L").first == c);
+    CHECK(d.m.holder("L").second > release_index);
+    CHECK(d.count("lock.grant") == 3);
+    CHECK(d.count("lock.queue") == 2);
+    CHECK(d.count("lock.release") == 2);
+}
+
+TEST_CASE("lock machine: a release or append by anyone but the holder, or with a stale token, is refused — \"you "
+          "do not hold the lock\" — and changes nothing",
+          "[unit][lock][badinput]") {
+    Driver d;
+    uint64_t a = d.open("a"), b = d.open("b");
+    uint64_t ta = d.acquire(a, 1, "L").token;
+    CHECK(d.append(a, 2, "L", ta, "out.txt", "line 1\n").status == "appended");
+    d.acquire(b, 1, "L");
+
+    LockReply r = d.release(b, 2, "L", ta);  // b is not the holder
+    CHECK(r.status == "rejected");
+    CHECK(r.error == "you do not hold the lock");
+    CHECK(r.token == ta);  // the current token, for the message
+    r = d.release(a, 3, "L", ta + 1);  // the holder with a wrong token
+    CHECK(r.error == "you do not hold the lock");
+    r = d.append(b, 3, "L", ta, "out.txt", "intruder\n");
+    CHECK(r.error == "you do not hold the lock");
+    CHECK(d.file("out.txt") == "line 1\n");
+    CHECK(d.m.holder("L") == std::pair<uint64_t, uint64_t>{a, ta});
+
+    // a hands over; its old token is worthless from then on.
+    d.release(a, 4, "L", ta);
+    uint64_t tb = d.m.holder("L").second;
+    r = d.append(a, 5, "L", ta, "out.txt", "late\n");
+    CHECK(r.status == "rejected");
+    CHECK(r.token == tb);
+    CHECK(d.append(b, 4, "L", tb, "out.txt", "line 2\n").offset == 7);
+    CHECK(d.file("out.txt") == "line 1\nline 2\n");
+    CHECK(d.count("file.append") == 2);
+}
+
+TEST_CASE("lock machine: a file is guarded by the lock of its first append — appends under another lock are refused",
+          "[unit][lock][badinput]") {
+    Driver d;
+    uint64_t a = d.open("a");
+    uint64_t t1 = d.acquire(a, 1, "L1").token, t2 = d.acquire(a, 2, "L2").token;
+    CHECK(d.append(a, 3, "L1", t1, "f", "x").status == "appended");
+    LockReply r = d.append(a, 4, "L2", t2, "f", "y");
+    CHECK(r.status == "rejected");
+    CHECK(r.error == "file f is guarded by lock L1, not L2");
+    CHECK(d.file("f") == "x");
+}
+
+TEST_CASE("lock machine: an expiry with the session's current epoch ends it — its lock goes to the next waiter; an "
+          "expiry made stale by a later command does nothing",
+          "[unit][lock]") {
+    Driver d;
+    uint64_t a = d.open("a"), b = d.open("b");
+    uint64_t ta = d.acquire(a, 1, "L").token;
+    uint64_t epoch_a = d.m.sessions().at(a).epoch;
+    d.acquire(b, 1, "L");
+    SECTION("current epoch: expired") {
+        d.expire(a, epoch_a);
+        CHECK_FALSE(d.m.sessions().count(a));
+        CHECK(d.m.holder("L").first == b);
+        CHECK(d.m.holder("L").second > ta);
+        CHECK(d.count("session.expire") == 1);
+        CHECK(d.count("lock.expire") == 1);
+        REQUIRE(d.pushes.size() == 1);
+        CHECK(d.pushes[0].reply.session == b);
+        // The expired session's commands are refused from now on.
+        LockReply r = d.release(a, 2, "L", ta);
+        CHECK(r.status == "rejected");
+        CHECK(r.error == "no such session (expired or closed)");
+    }
+    SECTION("a command applied in between: the expiry is stale") {
+        d.append(a, 2, "L", ta, "f", "still here\n");
+        d.expire(a, epoch_a);
+        CHECK(d.m.sessions().count(a));
+        CHECK(d.m.holder("L").first == a);
+        CHECK(d.count("session.expire") == 0);
+    }
+    SECTION("close: the same hand-over, asked for") {
+        LockCommand c{Op::close, a, 2};
+        CHECK(d.run(c).status == "closed");
+        CHECK(d.m.holder("L").first == b);
+        CHECK(d.count("session.close") == 1);
+    }
+}
+
+TEST_CASE("lock machine: exactly once — a retried request gets the same reply without applying again; an older "
+          "request number is refused",
+          "[unit][lock]") {
+    Driver d;
+    uint64_t a = d.open("a");
+    uint64_t t = d.acquire(a, 1, "L").token;
+    LockReply first = d.append(a, 2, "L", t, "f", "once\n");
+    LockReply again = d.append(a, 2, "L", t, "f", "once\n");
+    CHECK(again == first);
+    CHECK(d.file("f") == "once\n");
+    CHECK(d.count("file.append") == 1);
+    LockReply old = d.acquire(a, 1, "L");
+    CHECK(old.status == "rejected");
+    CHECK_THAT(old.error, Catch::Matchers::Contains("older than the last one"));
+}
+
+TEST_CASE("lock machine: a snapshot restores sessions, holders, queues, files and the last replies — a retry after "
+          "the restore is still answered from the kept reply",
+          "[unit][lock][snapshot]") {
+    Driver d;
+    uint64_t a = d.open("a"), b = d.open("b");
+    uint64_t t = d.acquire(a, 1, "L").token;
+    d.acquire(b, 1, "L");
+    LockReply appended = d.append(a, 2, "L", t, "f", std::string("bin\0ary\n", 8));
+
+    Driver e;  // another replica, restored from d's snapshot (InstallSnapshot or restart)
+    std::vector<std::string> mirrored;
+    e.m.set_file_sink([&](const std::string& f, uint64_t off, const std::string& data, bool whole) {
+        CHECK(whole);
+        CHECK(off == 0);
+        mirrored.push_back(f + "=" + data);
+    });
+    e.m.restore(d.m.snapshot());
+    e.index = d.index;
+    CHECK(e.m.snapshot() == d.m.snapshot());
+    CHECK(e.m.holder("L") == d.m.holder("L"));
+    CHECK(e.m.locks().at("L").waiters == d.m.locks().at("L").waiters);
+    CHECK(mirrored == std::vector<std::string>{"f=" + std::string("bin\0ary\n", 8)});
+    // The same retry reaches both (it is one log entry): both answer from the kept reply.
+    CHECK(e.append(a, 2, "L", t, "f", std::string("bin\0ary\n", 8)) == appended);
+    CHECK(d.append(a, 2, "L", t, "f", std::string("bin\0ary\n", 8)) == appended);
+    CHECK(e.file("f") == std::string("bin\0ary\n", 8));
+    // And both go on alike.
+    CHECK(d.release(a, 3, "L", t) == e.release(a, 3, "L", t));
+    CHECK(e.m.snapshot() == d.m.snapshot());
+    CHECK_THROWS_AS(e.m.restore("not a snapshot"), std::invalid_argument);
+    CHECK(e.m.holder("L").first == b);  // a failed restore changed nothing
+}
+
+TEST_CASE("lock machine: bad commands are refused with a reason or ignored, alike on every replica",
+          "[unit][lock][badinput]") {
+    Driver d;
+    uint64_t a = d.open("a");
+    SECTION("bytes that are not a command: ignored") {
+        d.m.apply(LogEntry{++d.index, 1, "\xc1garbage"});
+        CHECK(d.m.take_outputs().empty());
+        d.m.apply(LogEntry{++d.index, 1, ""});  // a leader's no-op
+        CHECK(d.m.take_outputs().empty());
+    }
+    SECTION("names, sizes and ttl") {
+        CHECK(d.acquire(a, 1, "../etc").status == "rejected");
+        CHECK(d.acquire(a, 2, std::string(kMaxLockName + 1, 'x')).status == "rejected");
+        uint64_t t = d.acquire(a, 3, "L").token;
+        LockReply big = d.append(a, 4, "L", t, "f", std::string(kMaxAppendBytes + 1, 'x'));
+        CHECK(big.status == "rejected");
+        CHECK_THAT(big.error, Catch::Matchers::Contains("bytes (at most"));
+        CHECK(d.append(a, 5, "L", t, "/abs", "x").status == "rejected");
+        CHECK(d.file("f") == "<none>");
+        LockReply r = d.run({Op::open, 0, 0, "c", 5});
+        CHECK(r.status == "rejected");
+        CHECK_THAT(r.error, Catch::Matchers::Contains("ttl"));
+    }
+    SECTION("an unknown session") {
+        LockReply r = d.acquire(999, 1, "L");
+        CHECK(r.status == "rejected");
+        CHECK(r.error == "no such session (expired or closed)");
+    }
+    SECTION("decode names the problem") {
+        std::string why;
+        CHECK_FALSE(decode_command("\x81\xa2op\x09", why));  // {op: 9}
+        CHECK(why == "unknown op 9");
+    }
+}
+
+TEST_CASE("lock machine: commands round-trip through their bytes", "[unit][lock]") {
+    LockCommand c{Op::append, 7, 3, "", 0, "L", 42, "f.txt", std::string("a\0b", 3), 0};
+    std::string why;
+    auto back = decode_command(encode_command(c), why);
+    REQUIRE(back.has_value());
+    CHECK(*back == c);
+    LockCommand e{Op::expire, 7};
+    e.epoch = 12;
+    CHECK(*decode_command(encode_command(e), why) == e);
+}
