@@ -129,7 +129,7 @@ std::string validate(const LockCommand& c) {
                    std::to_string(kMaxTtlMs / 60000) + " min)";
         return "";
     }
-    if (c.session == 0) return "no session";
+    if (c.session == 0 && c.op != Op::status) return "no session";
     if (c.op == Op::expire) return c.epoch ? "" : "an expiry without an epoch";
     if (c.req == 0) return "no request number";
     if (c.op == Op::acquire || c.op == Op::release || c.op == Op::append) {
@@ -179,6 +179,8 @@ void LockMachine::apply(const LogEntry& e) {
         sessions_[e.index] = Session{c->client, c->ttl_ms, e.index, 0, {}};
         r.status = "opened";
         trace("session.open", {{"session", e.index}, {"client", c->client}, {"ttl_ms", c->ttl_ms}}, e);
+    } else if (c->op == Op::status && c->session == 0) {
+        r = status(*c);  // a read by someone without a session: nothing to remember
     } else {
         auto it = sessions_.find(c->session);
         if (it == sessions_.end()) {

@@ -157,9 +157,12 @@ void NodeHost::carry_out(Actions&& a) {
 
 void NodeHost::sync_log() {
     if (!disk_) return;
-    if (disk_->log.dirty()) {
-        storage_op("log", [](RaftDisk& d) { d.log.sync(); });
-        carry_out(core_.on_log_durable(disk_->log.durable_index(), clock_.now()));
+    if (disk_->log.dirty()) storage_op("log", [](RaftDisk& d) { d.log.sync(); });
+    // Tell the algorithm whenever more became durable: by this fsync, or by a truncation or
+    // compaction during the round (they sync everything themselves).
+    if (disk_->log.durable_index() != reported_durable_) {
+        reported_durable_ = disk_->log.durable_index();
+        carry_out(core_.on_log_durable(reported_durable_, clock_.now()));
     }
     auto held = std::move(held_);
     held_.clear();

@@ -105,6 +105,7 @@ private:
     std::string join_;  ///< endpoint joined through; "" for a cluster-file node
     RaftDisk* disk_;
     std::vector<Outgoing> held_;  ///< sends waiting for this round's log fsync
+    uint64_t reported_durable_ = 0;  ///< the durable index last reported to the algorithm
 };
 
 /// Installs SIGINT/SIGTERM handlers that set the returned flag (no SA_RESTART, so poll

@@ -53,6 +53,8 @@ MsgInfo info(MsgType t) {
         case MsgType::snapshot_reply: return {"SNAPSHOT_REPLY", TraceLevel::msgs, ""};
         case MsgType::propose: return {"PROPOSE", TraceLevel::msgs, ""};
         case MsgType::propose_reply: return {"PROPOSE_REPLY", TraceLevel::msgs, ""};
+        case MsgType::lock_request: return {"LOCK_REQUEST", TraceLevel::msgs, ""};
+        case MsgType::lock_reply: return {"LOCK_REPLY", TraceLevel::msgs, ""};
     }
     return {"?", TraceLevel::state, ""};
 }
@@ -185,6 +187,34 @@ struct BodyPacker {
         pack_key(p, "index"), p.pack(b.index);
         pack_key(p, "leader"), p.pack(b.leader);
         pack_key(p, "error"), p.pack(b.error);
+    }
+    void operator()(const LockRequest& b) {
+        p.pack_map(8);
+        pack_key(p, "req"), p.pack(b.req);
+        pack_key(p, "op"), p.pack(b.op);
+        pack_key(p, "session"), p.pack(b.session);
+        pack_key(p, "ttl_ms"), p.pack(b.ttl_ms);
+        pack_key(p, "lock"), p.pack(b.lock);
+        pack_key(p, "token"), p.pack(b.token);
+        pack_key(p, "file"), p.pack(b.file);
+        pack_key(p, "data"), p.pack_bin(static_cast<uint32_t>(b.data.size())),
+            p.pack_bin_body(b.data.data(), static_cast<uint32_t>(b.data.size()));
+    }
+    void operator()(const LockReplyMsg& b) {
+        p.pack_map(13);
+        pack_key(p, "req"), p.pack(b.req);
+        pack_key(p, "status"), p.pack(b.status);
+        pack_key(p, "error"), p.pack(b.error);
+        pack_key(p, "session"), p.pack(b.session);
+        pack_key(p, "lock"), p.pack(b.lock);
+        pack_key(p, "token"), p.pack(b.token);
+        pack_key(p, "pos"), p.pack(b.pos);
+        pack_key(p, "file"), p.pack(b.file);
+        pack_key(p, "offset"), p.pack(b.offset);
+        pack_key(p, "bytes"), p.pack(b.bytes);
+        pack_key(p, "leader"), p.pack(b.leader);
+        pack_key(p, "ttl_ms"), p.pack(b.ttl_ms);
+        pack_key(p, "info"), p.pack(b.info);
     }
     void operator()(const SnapshotReply& b) {
         p.pack_map(4);
@@ -492,6 +522,25 @@ bool read_body(MapReader& r, ProposeReply& b) {
     return r.get_uint("req", b.req) && r.get_bool("ok", b.ok) && r.get_uint("index", b.index) &&
            r.get_uint("leader", b.leader) && r.get_str("error", b.error, 1024);
 }
+bool read_body(MapReader& r, LockRequest& b) {
+    if (!(r.get_uint("req", b.req) && r.get_str("op", b.op, 16) && r.get_uint("session", b.session) &&
+          r.get_uint("ttl_ms", b.ttl_ms) && r.get_str("lock", b.lock, 256) && r.get_uint("token", b.token) &&
+          r.get_str("file", b.file, 256)))
+        return false;
+    const msgpack::object* d = r.take("data");
+    if (!d) return false;
+    if (d->type != msgpack::type::BIN) return r.fail("body field 'data' is not bytes");
+    if (d->via.bin.size > 16 * 1024) return r.fail("body field 'data' is larger than 16384 bytes");
+    b.data.assign(d->via.bin.ptr, d->via.bin.size);
+    return true;
+}
+bool read_body(MapReader& r, LockReplyMsg& b) {
+    return r.get_uint("req", b.req) && r.get_str("status", b.status, 32) && r.get_str("error", b.error, 1024) &&
+           r.get_uint("session", b.session) && r.get_str("lock", b.lock, 256) && r.get_uint("token", b.token) &&
+           r.get_uint("pos", b.pos) && r.get_str("file", b.file, 256) && r.get_uint("offset", b.offset) &&
+           r.get_uint("bytes", b.bytes) && r.get_uint("leader", b.leader) && r.get_uint("ttl_ms", b.ttl_ms) &&
+           r.get_str("info", b.info, 60000);
+}
 bool read_body(MapReader& r, SnapshotReply& b) {
     return r.get_uint("term", b.term) && r.get_uint("last_index", b.last_index) && r.get_uint("offset", b.offset) &&
            r.get_bool("done", b.done);
@@ -550,7 +599,7 @@ DecodeResult decode(std::string_view frame) {
     try {
         // Limits bound what a hostile frame can make us allocate (bytes: the frame's own size,
         // so that a snapshot chunk or a log entry may use most of a frame).
-        msgpack::unpack_limit limit(/*array*/ 1024, /*map*/ 256, /*str*/ 4096, /*bin*/ kMaxFrameBytes,
+        msgpack::unpack_limit limit(/*array*/ 1024, /*map*/ 256, /*str*/ kMaxFrameBytes, /*bin*/ kMaxFrameBytes,
                                     /*ext*/ 0, /*depth*/ 4);
         handle = msgpack::unpack(frame.data(), frame.size(), offset, nullptr, nullptr, limit);
     } catch (const msgpack::insufficient_bytes&) {

@@ -63,6 +63,8 @@ enum class MsgType : uint16_t {
     snapshot_reply = 27,
     propose = 28,
     propose_reply = 29,
+    lock_request = 30,
+    lock_reply = 31,
 };
 
 /// Host names longer than this (DNS's limit) and labels longer than kMaxNameBytes are
@@ -317,11 +319,48 @@ struct ProposeReply {
     bool operator==(const ProposeReply&) const = default;
 };
 
+/// 30 LOCK_REQUEST, client DEALER -> a lock server's client ROUTER (docs/LOCKS.md). `op`:
+/// open {ttl_ms}, keepalive {session}, close {session}, acquire {session, lock}, release
+/// {session, lock, token}, append {session, lock, token, file, data}, status {session,
+/// lock ("" = all)}. Every field is always present (empty or 0 when unused).
+struct LockRequest {
+    uint64_t req = 0;
+    std::string op;
+    uint64_t session = 0;
+    uint64_t ttl_ms = 0;
+    std::string lock;
+    uint64_t token = 0;
+    std::string file;
+    std::string data;  ///< msgpack bin, at most 16 KiB
+    bool operator==(const LockRequest&) const = default;
+};
+/// 31 LOCK_REPLY, client ROUTER -> DEALER: the answer to request `req`, or (req 0) a push:
+/// a grant to a waiter, or its new place in the queue. `status`: opened, alive, granted,
+/// queued, released, appended, closed, status, rejected (error says why: "you do not hold
+/// the lock", "no such session ..."), redirect (go to `leader`; 0 = unknown yet), busy,
+/// unavailable (a new leader not ready yet, or leadership lost: retry the same req).
+struct LockReplyMsg {
+    uint64_t req = 0;
+    std::string status;
+    std::string error;
+    uint64_t session = 0;
+    std::string lock;
+    uint64_t token = 0;
+    uint64_t pos = 0;
+    std::string file;
+    uint64_t offset = 0;
+    uint64_t bytes = 0;
+    NodeId leader = 0;
+    uint64_t ttl_ms = 0;
+    std::string info;  ///< status: JSON text
+    bool operator==(const LockReplyMsg&) const = default;
+};
+
 /// Alternative index + 1 == MsgType value.
 using Body = std::variant<Heartbeat, Election, Answer, Coordinator, Leader, PreVote, PreVoteReply, RequestVote,
                           Vote, AppendEntries, AppendReply, TimeRequest, TimeResponse, ClockPoll, ClockReading,
                           ClockAdjust, RingElection, RingAck, Ping, Pong, HeartbeatAck, Join, Welcome, Member,
-                          Leave, InstallSnapshot, SnapshotReply, Propose, ProposeReply>;
+                          Leave, InstallSnapshot, SnapshotReply, Propose, ProposeReply, LockRequest, LockReplyMsg>;
 
 struct Envelope {
     uint32_t v = kProtocolVersion;

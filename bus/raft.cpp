@@ -98,8 +98,11 @@ void Raft::replicate(NodeId v, Actions& a) {
     }
     AppendEntries m{term_, next - 1, term_at(next - 1), commit_, {}};
     size_t bytes = 0;
-    for (uint64_t i = next; i <= last_index() && m.entries.size() < kMaxEntriesPerMessage && bytes < kMaxBytesPerMessage; ++i) {
+    for (uint64_t i = next; i <= last_index() && m.entries.size() < kMaxEntriesPerMessage; ++i) {
         const LogEntry& e = *entry(i);
+        // Within the byte budget, and always at least one entry (one entry of kMaxEntryBytes
+        // fits a frame; two might not).
+        if (!m.entries.empty() && bytes + e.data.size() + 16 > kMaxBytesPerMessage) break;
         m.entries.push_back(WireEntry{e.term, e.data});
         bytes += e.data.size() + 16;
     }
@@ -150,6 +153,7 @@ void Raft::take_snapshot(Actions& a) {
     snap_index_ = applied_;
     snap_term_ = term;
     snap_data_ = sm_ ? sm_->snapshot() : std::string();
+    durable_ = last_index();  // the host compacts the log to the snapshot: everything durable
     a.snapshot = Snapshot{snap_index_, snap_term_, snap_data_};
     a.trace("raft.snapshot", {{"index", snap_index_}, {"term", snap_term_}, {"bytes", snap_data_.size()}});
 }
@@ -275,6 +279,8 @@ void Raft::become_leader(Time now, Actions& a) {
             match_[v] = 0;
             inflight_[v].clear();
             hb_match_[v] = kNotFull;
+            snap_offset_[v] = 0;  // a snapshot transfer starts over under a new leadership
+            snap_of_[v] = 0;
         }
     next_quorum_check_ = check_quorum_ ? now + heartbeat_ : Time::max();
     // §8: a no-op of its own term, so that entries of earlier terms commit through it.

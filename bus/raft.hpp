@@ -57,6 +57,8 @@ public:
     virtual ~StateMachine() = default;
     virtual void apply(const LogEntry& e) = 0;
     /// The whole state after the last entry applied, as bytes (Raft stores and ships it).
+    /// Deterministic: equal states give equal bytes (a transfer interrupted by a leader
+    /// change may resume with another replica's bytes of the same snapshot).
     virtual std::string snapshot() const = 0;
     /// Replaces the whole state with one taken by snapshot(), maybe on another replica.
     virtual void restore(const std::string& data) = 0;

@@ -156,6 +156,10 @@ RaftLog::RaftLog(const std::string& dir, Options o) : path_(dir + "/raft-log"), 
             last_gen = r.gen;
             off += r.size;
         }
+        // What we read back may sit only in the page cache (a process crash before its
+        // fsync): make it durable before counting it so, or a restarted follower would
+        // acknowledge entries a power loss could still take away.
+        if (!entries_.empty() && durable() != 0) throw ConfigError("cannot fsync " + path_ + ": " + errno_text());
         // Everything on disk now counts as synced: appends start a new generation.
         gen_ = last_gen + 1;
         size_ = file.size();
@@ -283,7 +287,7 @@ void RaftLog::compact(uint64_t index, uint64_t term) {
     entries_ = std::move(keep);
     offsets_ = std::move(offs);
     size_ = buf.size();
-    gen_ = 2;  // generation 1 is synced
+    gen_ = entries_.empty() ? 1 : 2;  // generation 1 is synced; an empty file starts afresh
     first_pending_ = true;
     dirty_ = false;
     durable_index_ = std::max(index, last_index());
@@ -302,7 +306,9 @@ void RaftLog::truncate_from(uint64_t index) {
     if (durable() != 0) fail("fdatasync of " + path_ + " failed: " + errno_text());
     dirty_ = false;
     durable_index_ = last_index();
-    ++gen_;
+    // The next records belong to a new generation; in a file with no records left, to the
+    // first one (recovery compares generations with the last intact record's).
+    gen_ = entries_.empty() ? 1 : gen_ + 1;
     first_pending_ = true;
 }
 

@@ -11,6 +11,21 @@ using Op = LockCommand::Op;
 
 namespace {
 
+LockCommand cmd(Op op, uint64_t session = 0, uint64_t req = 0) {
+    LockCommand c;
+    c.op = op;
+    c.session = session;
+    c.req = req;
+    return c;
+}
+
+LockCommand open_cmd(const std::string& client, uint64_t ttl) {
+    LockCommand c = cmd(Op::open);
+    c.client = client;
+    c.ttl_ms = ttl;
+    return c;
+}
+
 struct Driver {
     LockMachine m;
     uint64_t index = 0;
@@ -37,24 +52,24 @@ struct Driver {
         return r;
     }
     uint64_t open(const std::string& client, uint64_t ttl = 1000) {
-        LockReply r = run({Op::open, 0, 0, client, ttl});
+        LockReply r = run(open_cmd(client, ttl));
         REQUIRE(r.status == "opened");
         return r.session;
     }
     LockReply acquire(uint64_t s, uint64_t req, const std::string& lock) {
-        LockCommand c{Op::acquire, s, req};
+        LockCommand c = cmd(Op::acquire, s, req);
         c.lock = lock;
         return run(c);
     }
     LockReply release(uint64_t s, uint64_t req, const std::string& lock, uint64_t token) {
-        LockCommand c{Op::release, s, req};
+        LockCommand c = cmd(Op::release, s, req);
         c.lock = lock;
         c.token = token;
         return run(c);
     }
     LockReply append(uint64_t s, uint64_t req, const std::string& lock, uint64_t token, const std::string& file,
                      const std::string& data) {
-        LockCommand c{Op::append, s, req};
+        LockCommand c = cmd(Op::append, s, req);
         c.lock = lock;
         c.token = token;
         c.file = file;
@@ -62,7 +77,7 @@ struct Driver {
         return run(c);
     }
     void expire(uint64_t s, uint64_t epoch) {
-        LockCommand c{Op::expire, s};
+        LockCommand c = cmd(Op::expire, s);
         c.epoch = epoch;
         m.apply(LogEntry{++index, term, encode_command(c)});
         for (auto& o : m.take_outputs()) {
@@ -193,7 +208,7 @@ TEST_CASE("lock machine: an expiry with the session's current epoch ends it — 
         CHECK(d.count("session.expire") == 0);
     }
     SECTION("close: the same hand-over, asked for") {
-        LockCommand c{Op::close, a, 2};
+        LockCommand c = cmd(Op::close, a, 2);
         CHECK(d.run(c).status == "closed");
         CHECK(d.m.holder("L").first == b);
         CHECK(d.count("session.close") == 1);
@@ -268,7 +283,7 @@ TEST_CASE("lock machine: bad commands are refused with a reason or ignored, alik
         CHECK_THAT(big.error, Catch::Matchers::Contains("bytes (at most"));
         CHECK(d.append(a, 5, "L", t, "/abs", "x").status == "rejected");
         CHECK(d.file("f") == "<none>");
-        LockReply r = d.run({Op::open, 0, 0, "c", 5});
+        LockReply r = d.run(open_cmd("c", 5));
         CHECK(r.status == "rejected");
         CHECK_THAT(r.error, Catch::Matchers::Contains("ttl"));
     }
@@ -285,12 +300,16 @@ TEST_CASE("lock machine: bad commands are refused with a reason or ignored, alik
 }
 
 TEST_CASE("lock machine: commands round-trip through their bytes", "[unit][lock]") {
-    LockCommand c{Op::append, 7, 3, "", 0, "L", 42, "f.txt", std::string("a\0b", 3), 0};
+    LockCommand c = cmd(Op::append, 7, 3);
+    c.lock = "L";
+    c.token = 42;
+    c.file = "f.txt";
+    c.data = std::string("a\0b", 3);
     std::string why;
     auto back = decode_command(encode_command(c), why);
     REQUIRE(back.has_value());
     CHECK(*back == c);
-    LockCommand e{Op::expire, 7};
+    LockCommand e = cmd(Op::expire, 7);
     e.epoch = 12;
     CHECK(*decode_command(encode_command(e), why) == e);
 }

@@ -321,3 +321,45 @@ TEST_CASE("raft log: a failed fsync during compaction is final", "[unit][raft_lo
     CHECK_THROWS_WITH(log.append(batch(5, 1, 1)), Contains("refusing"));
     CHECK_THROWS_AS(log.sync(), StorageError);
 }
+
+TEST_CASE("raft log: compacted or truncated to nothing, the next unsynced batch is torn as any first batch would be — "
+          "cut, not refused",
+          "[unit][raft_log][snapshot]") {
+    TempDir d;
+    std::string tail_of_first;
+    {
+        RaftLog log(d.path);
+        log.append(batch(1, 3, 1));
+        log.sync();
+        SECTION("compacted to nothing") { log.compact(3, 1); }
+        SECTION("truncated to nothing") { log.truncate_from(1); }
+        REQUIRE(log.entries().empty());
+        log.append(batch(log.durable_index() + 1, 2, 2));  // never synced
+    }
+    // A power loss tears the first of the two unsynced records; the second reached the disk.
+    std::string file = slurp(d.path + "/raft-log");
+    size_t first = std::string("FTBUSLOG1\n").size();
+    file[first + 14] ^= 0x55;  // inside the first record's payload: its checksum fails
+    spit(d.path + "/raft-log", file);
+    RaftLog log(d.path);
+    CHECK(log.entries().empty());
+    CHECK(log.recovery().bytes > 0);
+}
+
+TEST_CASE("raft log: what is read back at open is fsynced before it counts as durable (it may sit only in the page "
+          "cache after a process crash)",
+          "[unit][raft_log]") {
+    TempDir d;
+    {
+        RaftLog log(d.path);
+        log.append(batch(1, 2, 1));  // written, never synced: the process "crashes"
+    }
+    int syncs = 0;
+    RaftLog log(d.path, RaftLog::Options{[&](int fd) {
+        ++syncs;
+        return ::fdatasync(fd);
+    }});
+    CHECK(log.last_index() == 2);
+    CHECK(syncs == 1);
+    CHECK(log.durable_index() == 2);
+}

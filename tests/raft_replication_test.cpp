@@ -638,3 +638,26 @@ TEST_CASE("raft replication sim: a crash loses what no completed fsync covered â
     }
     CHECK(lost > 0);
 }
+
+TEST_CASE("raft replication: an AppendEntries stays within its byte budget â€” two large entries travel in two "
+          "messages, each well inside a frame",
+          "[unit][raft][replication]") {
+    ClusterConfig cfg = test::make_cluster(3, "election_timeout = \"100ms-200ms\"\npre_vote = false\n");
+    Raft l(cfg, 1, HardState{1, 0}, 7, {{1, 1, std::string(kMaxEntryBytes - 20, 'a')}, {2, 1, std::string(kMaxEntryBytes, 'b')}});
+    l.start(Time(0));
+    l.on_tick(Time(1s));
+    Actions a = l.on_message(2, env(2, Vote{l.term(), true}), Time(1s));
+    REQUIRE(l.role() == Raft::Role::leader);
+    // Node 2 has nothing: it is sent entry 1 alone, and the rest as it acknowledges.
+    a = l.on_message(2, env(2, AppendReply{l.term(), false, 0}), Time(1s + 1ms));
+    auto sent = test::sent_of<AppendEntries>(a);
+    REQUIRE(sent.size() == 1);
+    CHECK(sent[0].second.entries.size() == 1);
+    Envelope e = env(1, sent[0].second);
+    CHECK(encode(e).size() <= kMaxFrameBytes);
+    a = l.on_message(2, env(2, AppendReply{l.term(), true, 1}), Time(1s + 2ms));
+    sent = test::sent_of<AppendEntries>(a);
+    REQUIRE(sent.size() == 1);
+    CHECK(sent[0].second.entries.size() == 1);
+    CHECK(encode(env(1, sent[0].second)).size() <= kMaxFrameBytes);
+}

@@ -29,7 +29,7 @@ struct RaftSim {
     RaftSim(const ClusterConfig& cfg, SimOptions o)
         : net(cfg,
               [cfg, this](NodeId id, uint64_t, const HardState& disk, std::mt19937_64& rng) {
-                  return std::make_unique<Raft>(cfg, id, disk, rng(), net.disk_log(id));
+                  return std::make_unique<Raft>(cfg, id, disk, rng(), net.disk_log(id), net.disk_snapshot(id));
               },
               o) {
         net.set_observer([this] { observe(); });
@@ -259,7 +259,7 @@ TEST_CASE("raft sim: the invariant checks catch a node that does not persist its
         o.seed = seed;
         SimNetwork net(cfg,
                        [cfg, &net](NodeId id, uint64_t, const HardState& disk, std::mt19937_64& rng) {
-                           return std::make_unique<Forgetful>(std::make_unique<Raft>(cfg, id, disk, rng(), net.disk_log(id)));
+                           return std::make_unique<Forgetful>(std::make_unique<Raft>(cfg, id, disk, rng(), net.disk_log(id), net.disk_snapshot(id)));
                        },
                        o);
         std::map<std::pair<NodeId, uint64_t>, NodeId> votes;

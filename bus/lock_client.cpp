@@ -1,0 +1,296 @@
+#include "bus/lock_client.hpp"
+
+#include <unistd.h>
+
+#include "bus/duration.hpp"
+#include "bus/raft_storage.hpp"
+#include "bus/transport.hpp"
+
+namespace bus {
+
+namespace {
+
+int64_t margin_us(uint64_t ttl_ms) { return static_cast<int64_t>(ttl_ms) * 1000 / 10; }
+
+}  // namespace
+
+LockClient::LockClient(const ClusterConfig& cfg, LockClientOptions o, Tracer* tracer)
+    : opts_(o), tracer_(tracer), ctx_(1), rng_(static_cast<uint64_t>(::getpid()) ^ static_cast<uint64_t>(clock_.wall_us())) {
+    inc_ = static_cast<uint64_t>(clock_.wall_us());
+    // A fresh client id per process, never reused: pid and start time.
+    id_ = "c" + std::to_string(::getpid()) + "-" + std::to_string(inc_ % 1000000);
+    for (const NodeSpec& n : cfg.nodes)
+        if (n.client) endpoints_.push_back({n.id, n.endpoint(n.client)});
+    if (endpoints_.empty()) throw ConfigError(cfg.path + ": no node has a client port");
+    current_ = static_cast<size_t>(rng_() % endpoints_.size());
+}
+
+LockClient::~LockClient() = default;
+
+uint64_t LockClient::next_req() {
+    last_req_ = std::max(last_req_ + 1, static_cast<uint64_t>(clock_.wall_us()));
+    return last_req_;
+}
+
+void LockClient::connect_to(size_t i) {
+    if (sock_.handle() != nullptr) sock_.close();
+    sock_ = make_socket(ctx_, zmq::socket_type::dealer);
+    sock_.set(zmq::sockopt::routing_id, id_);
+    sock_.connect(endpoints_[i].address);
+    current_ = i;
+    connected_ = true;
+}
+
+size_t LockClient::pick_next() {
+    Time now = clock_.now();
+    for (size_t k = 1; k <= endpoints_.size(); ++k) {
+        size_t i = (current_ + k) % endpoints_.size();
+        if (endpoints_[i].open_until <= now) return i;
+    }
+    return (current_ + 1) % endpoints_.size();  // every breaker open: try anyway
+}
+
+Duration LockClient::backoff(int attempt) {
+    // Exponential with full jitter (AWS architecture blog): uniform in [0, min(max, min·2^n)].
+    int64_t cap = std::min<int64_t>(opts_.backoff_max.count(), opts_.backoff_min.count() << std::min(attempt, 20));
+    return Duration(static_cast<int64_t>(rng_() % static_cast<uint64_t>(std::max<int64_t>(cap, 1))));
+}
+
+void LockClient::send(const LockRequest& r) {
+    if (!connected_) connect_to(current_);
+    Envelope env;
+    env.from = id_;
+    env.inc = inc_;
+    env.seq = ++seq_;
+    env.body = r;
+    std::string frame = encode(env);
+    (void)sock_.send(zmq::buffer(frame), zmq::send_flags::dontwait);  // lost: the timeout retries
+}
+
+void LockClient::lose(const std::string& why) {
+    if (lost_) return;
+    lost_ = true;
+    if (tracer_)
+        for (auto& [lock, token] : held_) tracer_->emit("lock.lost", {{"lock", lock}, {"token", token}, {"reason", why}});
+}
+
+void LockClient::handle_push(const LockReplyMsg& m) {
+    if (m.session != session_) return;
+    pushed_[m.lock] = m;
+}
+
+void LockClient::maybe_keepalive() {
+    if (session_ == 0 || lost_) return;
+    if (valid_until_us_ && clock_.wall_us() > valid_until_us_) return lose("lease expired: no keepalive was answered in time");
+    if (clock_.now() < next_keepalive_) return;
+    LockRequest k;
+    k.req = keepalive_req_ = next_req();
+    k.op = "keepalive";
+    k.session = session_;
+    keepalive_sent_us_ = clock_.wall_us();
+    send(k);
+    next_keepalive_ = clock_.now() + std::chrono::milliseconds(std::max<uint64_t>(opts_.ttl_ms / 3, 10));
+}
+
+std::optional<LockReplyMsg> LockClient::receive(Duration timeout) {
+    Time end = clock_.now() + timeout;
+    for (;;) {
+        maybe_keepalive();
+        Time now = clock_.now();
+        if (now >= end) return std::nullopt;
+        Time wake = std::min(end, next_keepalive_ > now && session_ ? next_keepalive_ : end);
+        auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(wake - now) + std::chrono::milliseconds(1);
+        zmq::pollitem_t item{sock_.handle(), 0, ZMQ_POLLIN, 0};
+        try {
+            if (zmq::poll(&item, 1, wait) <= 0) continue;
+        } catch (const zmq::error_t& e) {
+            if (e.num() != EINTR) throw;
+            continue;
+        }
+        zmq::message_t msg;
+        if (!sock_.recv(msg, zmq::recv_flags::dontwait)) continue;
+        DecodeResult d = decode(msg.to_string_view());
+        const LockReplyMsg* m = d.env ? std::get_if<LockReplyMsg>(&d.env->body) : nullptr;
+        if (!m) continue;  // not for us: ignored
+        if (m->req == 0) {
+            handle_push(*m);
+            continue;
+        }
+        if (m->req == keepalive_req_ && keepalive_req_ != 0) {
+            if (m->status == "alive") {
+                valid_until_us_ = keepalive_sent_us_ + static_cast<int64_t>(m->ttl_ms) * 1000 - margin_us(m->ttl_ms);
+                if (tracer_)
+                    for (auto& [lock, token] : held_)
+                        tracer_->emit("lock.renewed", {{"lock", lock}, {"token", token}, {"valid_until", valid_until_us_}},
+                                      TraceLevel::msgs);
+            } else if (m->status == "rejected") {
+                lose("session gone: " + m->error);
+            } else if (m->status == "redirect") {  // ask the leader, soon
+                auto it = std::find_if(endpoints_.begin(), endpoints_.end(), [&](auto& e) { return e.id == m->leader; });
+                if (it != endpoints_.end()) connect_to(static_cast<size_t>(it - endpoints_.begin()));
+                next_keepalive_ = clock_.now() + std::chrono::milliseconds(20);
+            } else {
+                next_keepalive_ = clock_.now() + std::chrono::milliseconds(20);
+            }
+            continue;
+        }
+        return *m;
+    }
+}
+
+LockReplyMsg LockClient::call(LockRequest r, Duration deadline) {
+    if (r.req == 0) r.req = next_req();
+    Time start = clock_.now(), end = start + deadline;
+    int attempt = 0;
+    for (;;) {
+        Time now = clock_.now();
+        if (now >= end)
+            throw LockError("no answer to " + r.op + " within " + format_duration(deadline) +
+                            " (every server tried; is a majority of the cluster up?)");
+        if (!connected_ || endpoints_[current_].open_until > now) connect_to(pick_next());
+        send(r);
+        Time attempt_end = std::min(end, now + opts_.attempt_timeout);
+        std::optional<LockReplyMsg> m;
+        while (!m) {
+            Duration left = attempt_end - clock_.now();
+            if (left <= Duration(0)) break;
+            m = receive(left);
+            if (m && m->req != r.req) m.reset();  // an answer to an earlier attempt of something else
+        }
+        if (!m) {  // no answer: this endpoint failed; try the next
+            Endpoint& e = endpoints_[current_];
+            if (++e.failures >= opts_.breaker_failures) e.open_until = clock_.now() + opts_.breaker_open;
+            ++retries_;
+            connect_to(pick_next());
+            continue;
+        }
+        endpoints_[current_].failures = 0;
+        if (m->status == "redirect") {
+            ++retries_;
+            auto it = std::find_if(endpoints_.begin(), endpoints_.end(), [&](auto& e) { return e.id == m->leader; });
+            if (m->leader != 0 && it != endpoints_.end() && static_cast<size_t>(it - endpoints_.begin()) != current_) {
+                connect_to(static_cast<size_t>(it - endpoints_.begin()));
+                continue;
+            }
+            (void)receive(backoff(attempt++));  // nobody leads yet: wait a little
+            continue;
+        }
+        if (m->status == "unavailable" || m->status == "busy") {
+            ++retries_;
+            (void)receive(backoff(attempt++));
+            continue;
+        }
+        return *m;
+    }
+}
+
+uint64_t LockClient::open() {
+    LockRequest r;
+    r.op = "open";
+    r.ttl_ms = opts_.ttl_ms;
+    int64_t sent = clock_.wall_us();
+    LockReplyMsg m = call(r, opts_.deadline);
+    if (m.status != "opened") throw LockError("cannot open a session: " + m.error);
+    session_ = m.session;
+    lost_ = false;
+    valid_until_us_ = sent + static_cast<int64_t>(opts_.ttl_ms) * 1000 - margin_us(opts_.ttl_ms);
+    next_keepalive_ = clock_.now() + std::chrono::milliseconds(std::max<uint64_t>(opts_.ttl_ms / 3, 10));
+    return session_;
+}
+
+void LockClient::close() {
+    if (session_ == 0) return;
+    LockRequest r;
+    r.op = "close";
+    r.session = session_;
+    try {
+        call(r, std::min<Duration>(opts_.deadline, std::chrono::seconds(3)));
+    } catch (const LockError&) {
+        // The lease runs out on its own.
+    }
+    session_ = 0;
+    held_.clear();
+}
+
+void LockClient::pump(Duration d) {
+    Time end = clock_.now() + d;
+    while (clock_.now() < end && !lost_) {
+        auto m = receive(end - clock_.now());
+        (void)m;  // a late answer to an abandoned request: nothing to do
+    }
+}
+
+uint64_t LockClient::acquire(const std::string& lock, Duration wait) {
+    Time end = clock_.now() + wait;
+    for (;;) {
+        LockRequest r;
+        r.op = "acquire";
+        r.session = session_;
+        r.lock = lock;
+        LockReplyMsg m = call(r, opts_.deadline);
+        if (m.status == "rejected") throw LockError(m.error);
+        if (m.status == "granted") {
+            held_[lock] = m.token;
+            pushed_.erase(lock);
+            if (tracer_) tracer_->emit("lock.acquired", {{"lock", lock}, {"token", m.token}, {"valid_until", valid_until_us_}});
+            return m.token;
+        }
+        // Queued: wait for the grant to be pushed. Ask again now and then: a push can be lost
+        // (a new leader does not know where we are), asking again is answered "granted".
+        Time ask_again = clock_.now() + std::chrono::milliseconds(500);
+        while (clock_.now() < std::min(end, ask_again) && !lost_) {
+            (void)receive(std::min(end, ask_again) - clock_.now());
+            auto p = pushed_.find(lock);
+            if (p != pushed_.end() && p->second.status == "granted") {
+                held_[lock] = p->second.token;
+                uint64_t token = p->second.token;
+                pushed_.erase(p);
+                if (tracer_) tracer_->emit("lock.acquired", {{"lock", lock}, {"token", token}, {"valid_until", valid_until_us_}});
+                return token;
+            }
+        }
+        if (lost_) throw LockError("the session was lost while waiting for " + lock);
+        if (clock_.now() >= end) return 0;
+    }
+}
+
+void LockClient::release(const std::string& lock, uint64_t token) {
+    LockRequest r;
+    r.op = "release";
+    r.session = session_;
+    r.lock = lock;
+    r.token = token;
+    LockReplyMsg m = call(r, opts_.deadline);
+    if (m.status != "released") throw LockError(m.error.empty() ? m.status : m.error);
+    held_.erase(lock);
+    if (tracer_) tracer_->emit("rpc.ack", {{"op", "release"}, {"req", r.req}, {"lock", lock}, {"token", token}});
+}
+
+uint64_t LockClient::append(const std::string& lock, uint64_t token, const std::string& file, const std::string& data) {
+    LockRequest r;
+    r.op = "append";
+    r.session = session_;
+    r.lock = lock;
+    r.token = token;
+    r.file = file;
+    r.data = data;
+    r.req = next_req();
+    LockReplyMsg m = call(r, opts_.deadline);
+    if (m.status != "appended") throw LockError(m.error.empty() ? m.status : m.error);
+    if (tracer_)
+        tracer_->emit("rpc.ack", {{"op", "append"}, {"req", r.req}, {"lock", lock}, {"token", token}, {"file", file},
+                                  {"offset", m.offset}, {"bytes", m.bytes}, {"crc32c", crc32c(data)}});
+    return m.offset;
+}
+
+Json LockClient::status(const std::string& lock) {
+    LockRequest r;
+    r.op = "status";
+    r.session = session_;
+    r.lock = lock;
+    LockReplyMsg m = call(r, opts_.deadline);
+    if (m.status != "status") throw LockError(m.error.empty() ? m.status : m.error);
+    return Json::parse(m.info);
+}
+
+}  // namespace bus

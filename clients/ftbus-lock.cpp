@@ -1,0 +1,259 @@
+// ftbus-lock: the lock service from the command line (docs/LOCKS.md), in the manner of
+// `etcdctl lock` and flock(1).
+//
+//   hold NAME [--wait DUR] -- CMD ARGS...   run CMD while holding NAME: FTBUS_LOCK,
+//        FTBUS_TOKEN, FTBUS_SESSION and FTBUS_CLUSTER are in its environment (so that
+//        `ftbus-lock append` inside it appends under the lock); SIGTERM to CMD if the lease
+//        is lost; released when CMD exits; CMD's exit code is passed through.
+//   acquire NAME [--wait DUR]   for scripts: acquires NAME in a session kept alive by a
+//        background process, and prints `export FTBUS_...` lines for eval. `release NAME`
+//        ends it.
+//   release NAME                releases (FTBUS_SESSION / FTBUS_TOKEN, or --session/--token)
+//   append [--lock NAME] FILE DATA|-   appends DATA (or stdin) to the replicated FILE under
+//        the lock (the holder's session and current token only)
+//   status [NAME]               holders, queues and files (linearizable)
+//
+// Exit codes: 0 done; 1 refused ("you do not hold the lock") or no answer by the deadline;
+// 2 usage or configuration; 3 not acquired within --wait; hold: CMD's own exit code (a
+// command killed by a signal: 128 + the signal).
+#include <atomic>
+#include <csignal>
+#include <cstring>
+#include <fcntl.h>
+#include <cstdlib>
+#include <iostream>
+#include <iterator>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bus/duration.hpp"
+#include "bus/flags.hpp"
+#include "bus/lock_client.hpp"
+
+namespace {
+
+constexpr int kExitNotAcquired = 3;
+
+std::string env_or(const char* name, const std::string& dflt = "") {
+    const char* v = std::getenv(name);
+    return v ? std::string(v) : dflt;
+}
+
+uint64_t env_uint(const char* name, uint64_t flag_value, const char* what) {
+    if (flag_value) return flag_value;
+    std::string v = env_or(name);
+    if (v.empty()) throw bus::ConfigError(std::string("no ") + what + ": give --" + what + " or set " + name);
+    try {
+        return std::stoull(v);
+    } catch (const std::exception&) {
+        throw bus::ConfigError(std::string(name) + "='" + v + "' is not a number");
+    }
+}
+
+bus::Duration duration_flag(const std::string& text, const char* flag) {
+    auto d = bus::parse_duration(text);
+    if (!d) throw bus::ConfigError(std::string("--") + flag + ": not a duration: '" + text + "'");
+    return *d;
+}
+
+std::atomic<bool> g_term{false};
+extern "C" void on_term(int) { g_term = true; }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"ftbus-lock: acquire, hold and release locks, append to guarded files, show status"};
+    app.require_subcommand(1);
+    bus::CommonFlags f;
+    std::string timeout_text = "10s", ttl_text = "5s", wait_text = "30s";
+    bus::add_trace_flags(app, f);
+    app.add_option("--cluster", f.cluster, "the cluster file (default: $FTBUS_CLUSTER)");
+    app.add_option("--timeout", timeout_text, "give up on one request after this long (leader changes included)")
+        ->capture_default_str();
+    app.add_option("--ttl", ttl_text, "the session's lease: lost if not renewed for this long")->capture_default_str();
+
+    std::string name, file, data;
+    std::vector<std::string> cmd;
+    uint64_t session = 0, token = 0;
+    CLI::App* hold = app.add_subcommand("hold", "run a command while holding a lock");
+    hold->add_option("name", name, "the lock")->required();
+    hold->add_option("--wait", wait_text, "how long to wait in the queue")->capture_default_str();
+    hold->add_option("cmd", cmd, "the command and its arguments (after --)")->required();
+    CLI::App* acquire = app.add_subcommand("acquire", "acquire a lock for a script (prints export lines for eval)");
+    acquire->add_option("name", name, "the lock")->required();
+    acquire->add_option("--wait", wait_text, "how long to wait in the queue")->capture_default_str();
+    CLI::App* release = app.add_subcommand("release", "release a lock (and end the session that holds it)");
+    release->add_option("name", name, "the lock (default: $FTBUS_LOCK)");
+    release->add_option("--session", session, "default: $FTBUS_SESSION");
+    release->add_option("--token", token, "default: $FTBUS_TOKEN");
+    CLI::App* append = app.add_subcommand("append", "append to a replicated file under its lock");
+    append->add_option("--lock", name, "the guarding lock (default: $FTBUS_LOCK)");
+    append->add_option("--session", session, "default: $FTBUS_SESSION");
+    append->add_option("--token", token, "default: $FTBUS_TOKEN");
+    append->add_option("file", file, "the replicated file's name")->required();
+    append->add_option("data", data, "what to append; - reads stdin")->required();
+    CLI::App* status = app.add_subcommand("status", "holders, queues and files");
+    status->add_option("name", name, "one lock (default: all)");
+    if (auto code = bus::parse_flags(app, argc, argv)) return *code;
+
+    return bus::run_program("ftbus-lock", [&]() -> int {
+        if (f.cluster.empty()) f.cluster = env_or("FTBUS_CLUSTER");
+        if (f.cluster.empty()) throw bus::ConfigError("--cluster FILE is required (or set FTBUS_CLUSTER)");
+        bus::LockClientOptions o;
+        o.deadline = duration_flag(timeout_text, "timeout");
+        bus::Duration ttl = duration_flag(ttl_text, "ttl");
+        o.ttl_ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(ttl).count());
+        bus::Duration wait = duration_flag(wait_text, "wait");
+
+        if (*acquire) {
+            // The session must outlive this process: a background keeper does all of it (it
+            // is forked before any ZeroMQ context exists) and reports through a pipe.
+            int fds[2];
+            if (::pipe(fds) != 0) throw std::runtime_error("pipe failed");
+            pid_t pid = ::fork();
+            if (pid < 0) throw std::runtime_error("fork failed");
+            if (pid > 0) {
+                ::close(fds[1]);
+                std::string out;
+                char buf[512];
+                ssize_t n;
+                while ((n = ::read(fds[0], buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+                ::close(fds[0]);
+                if (out.rfind("ok\n", 0) == 0) {
+                    std::cout << out.substr(3);
+                    return bus::kExitOk;
+                }
+                if (out.rfind("wait\n", 0) == 0) {
+                    std::cerr << "ftbus-lock: " << name << " not acquired within " << wait_text << "\n";
+                    return kExitNotAcquired;
+                }
+                std::cerr << "ftbus-lock: " << (out.empty() ? "the keeper process failed\n" : out);
+                return bus::kExitFailure;
+            }
+            ::close(fds[0]);
+            ::setsid();
+            std::string report;
+            int code = 0;
+            {
+                bus::ClusterConfig cfg = bus::load_cluster_with_flags(f);
+                bus::RealClock clock;
+                std::unique_ptr<bus::Tracer> tracer;
+                try {
+                    bus::LockClient c(cfg, o);
+                    if (!f.trace.empty()) {
+                        tracer = std::make_unique<bus::Tracer>(clock, bus::Json(c.id()), static_cast<uint64_t>(clock.wall_us()), f.level());
+                        tracer->open(f.trace);
+                        c.set_tracer(tracer.get());
+                    }
+                    bus::LockClient& cl = c;
+                    uint64_t s = cl.open();
+                    uint64_t t = cl.acquire(name, wait);
+                    if (t == 0) {
+                        cl.close();
+                        report = "wait\n";
+                    } else {
+                        report = "ok\nexport FTBUS_CLUSTER='" + f.cluster + "' FTBUS_LOCK='" + name +
+                                 "' FTBUS_SESSION=" + std::to_string(s) + " FTBUS_TOKEN=" + std::to_string(t) + "\n";
+                    }
+                    (void)!::write(fds[1], report.data(), report.size());
+                    ::close(fds[1]);
+                    int devnull = ::open("/dev/null", O_RDWR);
+                    ::dup2(devnull, 0), ::dup2(devnull, 1), ::dup2(devnull, 2);
+                    // Keep the session alive until it is released (release ends it) or lost.
+                    std::signal(SIGTERM, on_term);
+                    while (t != 0 && !cl.lease_lost() && !g_term) cl.pump(std::chrono::milliseconds(200));
+                } catch (const std::exception& e) {
+                    report = std::string(e.what()) + "\n";
+                    (void)!::write(fds[1], report.data(), report.size());
+                    code = 1;
+                }
+            }
+            std::_Exit(code);
+        }
+
+        bus::ClusterConfig cfg = bus::load_cluster_with_flags(f);
+        bus::RealClock clock;
+        bus::LockClient client(cfg, o);
+        std::unique_ptr<bus::Tracer> tracer;
+        if (!f.trace.empty()) {
+            tracer = std::make_unique<bus::Tracer>(clock, bus::Json(client.id()), static_cast<uint64_t>(clock.wall_us()), f.level());
+            tracer->open(f.trace);
+            client.set_tracer(tracer.get());
+        }
+        try {
+            if (*status) {
+                std::cout << client.status(name).dump(2) << "\n";
+                return bus::kExitOk;
+            }
+            if (*append) {
+                if (name.empty()) name = env_or("FTBUS_LOCK");
+                if (name.empty()) throw bus::ConfigError("no lock: give --lock NAME or set FTBUS_LOCK");
+                client.attach(env_uint("FTBUS_SESSION", session, "session"));
+                uint64_t t = env_uint("FTBUS_TOKEN", token, "token");
+                if (data == "-") data.assign(std::istreambuf_iterator<char>(std::cin), {});
+                uint64_t off = client.append(name, t, file, data);
+                std::cout << file << " offset " << off << " bytes " << data.size() << "\n";
+                return bus::kExitOk;
+            }
+            if (*release) {
+                if (name.empty()) name = env_or("FTBUS_LOCK");
+                if (name.empty()) throw bus::ConfigError("no lock: give NAME or set FTBUS_LOCK");
+                client.attach(env_uint("FTBUS_SESSION", session, "session"));
+                client.release(name, env_uint("FTBUS_TOKEN", token, "token"));
+                client.close();  // the keeper of `acquire` sees its session end and exits
+                return bus::kExitOk;
+            }
+            // hold
+            uint64_t s = client.open();
+            uint64_t t = client.acquire(name, wait);
+            if (t == 0) {
+                client.close();
+                std::cerr << "ftbus-lock: " << name << " not acquired within " << wait_text << "\n";
+                return kExitNotAcquired;
+            }
+            ::setenv("FTBUS_CLUSTER", f.cluster.c_str(), 1);
+            ::setenv("FTBUS_LOCK", name.c_str(), 1);
+            ::setenv("FTBUS_SESSION", std::to_string(s).c_str(), 1);
+            ::setenv("FTBUS_TOKEN", std::to_string(t).c_str(), 1);
+            std::vector<char*> args;
+            for (auto& a : cmd) args.push_back(a.data());
+            args.push_back(nullptr);
+            pid_t pid = ::fork();
+            if (pid < 0) throw std::runtime_error("fork failed");
+            if (pid == 0) {
+                ::execvp(args[0], args.data());
+                std::fprintf(stderr, "ftbus-lock: cannot run %s: %s\n", args[0], std::strerror(errno));
+                std::_Exit(127);
+            }
+            std::signal(SIGTERM, on_term);
+            std::signal(SIGINT, on_term);
+            int wstatus = 0;
+            bool told = false;
+            for (;;) {
+                pid_t w = ::waitpid(pid, &wstatus, WNOHANG);
+                if (w == pid) break;
+                if ((client.lease_lost() || g_term) && !told) {
+                    if (client.lease_lost())
+                        std::cerr << "ftbus-lock: the lock " << name << " was lost (its lease ran out); stopping "
+                                  << cmd[0] << " (SIGTERM)\n";
+                    ::kill(pid, SIGTERM);
+                    told = true;
+                }
+                client.pump(std::chrono::milliseconds(20));
+            }
+            int code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
+            if (!client.lease_lost()) {
+                try {
+                    client.release(name, t);
+                } catch (const bus::LockError& e) {
+                    std::cerr << "ftbus-lock: release of " << name << ": " << e.what() << "\n";
+                }
+            }
+            client.close();
+            return code;
+        } catch (const bus::LockError& e) {
+            std::cerr << "ftbus-lock: " << e.what() << "\n";
+            return bus::kExitFailure;
+        }
+    });
+}
