@@ -83,13 +83,23 @@ void LockClient::maybe_keepalive() {
     if (session_ == 0 || lost_) return;
     if (valid_until_us_ && clock_.wall_us() > valid_until_us_) return lose("lease expired: no keepalive was answered in time");
     if (clock_.now() < next_keepalive_) return;
+    if (keepalive_req_ != 0 && !keepalive_answered_) {
+        // The last one went unanswered: that server may be gone. Try the next one, and
+        // sooner than usual.
+        Endpoint& e = endpoints_[current_];
+        if (++e.failures >= opts_.breaker_failures) e.open_until = clock_.now() + opts_.breaker_open;
+        connect_to(pick_next());
+    }
     LockRequest k;
     k.req = keepalive_req_ = next_req();
     k.op = "keepalive";
     k.session = session_;
     keepalive_sent_us_ = clock_.wall_us();
+    keepalive_answered_ = false;
     send(k);
-    next_keepalive_ = clock_.now() + std::chrono::milliseconds(std::max<uint64_t>(opts_.ttl_ms / 3, 10));
+    // Every ttl/3; but an unanswered one is retried elsewhere after attempt_timeout.
+    next_keepalive_ = clock_.now() + std::min<Duration>(std::chrono::milliseconds(std::max<uint64_t>(opts_.ttl_ms / 3, 10)),
+                                                        opts_.attempt_timeout);
 }
 
 std::optional<LockReplyMsg> LockClient::receive(Duration timeout) {
@@ -117,7 +127,10 @@ std::optional<LockReplyMsg> LockClient::receive(Duration timeout) {
             continue;
         }
         if (m->req == keepalive_req_ && keepalive_req_ != 0) {
+            keepalive_answered_ = true;
+            endpoints_[current_].failures = 0;
             if (m->status == "alive") {
+                next_keepalive_ = clock_.now() + std::chrono::milliseconds(std::max<uint64_t>(m->ttl_ms / 3, 10));
                 valid_until_us_ = keepalive_sent_us_ + static_cast<int64_t>(m->ttl_ms) * 1000 - margin_us(m->ttl_ms);
                 if (tracer_)
                     for (auto& [lock, token] : held_)

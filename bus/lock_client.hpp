@@ -120,6 +120,7 @@ private:
     int64_t valid_until_us_ = 0;
     Time next_keepalive_{};
     uint64_t keepalive_req_ = 0;
+    bool keepalive_answered_ = true;
     int64_t keepalive_sent_us_ = 0;
     std::map<std::string, LockReplyMsg> pushed_;  ///< lock -> latest push for it
     std::map<std::string, uint64_t> held_;         ///< lock -> token, for lock.lost

@@ -120,7 +120,7 @@ Actions LockServer::on_client(const std::string& route, const Envelope& env, Tim
         return a;
     }
     uint64_t index = raft_->propose(encode_command(c), now, a);
-    pending_[index] = Pending{route, client, r->op, r->req, r->session};
+    pending_[index] = Pending{route, client, r->op, r->req, r->session, r->token};
     return after(std::move(a), now);
 }
 
@@ -144,7 +144,7 @@ Actions LockServer::after(Actions a, Time now) {
         }
         if (o.reply.status == "rejected")
             a.trace("rpc.reject", {{"client", w.client}, {"op", w.op}, {"req", w.req}, {"reason", o.reply.error},
-                                   {"token", 0}, {"current", o.reply.token}});
+                                   {"token", w.token}, {"current", o.reply.token}});
         reply(a, w.route, to_msg(o.reply, w.req));
     }
     if (leading && !ready_ && raft_->term_at(raft_->commit_index()) == raft_->term()) {

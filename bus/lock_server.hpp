@@ -62,6 +62,7 @@ private:
         std::string op;
         uint64_t req = 0;
         uint64_t session = 0;
+        uint64_t token = 0;
     };
     /// After Raft acted: trace the machine's events, answer applied requests, push grants,
     /// and follow leadership (ready, grace, pending requests on a lost leadership).

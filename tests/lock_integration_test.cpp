@@ -1,0 +1,183 @@
+// Integration: the lock service with real processes on 127.0.0.1 — three ftbus-lockd
+// replicas with their own data directories, and ftbus-lock clients — through seed 004's
+// failure cases: a client dies holding the lock; the leader is killed during appends; a
+// replica restarts and catches up; the whole cluster restarts; a duplicated request.
+// Every wait is for a condition with a generous deadline.
+#include <catch2/catch.hpp>
+#include <csignal>
+#include <fstream>
+#include <sstream>
+
+#include "bus/lock_client.hpp"
+#include "bus/raft_storage.hpp"
+#include "harness.hpp"
+
+using test::Cluster;
+
+namespace {
+
+const char* kLoose = "--heartbeat 50ms --suspect-after 500ms --dead-after 1s --startup-grace 3s";
+
+std::string bin(const std::string& p) { return std::string(FTBUS_BIN_DIR) + "/" + p; }
+
+std::vector<std::string> lockd_args(const Cluster& c, int id) {
+    return {"--data", c.dir() + "/data" + std::to_string(id), "--election-timeout", "300ms-600ms", "--raft-heartbeat",
+            "50ms"};
+}
+
+void start(Cluster& c, int id) { c.start(id, lockd_args(c, id), "ftbus-lockd"); }
+
+/// `ftbus-lock status` as JSON (null if it failed).
+bus::Json status(const Cluster& c) {
+    std::string out;
+    if (test::run_command(bin("ftbus-lock") + " --timeout 2s --cluster " + c.cluster_file() + " status 2>/dev/null", &out) != 0)
+        return nullptr;
+    bus::Json j = bus::Json::parse(out, nullptr, false);
+    return j.is_discarded() ? bus::Json(nullptr) : j;
+}
+
+std::string slurp(const std::string& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+std::vector<bus::Json> events(const std::string& path) {
+    std::vector<bus::Json> out;
+    std::ifstream in(path);
+    std::string line;
+    while (std::getline(in, line)) {
+        bus::Json j = bus::Json::parse(line, nullptr, false);
+        if (!j.is_discarded()) out.push_back(j);
+    }
+    return out;
+}
+
+int leader_of(const Cluster& c, const std::vector<int>& ids) {
+    for (int id : ids) {
+        int l = test::current_leader(c.events(id));
+        if (l != 0) return l;
+    }
+    return 0;
+}
+
+}  // namespace
+
+TEST_CASE("lock service: a client dies holding the lock — its lease expires and the next waiter gets it with a "
+          "higher token",
+          "[integration][lock]") {
+    Cluster c(3, kLoose);
+    for (int id : {1, 2, 3}) start(c, id);
+    REQUIRE(Cluster::wait_for([&] { return !status(c).is_null(); }, 30));
+    std::string F = c.cluster_file();
+    // A holds L with a 1 s lease, running a command that lives as long as A does.
+    c.spawn(-1, "ftbus-lock",
+            {"--cluster", F, "--ttl", "1s", "--trace", c.dir() + "/a.jsonl", "hold", "L", "--", "sh", "-c",
+             "while kill -0 $PPID 2>/dev/null; do sleep 0.1; done"},
+            c.dir() + "/a.out");
+    REQUIRE(Cluster::wait_for([&] {
+        bus::Json s = status(c);
+        return !s.is_null() && s["locks"].contains("L") && !s["locks"]["L"]["holder"].is_null();
+    }, 30));
+    // B queues for it.
+    c.spawn(-2, "ftbus-lock",
+            {"--cluster", F, "--ttl", "1s", "--trace", c.dir() + "/b.jsonl", "hold", "L", "--wait", "60s", "--", "sh",
+             "-c", "echo $FTBUS_TOKEN > " + c.dir() + "/b.token"},
+            c.dir() + "/b.out");
+    REQUIRE(Cluster::wait_for([&] {
+        bus::Json s = status(c);
+        return !s.is_null() && s["locks"]["L"]["waiters"].size() == 1;
+    }, 30));
+    c.signal(-1, SIGKILL, "kill");  // A dies with the lock
+    CHECK(c.wait_exit(-2, 60) == 0);  // B got it (after A's lease ran out), ran, released
+    uint64_t token_a = 0;
+    for (auto& e : events(c.dir() + "/a.jsonl"))
+        if (e["ev"] == "lock.acquired") token_a = e["token"].get<uint64_t>();
+    std::string b_token = slurp(c.dir() + "/b.token");
+    REQUIRE_FALSE(b_token.empty());
+    CHECK(std::stoull(b_token) > token_a);
+    size_t expired = 0;
+    for (int id : {1, 2, 3}) expired += test::count_events(c.events(id), "lock.expire");
+    CHECK(expired == 3);  // applied by every replica
+    CHECK(c.stop_all({1, 2, 3}));
+    CHECK(test::check_traces(c).rfind("0: ok", 0) == 0);
+}
+
+TEST_CASE("lock service: the leader is killed during appends — every acknowledged line is in the file exactly once, "
+          "in order, on every replica — the killed replica catches up — the whole cluster restarts with it all",
+          "[integration][lock]") {
+    Cluster c(3, kLoose);
+    for (int id : {1, 2, 3}) start(c, id);
+    REQUIRE(Cluster::wait_for([&] { return !status(c).is_null(); }, 30));
+    std::string F = c.cluster_file();
+    const int kLines = 60;
+    std::string writer = "for i in $(seq 1 " + std::to_string(kLines) + "); do " + bin("ftbus-lock") +
+                         " --trace " + c.dir() + "/w.jsonl append out.txt \"line $i\n\" >/dev/null || exit 1; sleep 0.02; done";
+    c.spawn(-1, "ftbus-lock", {"--cluster", F, "--ttl", "3s", "hold", "F", "--", "sh", "-c", writer}, c.dir() + "/w.out");
+    auto file_bytes = [&] {
+        bus::Json s = status(c);
+        return s.is_null() || !s["files"].contains("out.txt") ? uint64_t{0} : s["files"]["out.txt"]["bytes"].get<uint64_t>();
+    };
+    REQUIRE(Cluster::wait_for([&] { return file_bytes() >= 100; }, 30));
+    int leader = leader_of(c, {1, 2, 3});
+    REQUIRE(leader != 0);
+    c.kill(leader);
+    CHECK(c.wait_exit(-1, 90) == 0);  // every append acknowledged, through the failover
+    std::string expected;
+    for (int i = 1; i <= kLines; ++i) expected += "line " + std::to_string(i) + "\n";
+    size_t acks = 0;
+    for (auto& e : events(c.dir() + "/w.jsonl")) acks += e["ev"] == "rpc.ack";
+    CHECK(acks == kLines);
+    start(c, leader);  // back: it catches up from the new leader
+    auto file_of = [&](int id) { return slurp(c.dir() + "/data" + std::to_string(id) + "/files/out.txt"); };
+    CHECK(Cluster::wait_for([&] { return file_of(1) == expected && file_of(2) == expected && file_of(3) == expected; }, 30));
+
+    // The whole cluster goes down hard and comes back: the file and its lock are all there.
+    for (int id : {1, 2, 3}) c.kill(id);
+    for (int id : {1, 2, 3}) start(c, id);
+    bus::Json s;
+    REQUIRE(Cluster::wait_for([&] { return !(s = status(c)).is_null(); }, 30));
+    CHECK(s["files"]["out.txt"]["bytes"].get<uint64_t>() == expected.size());
+    CHECK(s["files"]["out.txt"]["crc32c"].get<uint64_t>() == bus::crc32c(expected));
+    CHECK(s["files"]["out.txt"]["lock"] == "F");
+    for (int id : {1, 2, 3}) CHECK(file_of(id) == expected);
+    CHECK(c.stop_all({1, 2, 3}));
+    CHECK(test::check_traces(c).rfind("0: ok", 0) == 0);
+}
+
+TEST_CASE("lock service: a duplicated request is applied once — the retry gets the first answer; a stale token is "
+          "refused and changes nothing",
+          "[integration][lock]") {
+    Cluster c(3, kLoose);
+    for (int id : {1, 2, 3}) start(c, id);
+    REQUIRE(Cluster::wait_for([&] { return !status(c).is_null(); }, 30));
+    bus::ClusterConfig cfg = bus::load_cluster(c.cluster_file());
+    bus::LockClient client(cfg);
+    client.open();
+    uint64_t token = client.acquire("D", std::chrono::seconds(10));
+    REQUIRE(token != 0);
+    bus::LockRequest r;
+    r.req = 4242424242424242;  // later than any number the client used
+    r.op = "append";
+    r.session = client.session();
+    r.lock = "D";
+    r.token = token;
+    r.file = "dup.txt";
+    r.data = "exactly once\n";
+    bus::LockReplyMsg first = client.call(r, std::chrono::seconds(10));
+    bus::LockReplyMsg again = client.call(r, std::chrono::seconds(10));
+    CHECK(first.status == "appended");
+    CHECK(again.status == first.status);
+    CHECK(again.offset == first.offset);
+    r.req += 1;
+    r.token = token - 1;
+    r.data = "stale\n";
+    bus::LockReplyMsg stale = client.call(r, std::chrono::seconds(10));
+    CHECK(stale.status == "rejected");
+    CHECK(stale.error == "you do not hold the lock");
+    bus::Json s = status(c);
+    CHECK(s["files"]["dup.txt"]["bytes"].get<uint64_t>() == std::string("exactly once\n").size());
+    client.close();
+    CHECK(c.stop_all({1, 2, 3}));
+}
