@@ -1,5 +1,6 @@
 #include "bus/lock_client.hpp"
 
+#include <cstring>
 #include <unistd.h>
 
 #include "bus/duration.hpp"
@@ -19,8 +20,25 @@ LockClient::LockClient(const ClusterConfig& cfg, LockClientOptions o, Tracer* tr
     inc_ = static_cast<uint64_t>(clock_.wall_us());
     // A fresh client id per process, never reused: pid and start time.
     id_ = "c" + std::to_string(::getpid()) + "-" + std::to_string(inc_ % 1000000);
-    for (const NodeSpec& n : cfg.nodes)
-        if (n.client) endpoints_.push_back({n.id, n.endpoint(n.client)});
+    for (const NodeSpec& n : cfg.nodes) {
+        if (!n.client) continue;
+        Endpoint e;
+        e.id = n.id;
+        e.address = n.endpoint(n.client);
+        e.sock = make_socket(ctx_, zmq::socket_type::dealer);
+        e.sock.set(zmq::sockopt::routing_id, id_);
+        e.sock.set(zmq::sockopt::immediate, 1);
+        e.sock.set(zmq::sockopt::reconnect_ivl, 50);
+        e.sock.set(zmq::sockopt::reconnect_ivl_max, 250);
+        std::string mon = "inproc://lock-client-monitor-" + std::to_string(endpoints_.size());
+        if (zmq_socket_monitor(e.sock.handle(), mon.c_str(), ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED) != 0)
+            throw std::runtime_error("zmq_socket_monitor failed");
+        e.monitor = zmq::socket_t(ctx_, zmq::socket_type::pair);
+        e.monitor.set(zmq::sockopt::linger, 0);
+        e.monitor.connect(mon);
+        e.sock.connect(e.address);
+        endpoints_.push_back(std::move(e));
+    }
     if (endpoints_.empty()) throw ConfigError(cfg.path + ": no node has a client port");
     current_ = static_cast<size_t>(rng_() % endpoints_.size());
 }
@@ -30,15 +48,6 @@ LockClient::~LockClient() = default;
 uint64_t LockClient::next_req() {
     last_req_ = std::max(last_req_ + 1, static_cast<uint64_t>(clock_.wall_us()));
     return last_req_;
-}
-
-void LockClient::connect_to(size_t i) {
-    if (sock_.handle() != nullptr) sock_.close();
-    sock_ = make_socket(ctx_, zmq::socket_type::dealer);
-    sock_.set(zmq::sockopt::routing_id, id_);
-    sock_.connect(endpoints_[i].address);
-    current_ = i;
-    connected_ = true;
 }
 
 size_t LockClient::pick_next() {
@@ -56,15 +65,35 @@ Duration LockClient::backoff(int attempt) {
     return Duration(static_cast<int64_t>(rng_() % static_cast<uint64_t>(std::max<int64_t>(cap, 1))));
 }
 
-void LockClient::send(const LockRequest& r) {
-    if (!connected_) connect_to(current_);
+bool LockClient::send(const LockRequest& r) {
     Envelope env;
     env.from = id_;
     env.inc = inc_;
     env.seq = ++seq_;
     env.body = r;
     std::string frame = encode(env);
-    (void)sock_.send(zmq::buffer(frame), zmq::send_flags::dontwait);  // lost: the timeout retries
+    for (size_t tried = 0; tried < endpoints_.size(); ++tried) {
+        Endpoint& e = endpoints_[current_];
+        if (e.sock.send(zmq::buffer(frame), zmq::send_flags::dontwait)) return true;  // lost later: the timeout retries
+        if (++e.failures >= opts_.breaker_failures) e.open_until = clock_.now() + opts_.breaker_open;
+        current_ = pick_next();
+    }
+    return false;
+}
+
+void LockClient::read_monitors() {
+    for (auto& e : endpoints_) {
+        for (;;) {
+            zmq::message_t ev, addr;
+            if (!e.monitor.recv(ev, zmq::recv_flags::dontwait)) break;
+            if (ev.more()) (void)e.monitor.recv(addr, zmq::recv_flags::dontwait);
+            if (ev.size() < 2) continue;
+            uint16_t kind;
+            std::memcpy(&kind, ev.data(), sizeof kind);
+            if (kind == ZMQ_EVENT_DISCONNECTED) e.down = true;
+            if (kind == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) e.down = false;
+        }
+    }
 }
 
 void LockClient::lose(const std::string& why) {
@@ -110,21 +139,29 @@ std::optional<LockReplyMsg> LockClient::receive(Duration timeout) {
         if (now >= end) return std::nullopt;
         Time wake = std::min(end, next_keepalive_ > now && session_ ? next_keepalive_ : end);
         auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(wake - now) + std::chrono::milliseconds(1);
-        zmq::pollitem_t item{sock_.handle(), 0, ZMQ_POLLIN, 0};
+        std::vector<zmq::pollitem_t> items;
+        for (auto& e : endpoints_) items.push_back({e.sock.handle(), 0, ZMQ_POLLIN, 0});
+        for (auto& e : endpoints_) items.push_back({e.monitor.handle(), 0, ZMQ_POLLIN, 0});
         try {
-            if (zmq::poll(&item, 1, wait) <= 0) continue;
+            if (zmq::poll(items, wait) <= 0) continue;
         } catch (const zmq::error_t& e) {
             if (e.num() != EINTR) throw;
             continue;
         }
+        bool was_down = endpoints_[current_].down;
+        read_monitors();
+        if (!was_down && endpoints_[current_].down) return std::nullopt;  // our server is gone: the caller moves on
         zmq::message_t msg;
-        if (!sock_.recv(msg, zmq::recv_flags::dontwait)) continue;
+        bool got = false;
+        for (size_t i = 0; i < endpoints_.size() && !got; ++i)
+            if (items[i].revents & ZMQ_POLLIN) got = endpoints_[i].sock.recv(msg, zmq::recv_flags::dontwait).has_value();
+        if (!got) continue;
         DecodeResult d = decode(msg.to_string_view());
         const LockReplyMsg* m = d.env ? std::get_if<LockReplyMsg>(&d.env->body) : nullptr;
         if (!m) continue;  // not for us: ignored
         if (m->req == 0) {
             handle_push(*m);
-            continue;
+            return std::nullopt;  // the caller looks at what was pushed
         }
         if (m->req == keepalive_req_ && keepalive_req_ != 0) {
             keepalive_answered_ = true;
@@ -160,13 +197,18 @@ LockReplyMsg LockClient::call(LockRequest r, Duration deadline) {
         if (now >= end)
             throw LockError("no answer to " + r.op + " within " + format_duration(deadline) +
                             " (every server tried; is a majority of the cluster up?)");
-        if (!connected_ || endpoints_[current_].open_until > now) connect_to(pick_next());
-        send(r);
+        if (endpoints_[current_].open_until > now) connect_to(pick_next());
+        if (!send(r)) {  // no server reachable right now
+            ++retries_;
+            (void)receive(backoff(attempt++));
+            continue;
+        }
         Time attempt_end = std::min(end, now + opts_.attempt_timeout);
         std::optional<LockReplyMsg> m;
+        size_t asked = current_;
         while (!m) {
             Duration left = attempt_end - clock_.now();
-            if (left <= Duration(0)) break;
+            if (left <= Duration(0) || endpoints_[asked].down) break;  // no answer coming from there
             m = receive(left);
             if (m && m->req != r.req) m.reset();  // an answer to an earlier attempt of something else
         }

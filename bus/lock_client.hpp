@@ -37,7 +37,7 @@ struct LockError : std::runtime_error {
 
 struct LockClientOptions {
     Duration deadline = std::chrono::seconds(10);           ///< per call
-    Duration attempt_timeout = std::chrono::milliseconds(500);
+    Duration attempt_timeout = std::chrono::milliseconds(300);
     Duration backoff_min = std::chrono::milliseconds(10);
     Duration backoff_max = std::chrono::milliseconds(400);
     int breaker_failures = 3;
@@ -88,16 +88,25 @@ private:
     struct Endpoint {
         NodeId id;
         std::string address;
+        zmq::socket_t sock;  ///< connected from the start, `immediate`: a dead server refuses at once
+        zmq::socket_t monitor;  ///< the socket's connection events (a server that dies is seen at once)
+        bool down = false;      ///< disconnected since the last handshake
         int failures = 0;
         Time open_until{};
     };
-    void connect_to(size_t i);
+    /// Talk to endpoint `i` from now on.
+    void connect_to(size_t i) { current_ = i; }
     size_t pick_next();
     Duration backoff(int attempt);
-    void send(const LockRequest& r);
-    /// Receives one frame within `timeout`; pushes and keepalive answers are handled here.
+    /// Sends to the current endpoint, moving on past those that refuse at once (no
+    /// connection: the server is down). False if every one refused.
+    bool send(const LockRequest& r);
+    /// Receives one answer within `timeout`; keepalive answers are handled here, and so are
+    /// pushes, which return nullopt at once (the caller looks at pushed_).
     std::optional<LockReplyMsg> receive(Duration timeout);
     void maybe_keepalive();
+    /// Reads connection events: marks endpoints down (disconnected) or up (handshake done).
+    void read_monitors();
     void handle_push(const LockReplyMsg& m);
     uint64_t next_req();
     void lose(const std::string& why);
@@ -110,10 +119,8 @@ private:
     uint64_t seq_ = 0;
     uint64_t last_req_ = 0;
     zmq::context_t ctx_;
-    zmq::socket_t sock_;
     std::vector<Endpoint> endpoints_;
     size_t current_ = 0;
-    bool connected_ = false;
     std::mt19937_64 rng_;
     uint64_t session_ = 0;
     bool lost_ = false;

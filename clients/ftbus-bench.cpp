@@ -8,10 +8,21 @@
 //          node's control port: `fsyncs` in its status) — fewer fsyncs than entries is
 //          group commit at work.
 //
+//   lock   N clients of the lock service (ftbus-lockd), each in its own session:
+//          cycles      each client acquires and releases its own lock in a loop (one
+//                      client: one lock): cycles/s and cycle latency p50/p99/max;
+//          contended   every client acquires and releases one shared lock: hand-overs/s
+//                      (every grant is one; waiters are pushed their grant);
+//          with the cluster's fsyncs/s beside. --gaps also prints the longest time between
+//          two completed cycles (a failover shows as one; scripts/bench-lock kills the leader).
+//
 // Proposers find the leader themselves (a follower's reply names it) and re-send after a
 // timeout. Results go to stdout (one line, or JSON with --json); progress to stderr.
 // Exit codes: 0 figures printed; 1 nothing committed (no leader, no cluster); 2 usage.
 #include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <thread>
 #include <chrono>
 #include <iostream>
 #include <optional>
@@ -23,6 +34,7 @@
 
 #include "bus/duration.hpp"
 #include "bus/flags.hpp"
+#include "bus/lock_client.hpp"
 #include "bus/protocol.hpp"
 #include "bus/transport.hpp"
 
@@ -195,6 +207,100 @@ int bench_raft(const bus::ClusterConfig& cfg, int proposers, bus::Duration durat
     return committed > 0 ? bus::kExitOk : bus::kExitFailure;
 }
 
+int bench_lock(const bus::ClusterConfig& cfg, int clients, bool contended, bus::Duration duration, bus::Duration warmup,
+               bool gaps, bool json) {
+    zmq::context_t ctx(1);
+    auto fsyncs = [&]() -> std::optional<uint64_t> {
+        uint64_t total = 0;
+        for (const bus::NodeSpec& n : cfg.nodes) {
+            if (!n.control) return std::nullopt;
+            auto s = control(ctx, n.endpoint(n.control), {{"op", "status"}});
+            if (!s || !s->contains("fsyncs")) continue;  // a dead replica counts nothing
+            total += (*s)["fsyncs"].get<uint64_t>();
+        }
+        return total;
+    };
+    std::atomic<bool> measuring{false}, stop{false};
+    std::mutex mu;
+    std::vector<double> lat_ms;
+    std::vector<double> gap_ms;
+    std::atomic<uint64_t> cycles{0}, errors{0};
+    std::vector<std::thread> threads;
+    for (int k = 0; k < clients; ++k) {
+        threads.emplace_back([&, k] {
+            bus::LockClientOptions o;
+            o.deadline = std::chrono::seconds(30);
+            o.ttl_ms = 5000;
+            std::string lock = contended ? "bench-shared" : "bench-" + std::to_string(k);
+            try {
+                bus::LockClient c(cfg, o);
+                c.open();
+                Clock::time_point last = Clock::now();
+                double worst_gap = 0;
+                std::vector<double> mine;
+                while (!stop) {
+                    Clock::time_point t0 = Clock::now();
+                    try {
+                        uint64_t token = c.acquire(lock, std::chrono::seconds(30));
+                        if (token) c.release(lock, token);
+                    } catch (const bus::LockError&) {
+                        ++errors;
+                        continue;
+                    }
+                    Clock::time_point t1 = Clock::now();
+                    if (measuring) {
+                        ++cycles;
+                        mine.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+                        worst_gap = std::max(worst_gap, std::chrono::duration<double, std::milli>(t1 - last).count());
+                    }
+                    last = t1;
+                }
+                c.close();
+                std::lock_guard<std::mutex> g(mu);
+                lat_ms.insert(lat_ms.end(), mine.begin(), mine.end());
+                gap_ms.push_back(worst_gap);
+            } catch (const std::exception& e) {
+                std::cerr << "ftbus-bench: client " << k << ": " << e.what() << "\n";
+                ++errors;
+            }
+        });
+    }
+    std::this_thread::sleep_for(warmup);
+    auto before = fsyncs();
+    Clock::time_point from = Clock::now();
+    measuring = true;
+    std::this_thread::sleep_for(duration);
+    measuring = false;
+    double secs = std::chrono::duration<double>(Clock::now() - from).count();
+    auto after = fsyncs();
+    stop = true;
+    for (auto& t : threads) t.join();
+    double rate = static_cast<double>(cycles.load()) / secs;
+    std::optional<double> fsync_rate;
+    if (before && after) fsync_rate = static_cast<double>(*after - *before) / secs;
+    double p50 = percentile(lat_ms, 0.50), p99 = percentile(lat_ms, 0.99);
+    double max = lat_ms.empty() ? 0 : *std::max_element(lat_ms.begin(), lat_ms.end());
+    double gap = gap_ms.empty() ? 0 : *std::max_element(gap_ms.begin(), gap_ms.end());
+    const char* what = contended ? "hand-overs" : "cycles";
+    if (json) {
+        Json j = {{"bench", contended ? "lock-contended" : "lock-cycles"}, {"clients", clients}, {"seconds", secs},
+                  {what, cycles.load()}, {"per_s", rate}, {"p50_ms", p50}, {"p99_ms", p99}, {"max_ms", max},
+                  {"errors", errors.load()}, {"longest_gap_ms", gap}};
+        j["fsyncs_per_s"] = fsync_rate ? Json(*fsync_rate) : Json(nullptr);
+        std::cout << j.dump() << "\n";
+    } else {
+        std::printf("lock %s: %d client%s%s, %.1f s: %.0f %s/s (acquire+release), latency p50 %.2f ms p99 %.2f ms "
+                    "max %.2f ms; fsyncs %s/s (all replicas)%s",
+                    contended ? "contended" : "cycles", clients, clients == 1 ? "" : "s",
+                    contended ? " on one lock" : (clients == 1 ? "" : " on their own locks"), secs, rate, what, p50, p99,
+                    max, fsync_rate ? std::to_string(static_cast<long>(*fsync_rate)).c_str() : "?",
+                    errors ? (", " + std::to_string(errors.load()) + " errors").c_str() : "");
+        if (gaps) std::printf("; longest gap between cycles %.1f ms", gap);
+        std::printf("\n");
+    }
+    return cycles > 0 ? bus::kExitOk : bus::kExitFailure;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -217,6 +323,19 @@ int main(int argc, char** argv) {
     raft->add_option("--timeout", timeout_text, "re-send a PROPOSE unanswered this long (elsewhere)")
         ->capture_default_str();
     raft->add_flag("--json", json, "one JSON object instead of a line of text");
+    CLI::App* lock = app.add_subcommand("lock", "acquire+release cycles against the lock service (ftbus-lockd)");
+    bus::add_cluster_flag(*lock, f);
+    int clients = 1;
+    std::string mode = "cycles";
+    bool gaps = false;
+    lock->add_option("mode", mode, "cycles (own locks) or contended (one lock)")
+        ->check(CLI::IsMember({"cycles", "contended"}))
+        ->capture_default_str();
+    lock->add_option("--clients", clients, "clients, each with its own session")->check(CLI::Range(1, 64))->capture_default_str();
+    lock->add_option("--duration", duration_text, "how long to measure")->capture_default_str();
+    lock->add_option("--warmup", warmup_text, "run this long before measuring")->capture_default_str();
+    lock->add_flag("--gaps", gaps, "also print the longest time between two completed cycles");
+    lock->add_flag("--json", json, "one JSON object instead of a line of text");
     if (auto code = bus::parse_flags(app, argc, argv)) return *code;
     return bus::run_program("ftbus-bench", [&]() -> int {
         auto dur = [](const std::string& text, const char* what) {
@@ -227,6 +346,7 @@ int main(int argc, char** argv) {
         bus::Duration duration = dur(duration_text, "duration"), timeout = dur(timeout_text, "timeout");
         bus::Duration warmup = warmup_text == "0" ? bus::Duration(0) : dur(warmup_text, "warmup");
         bus::ClusterConfig cfg = bus::load_cluster_with_flags(f);
+        if (*lock) return bench_lock(cfg, clients, mode == "contended", duration, warmup, gaps, json);
         return bench_raft(cfg, proposers, duration, warmup, size, timeout, json);
     });
 }
