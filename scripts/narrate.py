@@ -326,6 +326,65 @@ def narrate_membership(evs, ms):
             print(f"node {peer} was removed ({reason}) by {who({n for (_, n) in seen})}")
 
 
+def narrate_locks(evs, ms):
+    """The lock service: what the replicated log decided (each entry once, however many
+    replicas applied it), what the clients were told, and whether every acknowledged append
+    is in the file exactly once."""
+    applied = {}
+    for e in evs:
+        ev = e.get("ev", "")
+        if ev.split(".")[0] in ("session", "lock", "file") and "index" in e and isinstance(e.get("node"), int):
+            key = (ev, e["index"], e.get("lock"), e.get("session"), e.get("file"))
+            if key not in applied:
+                applied[key] = e
+    if not applied:
+        return
+    print("\nlock service, as the replicated log decided it (each entry once, when first applied), with the faults:")
+    names = {}
+    faults = [e for e in evs if e.get("ev") == "fault"]
+    for e in sorted(list(applied.values()) + faults, key=lambda x: (x["t"], x.get("index", 0))):
+        ev = e["ev"]
+        if ev == "fault":
+            print(f"[{ms(e['t']):9.1f} ms] fault: {e.get('action')} {e.get('target')}")
+            continue
+        if ev == "session.open":
+            names[e["session"]] = e.get("client")
+            continue
+        who = f"session {e.get('session')} ({names.get(e.get('session'), '?')})"
+        at = f"[{ms(e['t']):9.1f} ms] entry {e['index']:>4} term {e.get('term')}:"
+        if ev == "lock.grant":
+            print(f"{at} {e['lock']} granted to {who}, fencing token {e['token']}")
+        elif ev == "lock.queue":
+            print(f"{at} {who} queued for {e['lock']} at position {e['pos']}")
+        elif ev == "lock.release":
+            print(f"{at} {who} released {e['lock']} (token {e['token']})")
+        elif ev == "lock.expire":
+            print(f"{at} {who}'s lease ran out: {e['lock']} (token {e['token']}) taken back")
+        elif ev == "session.expire":
+            print(f"{at} {who} expired")
+        elif ev == "file.append":
+            print(f"{at} {e['bytes']} bytes appended to {e['file']} at offset {e['offset']} under {e['lock']}"
+                  f" (token {e['token']}, session of {e.get('client')})")
+    rejects = [e for e in evs if e.get("ev") == "rpc.reject" and e.get("op") != "keepalive"]
+    for e in rejects:
+        print(f"[{ms(e['t']):9.1f} ms] node {e['node']} refused {e.get('op')} from {e.get('client')}: {e.get('reason')}")
+    lost = [e for e in evs if e.get("ev") == "lock.lost"]
+    for e in lost:
+        print(f"[{ms(e['t']):9.1f} ms] client {e['node']} lost {e['lock']} (token {e['token']}): {e.get('reason')}")
+    acks = [e for e in evs if e.get("ev") == "rpc.ack" and e.get("op") == "append"]
+    appends = {}
+    for e in applied.values():
+        if e["ev"] == "file.append":
+            appends.setdefault(e["file"], []).append(e)
+    for f, es in appends.items():
+        offsets = sorted((x["offset"], x["bytes"], x["crc32c"]) for x in es)
+        ok = sum(1 for a in acks if a.get("file") == f and (a.get("offset"), a.get("bytes"), a.get("crc32c")) in offsets)
+        mine = [a for a in acks if a.get("file") == f]
+        dup = len(offsets) != len({o for o, _, _ in offsets})
+        print(f"\n{f}: {len(es)} appends applied, {len(mine)} acknowledged to clients, {ok} of those found at their"
+              f" offset with their checksum{'; DUPLICATE OFFSETS' if dup else ''}")
+
+
 def main():
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     if len(args) != 1 or "-h" in sys.argv or "--help" in sys.argv:
@@ -356,6 +415,7 @@ def main():
     else:
         narrate_detection(evs, ms)
     narrate_membership(evs, ms)
+    narrate_locks(evs, ms)
     drops = [e for e in evs if e.get("ev") == "msg.drop"]
     if drops:
         print(f"\n{len(drops)} frame(s) dropped as malformed (msg.drop).")
