@@ -40,6 +40,9 @@ public:
     virtual Actions on_client(const std::string& /*route*/, const Envelope& /*env*/, Time /*now*/) { return {}; }
     /// True if the algorithm answers client requests (the host then binds a client ROUTER).
     virtual bool serves_clients() const { return false; }
+    /// The host has read all input of a loop round and run its timers (before the round's
+    /// fsync): the place to send what the round's events batched up.
+    virtual Actions on_round_end(Time /*now*/) { return {}; }
     /// The host made this node's log durable up to `index` (algorithms with a log: Raft).
     virtual Actions on_log_durable(uint64_t /*index*/, Time /*now*/) { return {}; }
     /// Time passed; called when next_deadline() is reached (maybe later, never earlier).

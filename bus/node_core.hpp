@@ -72,6 +72,8 @@ public:
     Actions on_stall(Time now);
     /// A client's request (client ROUTER, routing id `route`): to the algorithm.
     Actions on_client(const std::string& route, const Envelope& env, Time now);
+    /// End of a loop round (all input read, timers run): to the algorithm.
+    Actions on_round_end(Time now);
     /// The host made the log durable up to `index` (after its fsync): to the algorithm.
     Actions on_log_durable(uint64_t index, Time now);
     /// The earliest time on_tick has something to do.

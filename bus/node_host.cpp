@@ -323,8 +323,10 @@ int NodeHost::run(const std::atomic<bool>& stop) {
             break;
         }
         if (core_.joined()) transport_.close_join_link();  // welcomed: no more use for it
-        // Then timers.
+        // Then timers; then what the round batched up (a leader's AppendEntries for every
+        // proposal of the round in one message per follower); then the round's one fsync.
         carry_out(core_.on_tick(now));
+        carry_out(core_.on_round_end(now));
         sync_log();
         // The next stall check measures from here: this round's own work (fsyncs, a burst of
         // input) is not a stall.

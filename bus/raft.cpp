@@ -73,9 +73,24 @@ uint64_t Raft::propose(std::string data, Time /*now*/, Actions& a) {
         throw std::invalid_argument("Raft::propose: an entry of " + std::to_string(data.size()) + " bytes (at most " +
                                     std::to_string(kMaxEntryBytes) + ")");
     append_local(LogEntry{last_index() + 1, term_, std::move(data)}, a);
+    if (batching_) {  // sent with the round's other proposals, by on_round_end
+        batch_pending_ = true;
+        return last_index();
+    }
     for (NodeId v : voters_)  // a follower that was up to date, with room in its window: send at once
         if (v != self_ && next_[v] == last_index() && inflight_[v].size() < kMaxInflight) replicate(v, a);
     return last_index();  // commits once durable here and on a majority (a single node: on_log_durable)
+}
+
+Actions Raft::on_round_end(Time /*now*/) {
+    Actions a;
+    if (!batch_pending_) return a;
+    batch_pending_ = false;
+    if (role_ != Role::leader) return a;
+    for (NodeId v : voters_)
+        if (v != self_ && next_[v] <= last_index() && next_[v] > snap_index_ && inflight_[v].size() < kMaxInflight)
+            replicate(v, a);
+    return finish(std::move(a));
 }
 
 Actions Raft::on_log_durable(uint64_t index, Time /*now*/) {

@@ -91,6 +91,10 @@ public:
     /// this node is not the leader (the caller redirects). \throws std::invalid_argument
     /// for data over kMaxEntryBytes (it could not travel in a frame; callers refuse first).
     uint64_t propose(std::string data, Time now, Actions& a);
+    /// Batching (real hosts): proposals are not sent at once but at the end of the host's
+    /// loop round (on_round_end), all of a round's in one AppendEntries per follower.
+    void set_batching(bool on) { batching_ = on; }
+    Actions on_round_end(Time now) override;
     /// The host made this node's log durable up to `index` (group commit: after its fsync).
     /// The leader counts itself towards a majority only for durable entries.
     Actions on_log_durable(uint64_t index, Time now) override;
@@ -182,6 +186,8 @@ private:
     bool pre_vote_, check_quorum_;
     uint64_t snapshot_every_;
     size_t snapshot_chunk_ = kMaxSnapshotChunk;
+    bool batching_ = false;
+    bool batch_pending_ = false;  ///< proposals of this round not sent yet
     std::mt19937_64 rng_;
 
     // ---- durable state (Figure 2), as last handed to the host to persist

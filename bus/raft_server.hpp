@@ -55,6 +55,7 @@ public:
     Actions on_stall(Time now) override { return answer(raft_->on_stall(now)); }
     Actions on_tick(Time now) override { return answer(raft_->on_tick(now)); }
     Actions on_log_durable(uint64_t index, Time now) override { return answer(raft_->on_log_durable(index, now)); }
+    Actions on_round_end(Time now) override { return answer(raft_->on_round_end(now)); }
     Actions on_client(const std::string& route, const Envelope& env, Time now) override;
     bool serves_clients() const override { return true; }
     Time next_deadline() const override { return raft_->next_deadline(); }

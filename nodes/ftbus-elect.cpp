@@ -53,6 +53,7 @@ int main(int argc, char** argv) {
                 // The algorithm takes a seed, never a global generator; the program draws it.
                 auto raft = std::make_unique<bus::Raft>(cfg, f.id, disk->storage.state(), std::random_device{}(),
                                                         disk->log.entries(), disk->storage.snapshot());
+                raft->set_batching(true);  // a round's proposals share one AppendEntries per follower
                 // A replicated log: clients PROPOSE entries on the node's client port
                 // (ftbus-bench raft); the state machine digests them.
                 election = std::make_unique<bus::RaftServer>(std::move(raft), &digest);

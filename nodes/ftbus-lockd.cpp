@@ -84,6 +84,7 @@ int main(int argc, char** argv) {
             });
             auto raft = std::make_unique<bus::Raft>(cfg, f.id, disk->storage.state(), std::random_device{}(),
                                                     disk->log.entries(), disk->storage.snapshot());
+            raft->set_batching(true);  // a round's proposals share one AppendEntries per follower
             auto server = std::make_unique<bus::LockServer>(std::move(raft), &machine, cfg.tunables.election_timeout_max);
             bus::NodeHostOptions opts{"lockd", f.trace, f.level(), disk.get(), ""};
             bus::NodeHost host(cfg, f.id, clock, std::move(opts), std::move(server));
