@@ -129,6 +129,14 @@ bool SimNetwork::act(NodeId id, const std::function<void(Algorithm&, Time, Actio
     return true;
 }
 
+bool SimNetwork::client_request(NodeId id, const std::string& route, const Envelope& env) {
+    Node* n = running(id);
+    if (!n || n->paused) return false;
+    if (n->tracer) trace_receive(*n->tracer, env.from, env, "req");
+    carry_out(id, n->core->on_client(route, env, now()));
+    return true;
+}
+
 void SimNetwork::leave(NodeId id) {
     Node* n = running(id);
     if (!n || n->paused) return;
@@ -301,6 +309,11 @@ void SimNetwork::carry_out(NodeId id, Actions&& a) {
         if (send_observer_) send_observer_(id, o, env);
         ++sent_[info(env.type()).name];
         std::string frame = encode(env);
+        if (o.route == Outgoing::Route::client) {  // to a test's client, at once
+            n->outbox->record(o, env, client_sink_ ? SendResult::sent : SendResult::unroutable);
+            if (client_sink_) client_sink_(id, o.topic, env);
+            continue;
+        }
         Outgoing routed = o;
         if (o.route == Outgoing::Route::join) {  // to whichever node listens at that endpoint
             routed.route = Outgoing::Route::request;

@@ -117,6 +117,12 @@ public:
     void run_for(Duration d) { run_until(now() + d); }
     /// Called after every step (tests check invariants there).
     void set_observer(std::function<void()> f) { observer_ = std::move(f); }
+    /// Clients (tests model them): what nodes send to clients (Outgoing::Route::client) goes
+    /// to the sink at once, with the client's routing id; a client's request reaches a node
+    /// with client_request (false if the node is not up: the request is lost).
+    using ClientSink = std::function<void(NodeId from, const std::string& route, const Envelope& env)>;
+    void set_client_sink(ClientSink f) { client_sink_ = std::move(f); }
+    bool client_request(NodeId id, const std::string& route, const Envelope& env);
     /// Called for every message a node sends (before the network decides its fate).
     using SendObserver = std::function<void(NodeId from, const Outgoing& o, const Envelope& env)>;
     void set_send_observer(SendObserver f) { send_observer_ = std::move(f); }
@@ -242,6 +248,7 @@ private:
     std::unique_ptr<Tracer> ctl_;  ///< `fault` events
     std::function<void()> observer_;
     SendObserver send_observer_;
+    ClientSink client_sink_;
     std::map<NodeId, Disk> disks_;
     std::mt19937_64 disk_rng_;  ///< fsync durations and what survives a crash
     uint64_t fsyncs_ = 0;
