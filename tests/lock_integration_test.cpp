@@ -181,3 +181,50 @@ TEST_CASE("lock service: a duplicated request is applied once — the retry gets
     client.close();
     CHECK(c.stop_all({1, 2, 3}));
 }
+
+TEST_CASE("lock service: a single server fails — with the lock free, the next acquire works; with it held, the "
+          "holder keeps it through the failover and the waiter gets it after",
+          "[integration][lock]") {
+    Cluster c(3, kLoose);
+    for (int id : {1, 2, 3}) start(c, id);
+    REQUIRE(Cluster::wait_for([&] { return !status(c).is_null(); }, 30));
+    std::string F = c.cluster_file();
+    auto hold_true = [&] {
+        return test::run_command(bin("ftbus-lock") + " --cluster " + F + " --timeout 10s hold L --wait 10s -- true") == 0;
+    };
+    // The lock is free; the leader dies; the next acquire works once a new leader is up.
+    int leader = leader_of(c, {1, 2, 3});
+    REQUIRE(leader != 0);
+    c.kill(leader);
+    CHECK(hold_true());
+    start(c, leader);
+    REQUIRE(Cluster::wait_for([&] { return !status(c).is_null(); }, 30));
+    // The lock is held (3 s lease) by a command that waits for a file; the leader dies.
+    std::string go = c.dir() + "/go";
+    c.spawn(-1, "ftbus-lock",
+            {"--cluster", F, "--ttl", "3s", "--trace", c.dir() + "/h.jsonl", "hold", "L", "--", "sh", "-c",
+             "while [ ! -e " + go + " ]; do sleep 0.05; done"},
+            c.dir() + "/h.out");
+    REQUIRE(Cluster::wait_for([&] {
+        bus::Json s = status(c);
+        return !s.is_null() && s["locks"].contains("L") && !s["locks"]["L"]["holder"].is_null();
+    }, 30));
+    leader = 0;
+    REQUIRE(Cluster::wait_for([&] { return (leader = leader_of(c, {1, 2, 3})) != 0; }, 30));
+    c.kill(leader);
+    // Through the failover and the new leader's grace, the holder keeps its lease.
+    std::vector<int> others;
+    for (int id : {1, 2, 3})
+        if (id != leader) others.push_back(id);
+    REQUIRE(Cluster::wait_for([&] { return test::all_follow(c, others, 0) && leader_of(c, others) != leader; }, 30));
+    REQUIRE(Cluster::wait_for([&] { return !status(c).is_null(); }, 30));
+    bus::Json s = status(c);
+    CHECK_FALSE(s["locks"]["L"]["holder"].is_null());  // still held, by the same session
+    { std::ofstream(go) << "go\n"; }
+    CHECK(c.wait_exit(-1, 30) == 0);
+    size_t lost = 0;
+    for (auto& e : events(c.dir() + "/h.jsonl")) lost += e["ev"] == "lock.lost";
+    CHECK(lost == 0);
+    CHECK(hold_true());  // and then someone else gets it
+    CHECK(c.stop_all(others));
+}
