@@ -187,6 +187,7 @@ void TraceChecker::finish() {
     check_terms();
     check_raft_leaders();
     check_votes();
+    check_locks();
     for (const char* algo : {"bully", "ring"}) {
         // Only where that algorithm traced a leader: a trace of heartbeats alone has nothing to agree on.
         bool led = false;
@@ -340,6 +341,116 @@ void TraceChecker::check_raft_leaders() {
                                 " leaders, " + names + " (at most one per term)",
              cites});
     }
+}
+
+void TraceChecker::check_locks() {
+    static const std::set<std::string> applied_evs = {"session.open", "session.close", "session.expire", "lock.queue",
+                                                      "lock.grant", "lock.release", "lock.expire", "file.append"};
+    // Each entry's effects in the order applied, per replica incarnation; and the clients'
+    // lease events per token.
+    std::map<uint64_t, std::map<StreamKey, std::vector<const Event*>>> by_index;
+    std::map<uint64_t, std::map<std::string, std::vector<const Event*>>> clients;  // token -> client -> events
+    for (auto& [key, stream] : streams_)
+        for (auto& [seq, e] : stream) {
+            std::string ev = str_of(e.j, "ev");
+            if (applied_evs.count(ev) && e.j.contains("node") && e.j["node"].is_number()) {
+                if (auto index = uint_of(e.j, "index")) by_index[*index][key].push_back(&e);
+            } else if ((ev == "lock.acquired" || ev == "lock.renewed" || ev == "lock.lost") && e.j.contains("node") &&
+                       e.j["node"].is_string()) {
+                if (auto token = uint_of(e.j, "token")) clients[*token][e.j["node"].get<std::string>()].push_back(&e);
+            }
+        }
+    auto effect = [](const Json& j) {
+        Json c = j;
+        for (const char* k : {"t", "node", "inc", "seq", "lc", "vc"}) c.erase(k);
+        return c.dump();
+    };
+    struct LockState {
+        bool known = false;   // a grant or release seen: the holder is known from here on
+        uint64_t holder = 0;  // session, 0 = free
+        uint64_t token = 0;
+    };
+    std::map<std::string, LockState> locks;
+    std::map<std::string, std::pair<bool, uint64_t>> files;  // file -> (known, size)
+    std::set<uint64_t> indices;
+    std::vector<const Event*> ordered;  // every entry's effects once, in log order
+    for (auto& [index, per_replica] : by_index) {
+        indices.insert(index);
+        const std::vector<const Event*>* ref = nullptr;
+        for (auto& [key, evs] : per_replica)  // the earliest application decides when it took effect
+            if (!ref || (time_of(evs.front()->j) && (!time_of((*ref).front()->j) ||
+                                                      *time_of(evs.front()->j) < *time_of((*ref).front()->j))))
+                ref = &evs;
+        for (auto& [key, evs] : per_replica) {
+            bool same = evs.size() == ref->size();
+            for (size_t i = 0; same && i < evs.size(); ++i) same = effect(evs[i]->j) == effect((*ref)[i]->j);
+            if (!same) {
+                add({"lock", "lock service: replicas applied entry " + std::to_string(index) + " differently",
+                     Json::array({cite(*ref->front()), cite(*evs.front())})});
+                break;
+            }
+        }
+        ordered.insert(ordered.end(), ref->begin(), ref->end());
+    }
+    for (const Event* first : ordered) {
+        const Json& j = first->j;
+        std::string ev = str_of(j, "ev"), lock = str_of(j, "lock");
+        uint64_t session = uint_of(j, "session").value_or(0), token = uint_of(j, "token").value_or(0);
+        LockState& l = locks[lock];
+        if (ev == "lock.grant") {
+            if (l.known && l.holder != 0)
+                add({"lock", "lock service: " + lock + " granted to session " + std::to_string(session) + " (token " +
+                                 std::to_string(token) + ") while session " + std::to_string(l.holder) +
+                                 " held it (token " + std::to_string(l.token) + ")",
+                     Json::array({cite(*first)})});
+            if (l.token != 0 && token <= l.token)
+                add({"lock", "lock service: " + lock + "'s token went from " + std::to_string(l.token) + " to " +
+                                 std::to_string(token) + " (tokens only increase)",
+                     Json::array({cite(*first)})});
+            l = {true, session, token};
+        } else if (ev == "lock.release" || ev == "lock.expire") {
+            if (l.known && (l.holder != session || l.token != token))
+                add({"lock", "lock service: " + lock + " " + ev.substr(5) + "d for session " + std::to_string(session) +
+                                 " token " + std::to_string(token) + ", but the holder was session " +
+                                 std::to_string(l.holder) + " token " + std::to_string(l.token),
+                     Json::array({cite(*first)})});
+            l = {true, 0, token};
+            if (ev == "lock.expire") {
+                // Lease safety: the client that held this token must already have stopped.
+                int64_t at = time_of(j).value_or(0);
+                for (auto& [client, cevs] : clients[token]) {
+                    int64_t valid = 0;
+                    bool lost = false;
+                    for (const Event* c : cevs) {
+                        if (time_of(c->j).value_or(0) > at) continue;
+                        if (str_of(c->j, "ev") == "lock.lost") lost = true;
+                        else if (auto v = c->j.find("valid_until"); v != c->j.end() && v->is_number_integer())
+                            valid = std::max(valid, v->get<int64_t>());
+                    }
+                    if (!lost && valid > at)
+                        add({"lock", "lock service: " + lock + " (token " + std::to_string(token) +
+                                         ") expired while client " + client + " could still act as holder: its lease ran to " +
+                                         std::to_string((valid - at) / 1000) + " ms after the expiry",
+                             Json::array({cite(*first)})});
+                }
+            }
+        } else if (ev == "file.append") {
+            std::string file = str_of(j, "file");
+            auto& [known, size] = files[file];
+            uint64_t offset = uint_of(j, "offset").value_or(0), bytes = uint_of(j, "bytes").value_or(0);
+            if (known && offset != size)
+                add({"lock", "lock service: an append to " + file + " at offset " + std::to_string(offset) +
+                                 " where the file ended at " + std::to_string(size),
+                     Json::array({cite(*first)})});
+            if (l.known && (l.holder == 0 || l.token != token))
+                add({"lock", "lock service: an append to " + file + " under " + lock + " with token " +
+                                 std::to_string(token) + ", which is not the current one (" + std::to_string(l.token) + ")",
+                     Json::array({cite(*first)})});
+            known = true;
+            size = offset + bytes;
+        }
+    }
+    lock_entries_ = indices.size();
 }
 
 // Raft §5.2: a node votes at most once per term — across its restarts too, since the vote
@@ -601,6 +712,7 @@ Json TraceChecker::report_json() const {
         el["live"] = a->live;
     }
     r["elections"] = el;
+    r["lock_entries"] = lock_entries_;
     return r;
 }
 

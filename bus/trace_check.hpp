@@ -38,7 +38,7 @@
 namespace bus {
 
 struct Finding {
-    std::string check;    ///< "parse", "fields", "seq", "lamport", "vclock", "term", "raft-leader", "vote", "agreement"
+    std::string check;    ///< "parse", "fields", "seq", "lamport", "vclock", "term", "raft-leader", "vote", "agreement", "lock"
     std::string message;  ///< one readable sentence
     Json cites = Json::array();  ///< [{node, inc, seq, where}], the events at fault
 };
@@ -77,6 +77,10 @@ private:
     void check_raft_leaders();
     void check_votes();
     void check_agreement(const std::string& algo);
+    /// The lock service: replicas applied the same at each index; one holder at a time,
+    /// tokens increasing, appends only by the holder at the file's end; no expiry while the
+    /// client could still act as holder (its valid_until).
+    void check_locks();
 
     /// What the election checks looked at, for report_json()["elections"].
     struct Agreement {
@@ -97,6 +101,7 @@ private:
     size_t votes_checked_ = 0;  ///< (node, term) pairs with a vote
     size_t messages_matched_ = 0;  ///< msg.recv events whose msg.send is in the trace
     std::vector<Agreement> agreements_;
+    size_t lock_entries_ = 0;  ///< distinct lock-service log entries checked
 };
 
 }  // namespace bus

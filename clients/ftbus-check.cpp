@@ -181,6 +181,10 @@ int main(int argc, char** argv) {
         std::cout << "ok: " << checker.events() << " events from " << checker.emitters()
                   << " emitter incarnations, no violations\n";
         if (!elections.empty()) std::cout << elections << "\n";
+        if (report["lock_entries"].get<size_t>() > 0)
+            std::cout << "locks: " << report["lock_entries"].get<size_t>()
+                      << " log entries checked: replicas agree, one holder at a time, tokens increase, appends by "
+                         "the holder at the file's end, no expiry before the holder's lease ran out\n";
     } else {
         std::cout << fs.size() << " violation(s) in " << checker.events() << " events:\n";
         for (size_t i = 0; i < fs.size() && i < max_shown; ++i) {

@@ -570,3 +570,69 @@ TEST_CASE("checker, summary, spread check and ShiViz export survive every field 
     }
     CHECK(runs > 300);
 }
+
+namespace {
+
+/// A lock-service event applied by replica `node` (its seq-th event), at time 1000 + seq.
+std::string lk(int node, uint64_t seq, const std::string& name, const std::string& fields) {
+    return ev(node, seq, seq, name, "," + fields);
+}
+
+}  // namespace
+
+TEST_CASE("checker: the lock service's history from the replicas' traces — one holder at a time, tokens up, "
+          "appends by the holder at the file's end, replicas agreeing",
+          "[unit][check][lock]") {
+    auto run = [](std::vector<std::string> lines) {
+        TraceChecker c;
+        int n = 0;
+        for (auto& l : lines) c.add_line(l, "t:" + std::to_string(++n));
+        c.finish();
+        std::vector<std::string> msgs;
+        for (auto& f : c.findings()) msgs.push_back(f.check + ": " + f.message);
+        return msgs;
+    };
+    std::string grant5 = R"("lock":"L","session":3,"client":"a","token":5,"index":5,"term":1)";
+    std::string append6 = R"("file":"f","lock":"L","token":5,"offset":0,"bytes":4,"crc32c":1,"client":"a","req":9,"index":6,"term":1)";
+    std::string release7 = R"("lock":"L","session":3,"token":5,"index":7,"term":1)";
+    std::string grant7 = R"("lock":"L","session":4,"client":"b","token":7,"index":7,"term":1)";
+    SECTION("a clean history, applied by two replicas: nothing to report") {
+        auto m = run({lk(1, 1, "lock.grant", grant5), lk(1, 2, "file.append", append6), lk(1, 3, "lock.release", release7),
+                      lk(1, 4, "lock.grant", grant7), lk(2, 1, "lock.grant", grant5), lk(2, 2, "file.append", append6),
+                      lk(2, 3, "lock.release", release7), lk(2, 4, "lock.grant", grant7)});
+        CHECK(m.empty());
+    }
+    SECTION("a grant while held") {
+        auto m = run({lk(1, 1, "lock.grant", grant5), lk(1, 2, "lock.grant", grant7)});
+        REQUIRE(m.size() == 1);
+        CHECK(m[0] == "lock: lock service: L granted to session 4 (token 7) while session 3 held it (token 5)");
+    }
+    SECTION("an append with a stale token, and at the wrong offset") {
+        std::string stale = R"("file":"f","lock":"L","token":5,"offset":2,"bytes":4,"crc32c":1,"client":"a","req":9,"index":8,"term":1)";
+        auto m = run({lk(1, 1, "lock.grant", grant5), lk(1, 2, "file.append", append6), lk(1, 3, "lock.release", release7),
+                      lk(1, 4, "lock.grant", grant7), lk(1, 5, "file.append", stale)});
+        REQUIRE(m.size() == 2);
+        CHECK(m[0] == "lock: lock service: an append to f at offset 2 where the file ended at 4");
+        CHECK(m[1] == "lock: lock service: an append to f under L with token 5, which is not the current one (7)");
+    }
+    SECTION("replicas that applied an entry differently") {
+        std::string other = R"("lock":"L","session":3,"client":"a","token":5,"index":5,"term":2)";
+        auto m = run({lk(1, 1, "lock.grant", grant5), lk(2, 1, "lock.grant", other)});
+        REQUIRE(m.size() == 1);
+        CHECK(m[0] == "lock: lock service: replicas applied entry 5 differently");
+    }
+    SECTION("an expiry while the client's lease still ran (lease safety)") {
+        std::string expire = R"("lock":"L","session":3,"token":5,"index":9,"term":1)";
+        std::string acquired = R"({"t":1001,"node":"a","inc":1,"seq":1,"lc":1,"ev":"lock.acquired","lock":"L","token":5,"valid_until":9002})";
+        auto m = run({lk(1, 1, "lock.grant", grant5), acquired, lk(1, 2, "lock.expire", expire)});
+        for (auto& x : m) UNSCOPED_INFO(x);
+        REQUIRE(m.size() == 1);
+        CHECK(m[0] == "lock: lock service: L (token 5) expired while client a could still act as holder: its lease ran "
+                      "to 8 ms after the expiry");
+        // Had the client seen its lease run out first (lock.lost), or its lease ended earlier: fine.
+        std::string lost = R"({"t":1002,"node":"a","inc":1,"seq":2,"lc":2,"ev":"lock.lost","lock":"L","token":5,"reason":"x"})";
+        CHECK(run({lk(1, 1, "lock.grant", grant5), acquired, lost, lk(1, 2, "lock.expire", expire)}).empty());
+        std::string early = R"({"t":1001,"node":"a","inc":1,"seq":1,"lc":1,"ev":"lock.acquired","lock":"L","token":5,"valid_until":1001})";
+        CHECK(run({lk(1, 1, "lock.grant", grant5), early, lk(1, 2, "lock.expire", expire)}).empty());
+    }
+}
