@@ -1,5 +1,7 @@
 #include "bus/trace_check.hpp"
 
+#include "bus/raft_storage.hpp"
+
 #include <algorithm>
 #include <optional>
 
@@ -451,6 +453,40 @@ void TraceChecker::check_locks() {
         }
     }
     lock_entries_ = indices.size();
+}
+
+void TraceChecker::check_file(const std::string& name, const std::string& content, const std::string& path) {
+    uint64_t applied_end = 0;
+    size_t acks = 0;
+    std::set<uint64_t> offsets;
+    for (auto& [key, stream] : streams_)
+        for (auto& [seq, e] : stream) {
+            std::string ev = str_of(e.j, "ev");
+            if (str_of(e.j, "file") != name) continue;
+            if (ev == "file.append" && e.j.contains("node") && e.j["node"].is_number())
+                applied_end = std::max(applied_end, uint_of(e.j, "offset").value_or(0) + uint_of(e.j, "bytes").value_or(0));
+            if (ev != "rpc.ack" || str_of(e.j, "op") != "append") continue;
+            ++acks;
+            uint64_t off = uint_of(e.j, "offset").value_or(0), bytes = uint_of(e.j, "bytes").value_or(0);
+            auto crc = uint_of(e.j, "crc32c");
+            if (!offsets.insert(off).second)
+                add({"lock", path + ": two acknowledged appends at offset " + std::to_string(off), Json::array({cite(e)})});
+            if (off + bytes > content.size()) {
+                add({"lock", path + ": an acknowledged append (" + std::to_string(bytes) + " bytes at offset " +
+                                 std::to_string(off) + ") is missing: the file has " + std::to_string(content.size()) + " bytes",
+                     Json::array({cite(e)})});
+            } else if (crc && crc32c(std::string_view(content).substr(off, bytes)) != *crc) {
+                add({"lock", path + ": the bytes at offset " + std::to_string(off) +
+                                 " are not the acknowledged append's (checksum mismatch)",
+                     Json::array({cite(e)})});
+            }
+        }
+    if (applied_end > 0 && content.size() > applied_end)
+        add({"lock", path + ": " + std::to_string(content.size() - applied_end) +
+                         " bytes past the last append the replicas applied (" + std::to_string(applied_end) + ")",
+             Json::array()});
+    if (acks == 0 && applied_end == 0)
+        add({"lock", path + ": no append to '" + name + "' in the traces (is this the right file?)", Json::array()});
 }
 
 // Raft §5.2: a node votes at most once per term — across its restarts too, since the vote

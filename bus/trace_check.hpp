@@ -55,6 +55,10 @@ public:
     void add_line(std::string_view line, const std::string& where);
     /// Runs the whole-trace checks. Call once, after the last line.
     void finish();
+    /// After finish(): the replicated file `name` as it is on disk (ftbus-check --file): every
+    /// append acknowledged to a client (rpc.ack) is there at its offset with its checksum,
+    /// and the file holds no bytes beyond what the replicas' applied appends account for.
+    void check_file(const std::string& name, const std::string& content, const std::string& path);
     /// A finding of a check run outside (ftbus-check --max-spread).
     void add_finding(Finding f) { add(std::move(f)); }
 

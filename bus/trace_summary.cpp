@@ -193,6 +193,47 @@ Json summarize(std::vector<Json> events) {
         return true;
     });
     out["clocks"] = all.empty() ? Json(nullptr) : Json{{"spread", quantiles_ms(all)}, {"spread_after_sync", quantiles_ms(synced)}};
+
+    // Locks: each log entry's effects once (the first replica to trace them; events are in
+    // time order), then per lock the hold (grant to release or expiry) and wait (queue to
+    // grant) times.
+    struct LockTimes {
+        uint64_t grants = 0, expiries = 0;
+        std::optional<int64_t> held_since;
+        std::map<uint64_t, int64_t> queued_at;  // session -> when
+        std::vector<int64_t> hold, wait;
+    };
+    std::map<std::string, LockTimes> locks;
+    std::set<std::string> seen;
+    for (const Json& e : events) {
+        std::string ev = str_or(e, "ev");
+        if (ev != "lock.grant" && ev != "lock.release" && ev != "lock.expire" && ev != "lock.queue") continue;
+        if (!e.contains("index") || !e.contains("lock") || !e["lock"].is_string()) continue;
+        std::string key = ev + "|" + e["lock"].get<std::string>() + "|" + e["index"].dump() + "|" + e.value("session", Json()).dump();
+        if (!seen.insert(key).second) continue;  // another replica applying the same entry
+        LockTimes& l = locks[e["lock"].get<std::string>()];
+        int64_t t = i64(e, "t");
+        uint64_t session = u64_or(e, "session", 0);
+        if (ev == "lock.queue") {
+            l.queued_at.emplace(session, t);
+        } else if (ev == "lock.grant") {
+            ++l.grants;
+            l.held_since = t;
+            if (auto q = l.queued_at.find(session); q != l.queued_at.end()) {
+                l.wait.push_back(t - q->second);
+                l.queued_at.erase(q);
+            }
+        } else {
+            if (ev == "lock.expire") ++l.expiries;
+            if (l.held_since) l.hold.push_back(t - *l.held_since);
+            l.held_since.reset();
+        }
+    }
+    Json lk = Json::object();
+    for (auto& [name, l] : locks)
+        lk[name] = {{"grants", l.grants}, {"expiries", l.expiries}, {"hold", quantiles_ms(l.hold)},
+                    {"wait", quantiles_ms(l.wait)}};
+    out["locks"] = lk;
     return out;
 }
 

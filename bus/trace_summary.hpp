@@ -10,7 +10,9 @@
 //  - clocks: the spread (max - min) of the nodes' latest clock.offset, sampled at every
 //    clock.offset event once each node has one, as median / p99 / max, after sync (once every
 //    such node has traced a clock.adjust) and overall.
-// Lock hold and wait times join when the lock service traces them (issue 8).
+//  - locks: per lock (each log entry counted once, however many replicas applied it),
+//    grants, expiries, and the hold (grant to release or expiry) and wait (queued to
+//    granted) times as median / p99 / max.
 #pragma once
 
 #include <optional>

@@ -70,6 +70,12 @@ int main(int argc, char** argv) {
                    "instead of checking, write the traces as a ShiViz log on stdout (two lines per event; "
                    "hosts node@inc; parse with ShiViz's default regex)")
         ->check(CLI::IsMember({"shiviz"}));
+    std::vector<std::string> file_paths;
+    app.add_option("--file", file_paths,
+                   "lock service: a replicated file as found on disk (its name in the traces is the base name); "
+                   "every acknowledged append must be in it at its offset, and nothing past the applied ones")
+        ->check(CLI::ExistingFile)
+        ->allow_extra_args(false);
     if (auto code = bus::parse_flags(app, argc, argv)) return *code;
 
     bus::TraceChecker checker({*bus::parse_duration(bound)});
@@ -156,6 +162,11 @@ int main(int argc, char** argv) {
         return bus::kExitOk;
     }
     checker.finish();
+    for (const std::string& path : file_paths) {
+        std::ifstream in(path, std::ios::binary);
+        std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        checker.check_file(path.substr(path.rfind('/') + 1), content, path);
+    }
     if (!max_spread.empty()) {
         if (auto v = bus::check_spread(events, *bus::parse_duration(max_spread))) {
             auto cite = [](const bus::Json& e) {

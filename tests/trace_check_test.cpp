@@ -4,6 +4,7 @@
 #include "bus/shiviz.hpp"
 #include "bus/trace_check.hpp"
 #include "bus/trace_summary.hpp"
+#include "bus/raft_storage.hpp"
 
 using bus::TraceChecker;
 
@@ -635,4 +636,42 @@ TEST_CASE("checker: the lock service's history from the replicas' traces — one
         std::string early = R"({"t":1001,"node":"a","inc":1,"seq":1,"lc":1,"ev":"lock.acquired","lock":"L","token":5,"valid_until":1001})";
         CHECK(run({lk(1, 1, "lock.grant", grant5), early, lk(1, 2, "lock.expire", expire)}).empty());
     }
+}
+
+TEST_CASE("checker --file: an acknowledged append missing from the file, changed in it, or bytes past the applied "
+          "appends are reported",
+          "[unit][check][lock]") {
+    auto ack = [](uint64_t seq, uint64_t off, const std::string& data) {
+        return "{\"t\":" + std::to_string(2000 + seq) + ",\"node\":\"a\",\"inc\":1,\"seq\":" + std::to_string(seq) +
+               ",\"lc\":" + std::to_string(seq) + ",\"ev\":\"rpc.ack\",\"op\":\"append\",\"req\":" + std::to_string(seq) +
+               ",\"lock\":\"L\",\"token\":5,\"file\":\"f.txt\",\"offset\":" + std::to_string(off) +
+               ",\"bytes\":" + std::to_string(data.size()) + ",\"crc32c\":" + std::to_string(bus::crc32c(data)) + "}";
+    };
+    auto applied = [](uint64_t seq, uint64_t off, size_t bytes) {
+        return lk(1, seq, "file.append", "\"file\":\"f.txt\",\"lock\":\"L\",\"token\":5,\"offset\":" + std::to_string(off) +
+                                             ",\"bytes\":" + std::to_string(bytes) +
+                                             ",\"crc32c\":1,\"client\":\"a\",\"req\":1,\"index\":" + std::to_string(10 + seq) + ",\"term\":1");
+    };
+    auto check = [&](const std::string& content) {
+        TraceChecker c;
+        c.add_line(applied(1, 0, 4), "n:1");
+        c.add_line(applied(2, 4, 4), "n:2");
+        c.add_line(ack(1, 0, "one\n"), "a:1");
+        c.add_line(ack(2, 4, "two\n"), "a:2");
+        c.finish();
+        c.check_file("f.txt", content, "/data/f.txt");
+        std::vector<std::string> m;
+        for (auto& f : c.findings()) m.push_back(f.message);
+        return m;
+    };
+    CHECK(check("one\ntwo\n").empty());
+    auto lost = check("one\n");
+    REQUIRE(lost.size() == 1);
+    CHECK(lost[0] == "/data/f.txt: an acknowledged append (4 bytes at offset 4) is missing: the file has 4 bytes");
+    auto changed = check("one\ntwX\n");
+    REQUIRE(changed.size() == 1);
+    CHECK(changed[0] == "/data/f.txt: the bytes at offset 4 are not the acknowledged append's (checksum mismatch)");
+    auto extra = check("one\ntwo\nghost\n");
+    REQUIRE(extra.size() == 1);
+    CHECK(extra[0] == "/data/f.txt: 6 bytes past the last append the replicas applied (8)");
 }
