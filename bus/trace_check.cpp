@@ -82,6 +82,11 @@ std::optional<int64_t> time_of(const Json& j) {
 bool carries_term(const std::string& ev) { return ev == "election.start" || ev == "role" || ev == "leader"; }
 
 std::string ms_text(int64_t us) { return std::to_string(us / 1000) + " ms"; }
+std::string ms1(int64_t us) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%.1f ms", static_cast<double>(us) / 1000.0);
+    return b;
+}
 
 }  // namespace
 
@@ -453,6 +458,53 @@ void TraceChecker::check_locks() {
         }
     }
     lock_entries_ = indices.size();
+
+    // Client side: the times each client could act as holder must not overlap. A client holds
+    // from its lock.acquired until the first of: its lock.lost, the release it sent (its
+    // request number is the wall-clock µs it was made at), its lease's last valid_until.
+    struct Hold {
+        int64_t from = 0, to = INT64_MAX;
+        std::string client;
+        uint64_t token = 0;
+        const Event* e = nullptr;
+    };
+    std::map<std::string, std::vector<Hold>> holds;  // lock -> holds
+    std::map<std::pair<std::string, uint64_t>, int64_t> released;  // (client, token) -> release request time
+    for (auto& [key, stream] : streams_)
+        for (auto& [seq, e] : stream)
+            if (str_of(e.j, "ev") == "rpc.ack" && str_of(e.j, "op") == "release" && e.j["node"].is_string())
+                if (auto token = uint_of(e.j, "token"); token && uint_of(e.j, "req"))
+                    released[{e.j["node"].get<std::string>(), *token}] = static_cast<int64_t>(*uint_of(e.j, "req"));
+    for (auto& [token, per_client] : clients)
+        for (auto& [client, cevs] : per_client) {
+            Hold h;
+            h.client = client;
+            h.token = token;
+            int64_t valid = 0;
+            std::string lock;
+            for (const Event* c : cevs) {
+                std::string ev = str_of(c->j, "ev");
+                if (ev == "lock.acquired" && !h.e) h.e = c, h.from = time_of(c->j).value_or(0), lock = str_of(c->j, "lock");
+                if (ev == "lock.lost") h.to = std::min(h.to, time_of(c->j).value_or(INT64_MAX));
+                if (auto v = c->j.find("valid_until"); v != c->j.end() && v->is_number_integer()) valid = std::max(valid, v->get<int64_t>());
+            }
+            if (!h.e) continue;
+            if (valid > 0) h.to = std::min(h.to, valid);
+            if (auto r = released.find({client, token}); r != released.end()) h.to = std::min(h.to, r->second);
+            holds[lock].push_back(h);
+        }
+    for (auto& [lock, hs] : holds) {
+        std::sort(hs.begin(), hs.end(), [](const Hold& a, const Hold& b) { return a.from < b.from; });
+        const Hold* last = nullptr;  // the hold reaching furthest so far
+        for (const Hold& h : hs) {
+            if (last && h.from < last->to && h.client != last->client)
+                add({"lock", "lock service: clients " + last->client + " (token " + std::to_string(last->token) + ") and " +
+                                 h.client + " (token " + std::to_string(h.token) + ") could both act as holders of " + lock +
+                                 " for " + ms1(std::min(last->to, h.to) - h.from),
+                     Json::array({cite(*last->e), cite(*h.e)})});
+            if (!last || h.to > last->to) last = &h;
+        }
+    }
 }
 
 void TraceChecker::check_file(const std::string& name, const std::string& content, const std::string& path) {

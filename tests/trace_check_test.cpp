@@ -675,3 +675,34 @@ TEST_CASE("checker --file: an acknowledged append missing from the file, changed
     REQUIRE(extra.size() == 1);
     CHECK(extra[0] == "/data/f.txt: 6 bytes past the last append the replicas applied (8)");
 }
+
+TEST_CASE("checker: two clients whose holds of a lock overlap in time (lock.acquired to release, loss or lease end) "
+          "are reported; holds one after the other are not",
+          "[unit][check][lock]") {
+    auto acquired = [](const std::string& c, uint64_t seq, int64_t t, uint64_t token, int64_t valid) {
+        return "{\"t\":" + std::to_string(t) + ",\"node\":\"" + c + "\",\"inc\":1,\"seq\":" + std::to_string(seq) +
+               ",\"lc\":" + std::to_string(seq) + ",\"ev\":\"lock.acquired\",\"lock\":\"L\",\"token\":" + std::to_string(token) +
+               ",\"valid_until\":" + std::to_string(valid) + "}";
+    };
+    auto release = [](const std::string& c, uint64_t seq, int64_t t, uint64_t token, int64_t req) {
+        return "{\"t\":" + std::to_string(t) + ",\"node\":\"" + c + "\",\"inc\":1,\"seq\":" + std::to_string(seq) +
+               ",\"lc\":" + std::to_string(seq) + ",\"ev\":\"rpc.ack\",\"op\":\"release\",\"req\":" + std::to_string(req) +
+               ",\"lock\":\"L\",\"token\":" + std::to_string(token) + "}";
+    };
+    auto run = [](std::vector<std::string> lines) {
+        TraceChecker c;
+        for (auto& l : lines) c.add_line(l, "x");
+        c.finish();
+        std::vector<std::string> m;
+        for (auto& f : c.findings()) m.push_back(f.message);
+        return m;
+    };
+    // a holds 5 from 1000 until it asks to release at 3000 (acked at 3200); b holds 8 from 3100.
+    CHECK(run({acquired("a", 1, 1000, 5, 90000), release("a", 2, 3200, 5, 3000), acquired("b", 1, 3100, 8, 90000)}).empty());
+    // b acquires at 2500, while a could still act (its release left at 3000).
+    auto m = run({acquired("a", 1, 1000, 5, 90000), release("a", 2, 3200, 5, 3000), acquired("b", 1, 2500, 8, 90000)});
+    REQUIRE(m.size() == 1);
+    CHECK(m[0] == "lock service: clients a (token 5) and b (token 8) could both act as holders of L for 0.5 ms");
+    // a never released, but its lease ended at 2000: b from 2500 is fine.
+    CHECK(run({acquired("a", 1, 1000, 5, 2000), acquired("b", 1, 2500, 8, 90000)}).empty());
+}
