@@ -533,6 +533,28 @@ void TraceChecker::check_file(const std::string& name, const std::string& conten
                      Json::array({cite(e)})});
             }
         }
+    // Every byte belongs to an applied append (each checked where it landed), and no applied
+    // append is one a server refused (rpc.reject of an append with the same request number).
+    std::set<uint64_t> refused;
+    for (auto& [key, stream] : streams_)
+        for (auto& [seq, e] : stream)
+            if (str_of(e.j, "ev") == "rpc.reject" && str_of(e.j, "op") == "append")
+                if (auto req = uint_of(e.j, "req")) refused.insert(*req);
+    std::set<uint64_t> checked;
+    for (auto& [key, stream] : streams_)
+        for (auto& [seq, e] : stream) {
+            if (str_of(e.j, "ev") != "file.append" || str_of(e.j, "file") != name || !e.j["node"].is_number()) continue;
+            uint64_t off = uint_of(e.j, "offset").value_or(0), bytes = uint_of(e.j, "bytes").value_or(0);
+            if (!checked.insert(off).second) continue;  // another replica's application of it
+            auto crc = uint_of(e.j, "crc32c");
+            if (off + bytes <= content.size() && crc && crc32c(std::string_view(content).substr(off, bytes)) != *crc)
+                add({"lock", path + ": the bytes at offset " + std::to_string(off) + " are not those of the append applied there",
+                     Json::array({cite(e)})});
+            if (auto req = uint_of(e.j, "req"); req && refused.count(*req))
+                add({"lock", path + ": the append at offset " + std::to_string(off) + " (request " + std::to_string(*req) +
+                                 ") was applied although a client was told it failed",
+                     Json::array({cite(e)})});
+        }
     if (applied_end > 0 && content.size() > applied_end)
         add({"lock", path + ": " + std::to_string(content.size() - applied_end) +
                          " bytes past the last append the replicas applied (" + std::to_string(applied_end) + ")",

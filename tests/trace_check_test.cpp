@@ -616,6 +616,12 @@ TEST_CASE("checker: the lock service's history from the replicas' traces — one
         CHECK(m[0] == "lock: lock service: an append to f at offset 2 where the file ended at 4");
         CHECK(m[1] == "lock: lock service: an append to f under L with token 5, which is not the current one (7)");
     }
+    SECTION("a token going back") {
+        std::string grant3 = R"("lock":"L","session":4,"client":"b","token":3,"index":8,"term":1)";
+        auto m = run({lk(1, 1, "lock.grant", grant5), lk(1, 2, "lock.release", release7), lk(1, 3, "lock.grant", grant3)});
+        REQUIRE(m.size() == 1);
+        CHECK(m[0] == "lock: lock service: L's token went from 5 to 3 (tokens only increase)");
+    }
     SECTION("replicas that applied an entry differently") {
         std::string other = R"("lock":"L","session":3,"client":"a","token":5,"index":5,"term":2)";
         auto m = run({lk(1, 1, "lock.grant", grant5), lk(2, 1, "lock.grant", other)});
@@ -647,15 +653,16 @@ TEST_CASE("checker --file: an acknowledged append missing from the file, changed
                ",\"lock\":\"L\",\"token\":5,\"file\":\"f.txt\",\"offset\":" + std::to_string(off) +
                ",\"bytes\":" + std::to_string(data.size()) + ",\"crc32c\":" + std::to_string(bus::crc32c(data)) + "}";
     };
-    auto applied = [](uint64_t seq, uint64_t off, size_t bytes) {
+    auto applied = [](uint64_t seq, uint64_t off, const std::string& data) {
         return lk(1, seq, "file.append", "\"file\":\"f.txt\",\"lock\":\"L\",\"token\":5,\"offset\":" + std::to_string(off) +
-                                             ",\"bytes\":" + std::to_string(bytes) +
-                                             ",\"crc32c\":1,\"client\":\"a\",\"req\":1,\"index\":" + std::to_string(10 + seq) + ",\"term\":1");
+                                             ",\"bytes\":" + std::to_string(data.size()) + ",\"crc32c\":" +
+                                             std::to_string(bus::crc32c(data)) + ",\"client\":\"a\",\"req\":" +
+                                             std::to_string(seq) + ",\"index\":" + std::to_string(10 + seq) + ",\"term\":1");
     };
     auto check = [&](const std::string& content) {
         TraceChecker c;
-        c.add_line(applied(1, 0, 4), "n:1");
-        c.add_line(applied(2, 4, 4), "n:2");
+        c.add_line(applied(1, 0, "one\n"), "n:1");
+        c.add_line(applied(2, 4, "two\n"), "n:2");
         c.add_line(ack(1, 0, "one\n"), "a:1");
         c.add_line(ack(2, 4, "two\n"), "a:2");
         c.finish();
@@ -669,8 +676,20 @@ TEST_CASE("checker --file: an acknowledged append missing from the file, changed
     REQUIRE(lost.size() == 1);
     CHECK(lost[0] == "/data/f.txt: an acknowledged append (4 bytes at offset 4) is missing: the file has 4 bytes");
     auto changed = check("one\ntwX\n");
-    REQUIRE(changed.size() == 1);
+    REQUIRE(changed.size() == 2);
     CHECK(changed[0] == "/data/f.txt: the bytes at offset 4 are not the acknowledged append's (checksum mismatch)");
+    CHECK(changed[1] == "/data/f.txt: the bytes at offset 4 are not those of the append applied there");
+    {  // a server told the client request 2 failed, yet it was applied
+        TraceChecker c;
+        c.add_line(applied(1, 0, "one\n"), "n:1");
+        c.add_line(applied(2, 4, "two\n"), "n:2");
+        c.add_line(lk(2, 1, "rpc.reject", R"("client":"a","op":"append","req":2,"reason":"x","token":5,"current":6)"), "m:1");
+        c.finish();
+        c.check_file("f.txt", "one\ntwo\n", "/data/f.txt");
+        REQUIRE(c.findings().size() == 1);
+        CHECK(c.findings()[0].message ==
+              "/data/f.txt: the append at offset 4 (request 2) was applied although a client was told it failed");
+    }
     auto extra = check("one\ntwo\nghost\n");
     REQUIRE(extra.size() == 1);
     CHECK(extra[0] == "/data/f.txt: 6 bytes past the last append the replicas applied (8)");
