@@ -50,6 +50,12 @@ uint64_t LockClient::next_req() {
     return last_req_;
 }
 
+void LockClient::failed_current() {
+    Endpoint& e = endpoints_[current_];
+    if (++e.failures >= opts_.breaker_failures) e.open_until = clock_.now() + opts_.breaker_open;
+    current_ = pick_next();
+}
+
 size_t LockClient::pick_next() {
     Time now = clock_.now();
     for (size_t k = 1; k <= endpoints_.size(); ++k) {
@@ -73,10 +79,9 @@ bool LockClient::send(const LockRequest& r) {
     env.body = r;
     std::string frame = encode(env);
     for (size_t tried = 0; tried < endpoints_.size(); ++tried) {
-        Endpoint& e = endpoints_[current_];
-        if (e.sock.send(zmq::buffer(frame), zmq::send_flags::dontwait)) return true;  // lost later: the timeout retries
-        if (++e.failures >= opts_.breaker_failures) e.open_until = clock_.now() + opts_.breaker_open;
-        current_ = pick_next();
+        if (endpoints_[current_].sock.send(zmq::buffer(frame), zmq::send_flags::dontwait))
+            return true;  // lost later: the timeout retries
+        failed_current();
     }
     return false;
 }
@@ -115,9 +120,7 @@ void LockClient::maybe_keepalive() {
     if (keepalive_req_ != 0 && !keepalive_answered_) {
         // The last one went unanswered: that server may be gone. Try the next one, and
         // sooner than usual.
-        Endpoint& e = endpoints_[current_];
-        if (++e.failures >= opts_.breaker_failures) e.open_until = clock_.now() + opts_.breaker_open;
-        connect_to(pick_next());
+        failed_current();
     }
     LockRequest k;
     k.req = keepalive_req_ = next_req();
@@ -213,10 +216,8 @@ LockReplyMsg LockClient::call(LockRequest r, Duration deadline) {
             if (m && m->req != r.req) m.reset();  // an answer to an earlier attempt of something else
         }
         if (!m) {  // no answer: this endpoint failed; try the next
-            Endpoint& e = endpoints_[current_];
-            if (++e.failures >= opts_.breaker_failures) e.open_until = clock_.now() + opts_.breaker_open;
             ++retries_;
-            connect_to(pick_next());
+            failed_current();
             continue;
         }
         endpoints_[current_].failures = 0;
@@ -284,29 +285,25 @@ uint64_t LockClient::acquire(const std::string& lock, Duration wait) {
         r.lock = lock;
         LockReplyMsg m = call(r, opts_.deadline);
         if (m.status == "rejected") throw LockError(m.error);
-        if (m.status == "granted") {
-            held_[lock] = m.token;
-            pushed_.erase(lock);
-            if (tracer_) tracer_->emit("lock.acquired", {{"lock", lock}, {"token", m.token}, {"valid_until", valid_until_us_}});
-            return m.token;
-        }
+        if (m.status == "granted") return granted(lock, m.token);
         // Queued: wait for the grant to be pushed. Ask again now and then: a push can be lost
         // (a new leader does not know where we are), asking again is answered "granted".
         Time ask_again = clock_.now() + std::chrono::milliseconds(500);
         while (clock_.now() < std::min(end, ask_again) && !lost_) {
             (void)receive(std::min(end, ask_again) - clock_.now());
             auto p = pushed_.find(lock);
-            if (p != pushed_.end() && p->second.status == "granted") {
-                held_[lock] = p->second.token;
-                uint64_t token = p->second.token;
-                pushed_.erase(p);
-                if (tracer_) tracer_->emit("lock.acquired", {{"lock", lock}, {"token", token}, {"valid_until", valid_until_us_}});
-                return token;
-            }
+            if (p != pushed_.end() && p->second.status == "granted") return granted(lock, p->second.token);
         }
         if (lost_) throw LockError("the session was lost while waiting for " + lock);
         if (clock_.now() >= end) return 0;
     }
+}
+
+uint64_t LockClient::granted(const std::string& lock, uint64_t token) {
+    held_[lock] = token;
+    pushed_.erase(lock);
+    if (tracer_) tracer_->emit("lock.acquired", {{"lock", lock}, {"token", token}, {"valid_until", valid_until_us_}});
+    return token;
 }
 
 void LockClient::release(const std::string& lock, uint64_t token) {

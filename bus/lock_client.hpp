@@ -97,6 +97,11 @@ private:
     /// Talk to endpoint `i` from now on.
     void connect_to(size_t i) { current_ = i; }
     size_t pick_next();
+    /// The current endpoint failed (no connection, no answer): count it against its circuit
+    /// breaker and move on to the next.
+    void failed_current();
+    /// `lock` is ours with `token`: remembered, traced (lock.acquired). \return token.
+    uint64_t granted(const std::string& lock, uint64_t token);
     Duration backoff(int attempt);
     /// Sends to the current endpoint, moving on past those that refuse at once (no
     /// connection: the server is down). False if every one refused.

@@ -166,7 +166,7 @@ void LockMachine::apply(const LogEntry& e) {
     if (c->op == Op::expire) {
         auto it = sessions_.find(c->session);
         if (it == sessions_.end() || it->second.epoch != c->epoch) return;  // gone, or renewed since: stale
-        end_session(c->session, e, "expire");
+        end_session(c->session, e, true);
         return;
     }
     LockReply r;
@@ -212,7 +212,7 @@ LockReply LockMachine::run(const LockCommand& c, const LogEntry& e) {
         case Op::append: return append(c, e);
         case Op::status: return status(c);
         case Op::close: {
-            end_session(c.session, e, "close");
+            end_session(c.session, e, false);
             return make_reply(c.session, c.req, "closed");
         }
         default: {
@@ -251,17 +251,21 @@ LockReply LockMachine::acquire(const LockCommand& c, const LogEntry& e) {
     return r;
 }
 
+LockMachine::Lock* LockMachine::held_by(const LockCommand& c, LockReply& r) {
+    auto it = locks_.find(c.lock);
+    if (it != locks_.end() && it->second.holder == c.session && it->second.token == c.token) return &it->second;
+    r.status = "rejected";
+    r.error = kNotHolder;
+    r.token = it == locks_.end() || it->second.holder == 0 ? 0 : it->second.token;
+    return nullptr;
+}
+
 LockReply LockMachine::release(const LockCommand& c, const LogEntry& e) {
     LockReply r = make_reply(c.session, c.req);
     r.lock = c.lock;
-    auto it = locks_.find(c.lock);
-    if (it == locks_.end() || it->second.holder != c.session || it->second.token != c.token) {
-        r.status = "rejected";
-        r.error = kNotHolder;
-        r.token = it == locks_.end() || it->second.holder == 0 ? 0 : it->second.token;
-        return r;
-    }
-    Lock& l = it->second;
+    Lock* held = held_by(c, r);
+    if (!held) return r;
+    Lock& l = *held;
     trace("lock.release", {{"lock", c.lock}, {"session", c.session}, {"token", l.token}}, e);
     l.holder = 0;
     hand_on(c.lock, l, e);
@@ -274,13 +278,7 @@ LockReply LockMachine::append(const LockCommand& c, const LogEntry& e) {
     LockReply r = make_reply(c.session, c.req);
     r.lock = c.lock;
     r.file = c.file;
-    auto it = locks_.find(c.lock);
-    if (it == locks_.end() || it->second.holder != c.session || it->second.token != c.token) {
-        r.status = "rejected";
-        r.error = kNotHolder;
-        r.token = it == locks_.end() || it->second.holder == 0 ? 0 : it->second.token;
-        return r;
-    }
+    if (!held_by(c, r)) return r;
     auto [f, fresh] = files_.try_emplace(c.file, File{c.lock, {}});
     if (f->second.lock != c.lock) {
         r.status = "rejected";
@@ -336,8 +334,7 @@ void LockMachine::hand_on(const std::string& name, Lock& l, const LogEntry& e) {
     }
 }
 
-void LockMachine::end_session(uint64_t session, const LogEntry& e, const char* why) {
-    bool expired = std::string(why) == "expire";
+void LockMachine::end_session(uint64_t session, const LogEntry& e, bool expired) {
     trace(expired ? "session.expire" : "session.close", {{"session", session}}, e);
     for (auto& [name, l] : locks_) {
         std::erase(l.waiters, session);

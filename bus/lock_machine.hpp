@@ -149,8 +149,11 @@ private:
     LockReply release(const LockCommand& c, const LogEntry& e);
     LockReply append(const LockCommand& c, const LogEntry& e);
     LockReply status(const LockCommand& c) const;
-    /// The session is gone (close or expire): its locks pass to their next waiters.
-    void end_session(uint64_t session, const LogEntry& e, const char* why);
+    /// The session is gone (closed, or `expired`): its locks pass to their next waiters.
+    void end_session(uint64_t session, const LogEntry& e, bool expired);
+    /// The lock `c` names if c's session holds it with c's token; else null, and `r` says
+    /// "you do not hold the lock" with the current token.
+    Lock* held_by(const LockCommand& c, LockReply& r);
     /// `lock` is free: the next waiter (if any) gets it, with token e.index, pushed.
     void hand_on(const std::string& name, Lock& l, const LogEntry& e);
     void trace(std::string ev, Json fields, const LogEntry& e);

@@ -18,17 +18,6 @@ constexpr size_t kPayloadFixed = 8 + 1 + 8 + 8;      // generation, flags, index
 constexpr uint8_t kFirstOfGeneration = 1;
 constexpr uint32_t kMaxPayload = 64u * 1024 * 1024;  // an entry larger than this is corruption
 
-void put32(std::string& s, uint32_t v) {
-    for (int i = 0; i < 4; ++i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-void put64(std::string& s, uint64_t v) {
-    for (int i = 0; i < 8; ++i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-uint64_t get(std::string_view s, size_t at, int bytes) {
-    uint64_t v = 0;
-    for (int i = 0; i < bytes; ++i) v |= static_cast<uint64_t>(static_cast<unsigned char>(s[at + i])) << (8 * i);
-    return v;
-}
 
 std::string errno_text() { return std::strerror(errno); }
 
@@ -44,33 +33,33 @@ Record read_record(std::string_view file, size_t off) {
     Record r;
     size_t left = file.size() - off;
     if (left < kRecordHeader) return r.bad = "a partial record header (" + std::to_string(left) + " bytes)", r;
-    if (get(file, off, 4) != kMagic) return r.bad = "no record magic", r;
-    uint64_t len = get(file, off + 4, 4);
+    if (get_le(file, off, 4) != kMagic) return r.bad = "no record magic", r;
+    uint64_t len = get_le(file, off + 4, 4);
     if (len < kPayloadFixed || len > kMaxPayload) return r.bad = "an implausible record length " + std::to_string(len), r;
     if (left < kRecordHeader + len)
         return r.bad = "a record of " + std::to_string(len) + " bytes running past the end of the file", r;
     std::string_view payload = file.substr(off + kRecordHeader, len);
-    if (crc32c(payload) != get(file, off + 8, 4)) return r.bad = "a checksum mismatch", r;
+    if (crc32c(payload) != get_le(file, off + 8, 4)) return r.bad = "a checksum mismatch", r;
     r.size = kRecordHeader + len;
-    r.gen = get(payload, 0, 8);
+    r.gen = get_le(payload, 0, 8);
     r.first = (static_cast<uint8_t>(payload[8]) & kFirstOfGeneration) != 0;
-    r.entry.index = get(payload, 9, 8);
-    r.entry.term = get(payload, 17, 8);
+    r.entry.index = get_le(payload, 9, 8);
+    r.entry.term = get_le(payload, 17, 8);
     r.entry.data = std::string(payload.substr(kPayloadFixed));
     return r;
 }
 
 std::string encode_record(uint64_t gen, bool first, const LogEntry& e) {
     std::string payload;
-    put64(payload, gen);
+    put_le(payload, gen, 8);
     payload.push_back(static_cast<char>(first ? kFirstOfGeneration : 0));
-    put64(payload, e.index);
-    put64(payload, e.term);
+    put_le(payload, e.index, 8);
+    put_le(payload, e.term, 8);
     payload += e.data;
     std::string rec;
-    put32(rec, kMagic);
-    put32(rec, static_cast<uint32_t>(payload.size()));
-    put32(rec, crc32c(payload));
+    put_le(rec, kMagic, 4);
+    put_le(rec, static_cast<uint32_t>(payload.size()), 4);
+    put_le(rec, crc32c(payload), 4);
     return rec + payload;
 }
 
@@ -110,11 +99,11 @@ RaftLog::RaftLog(const std::string& dir, Options o) : path_(dir + "/raft-log"), 
                 throw ConfigError("cannot initialise " + path_ + ": " + errno_text());
             file = h;
             if (!existed) {
-                int d = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                bool ok = d >= 0 && ::fsync(d) == 0;
-                std::string why = ok ? "" : errno_text();
-                if (d >= 0) ::close(d);
-                if (!ok) throw ConfigError("cannot fsync directory " + dir + ": " + why);
+                try {
+                    fsync_dir(dir);
+                } catch (const StorageError& e) {
+                    throw ConfigError(e.what());
+                }
             }
         } else if (std::string_view(file).substr(0, kHeader.size()) != kHeader) {
             throw ConfigError(path_ + " is not an ftbus log (bad header)");
@@ -136,7 +125,7 @@ RaftLog::RaftLog(const std::string& dir, Options o) : path_(dir + "/raft-log"), 
                 // data: refuse. Otherwise the damage lies in the final, unsynced group: a
                 // torn write, cut off.
                 for (size_t scan = off + 1; scan + kRecordHeader <= file.size(); ++scan) {
-                    if (get(file, scan, 4) != kMagic) continue;
+                    if (get_le(file, scan, 4) != kMagic) continue;
                     Record later = read_record(file, scan);
                     if (!later.bad.empty()) continue;
                     bool synced_after = later.gen >= last_gen + 2 || (later.gen == last_gen + 1 && later.first) ||
@@ -210,13 +199,7 @@ void RaftLog::append(const std::vector<LogEntry>& batch) {
         buf += encode_record(gen_, first_pending_ && i == 0, batch[i]);
     }
     first_pending_ = false;
-    size_t done = 0;
-    while (done < buf.size()) {
-        ssize_t n = ::pwrite(fd_, buf.data() + done, buf.size() - done, static_cast<off_t>(size_ + done));
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) fail("write to " + path_ + " failed: " + (n < 0 ? errno_text() : "no progress"));
-        done += static_cast<size_t>(n);
-    }
+    if (!pwrite_all(fd_, buf, size_)) fail("write to " + path_ + " failed: " + errno_text());
     size_ += buf.size();
     for (size_t i = 0; i < batch.size(); ++i) {
         entries_.push_back(batch[i]);
@@ -253,16 +236,10 @@ void RaftLog::compact(uint64_t index, uint64_t term) {
     std::string tmp = path_ + ".tmp";
     int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) fail("cannot create " + tmp + ": " + errno_text());
-    size_t done = 0;
-    while (done < buf.size()) {
-        ssize_t n = ::pwrite(fd, buf.data() + done, buf.size() - done, static_cast<off_t>(done));
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            std::string why = n < 0 ? errno_text() : "no progress";
-            ::close(fd);
-            fail("write to " + tmp + " failed: " + why);
-        }
-        done += static_cast<size_t>(n);
+    if (!pwrite_all(fd, buf, 0)) {
+        std::string why = errno_text();
+        ::close(fd);
+        fail("write to " + tmp + " failed: " + why);
     }
     ++fsyncs_;
     if (durable(fd) != 0) {
@@ -277,13 +254,12 @@ void RaftLog::compact(uint64_t index, uint64_t term) {
     }
     ::close(fd_);
     fd_ = fd;
-    std::string dir = path_.substr(0, path_.rfind('/'));
-    int d = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     ++fsyncs_;
-    bool ok = d >= 0 && ::fsync(d) == 0;
-    std::string why = ok ? "" : errno_text();
-    if (d >= 0) ::close(d);
-    if (!ok) fail("fsync of directory " + dir + " failed: " + why);
+    try {
+        fsync_dir(path_.substr(0, path_.rfind('/')));
+    } catch (const StorageError& e) {
+        fail(e.what());
+    }
     entries_ = std::move(keep);
     offsets_ = std::move(offs);
     size_ = buf.size();

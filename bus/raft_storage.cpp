@@ -27,14 +27,6 @@ constexpr const char* kSnapshotFile = "raft-snapshot";
 constexpr std::string_view kSnapshotHeader = "FTBUSSNAP1\n";
 constexpr size_t kSnapshotFixed = 8 + 8 + 8 + 4;
 
-void put64(std::string& s, uint64_t v) {
-    for (int i = 0; i < 8; ++i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-uint64_t get(std::string_view s, size_t at, int bytes) {
-    uint64_t v = 0;
-    for (int i = 0; i < bytes; ++i) v |= static_cast<uint64_t>(static_cast<unsigned char>(s[at + i])) << (8 * i);
-    return v;
-}
 std::string read_whole(const std::string& path, bool& exists) {
     std::ifstream in(path, std::ios::binary);
     exists = static_cast<bool>(in);
@@ -46,16 +38,26 @@ std::string read_whole(const std::string& path, bool& exists) {
 
 std::string errno_text() { return std::strerror(errno); }
 
-/// Writes all of `data` to `fd`, retrying short writes and EINTR.
-bool write_all(int fd, const std::string& data) {
-    const char* p = data.data();
-    size_t left = data.size();
-    while (left > 0) {
-        ssize_t n = ::write(fd, p, left);
+}  // namespace
+
+void put_le(std::string& s, uint64_t v, int bytes) {
+    for (int i = 0; i < bytes; ++i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+uint64_t get_le(std::string_view s, size_t at, int bytes) {
+    uint64_t v = 0;
+    for (int i = 0; i < bytes; ++i) v |= static_cast<uint64_t>(static_cast<unsigned char>(s[at + i])) << (8 * i);
+    return v;
+}
+
+bool pwrite_all(int fd, std::string_view data, uint64_t offset) {
+    size_t done = 0;
+    while (done < data.size()) {
+        ssize_t n = ::pwrite(fd, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
         if (n < 0 && errno == EINTR) continue;
+        if (n == 0) errno = EIO;  // no progress
         if (n <= 0) return false;
-        p += n;
-        left -= static_cast<size_t>(n);
+        done += static_cast<size_t>(n);
     }
     return true;
 }
@@ -68,8 +70,6 @@ void fsync_dir(const std::string& dir) {
     ::close(fd);
     if (rc != 0) throw StorageError("fsync of directory " + dir + " failed: " + why);
 }
-
-}  // namespace
 
 std::string RaftStorage::format(const HardState& s) {
     std::string body = std::string(kHeader) + "\nterm " + std::to_string(s.term) + "\nvote " +
@@ -130,13 +130,12 @@ RaftStorage::RaftStorage(std::string dir) : dir_(std::move(dir)) {
 
 std::string RaftStorage::format_snapshot(const Snapshot& s) {
     std::string fixed;
-    put64(fixed, s.index);
-    put64(fixed, s.term);
-    put64(fixed, s.data.size());
-    uint32_t crc = crc32c(fixed + s.data);
+    put_le(fixed, s.index, 8);
+    put_le(fixed, s.term, 8);
+    put_le(fixed, s.data.size(), 8);
     std::string out(kSnapshotHeader);
     out += fixed;
-    for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((crc >> (8 * i)) & 0xff));
+    put_le(out, crc32c(fixed + s.data), 4);
     return out + s.data;
 }
 
@@ -153,13 +152,13 @@ Snapshot RaftStorage::parse_snapshot(const std::string& bytes, const std::string
     b.remove_prefix(kSnapshotHeader.size());
     if (b.size() < kSnapshotFixed) throw bad("truncated (" + std::to_string(b.size()) + " bytes after the header)");
     Snapshot s;
-    s.index = get(b, 0, 8);
-    s.term = get(b, 8, 8);
-    uint64_t len = get(b, 16, 8);
+    s.index = get_le(b, 0, 8);
+    s.term = get_le(b, 8, 8);
+    uint64_t len = get_le(b, 16, 8);
     if (len != b.size() - kSnapshotFixed)
         throw bad("length " + std::to_string(len) + " but " + std::to_string(b.size() - kSnapshotFixed) + " bytes of data");
     s.data = std::string(b.substr(kSnapshotFixed));
-    if (crc32c(std::string(b.substr(0, 24)) + s.data) != get(b, 24, 4)) throw bad("checksum mismatch");
+    if (crc32c(std::string(b.substr(0, 24)) + s.data) != get_le(b, 24, 4)) throw bad("checksum mismatch");
     if (s.index == 0 || s.term == 0) throw bad("index or term 0");
     return s;
 }
@@ -172,7 +171,7 @@ void RaftStorage::write_durably(const std::string& name, const std::string& data
     std::string path = dir_ + "/" + name, tmp = path + ".tmp";
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) throw StorageError("cannot write " + tmp + ": " + errno_text());
-    bool ok = write_all(fd, data);
+    bool ok = pwrite_all(fd, data, 0);
     std::string why = ok ? "" : errno_text();
     ++fsyncs_;
     if (ok && ::fsync(fd) != 0) ok = false, why = "fsync failed: " + errno_text();

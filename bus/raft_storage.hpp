@@ -26,6 +26,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 #include "bus/actions.hpp"
 #include "bus/cluster.hpp"
@@ -78,5 +79,15 @@ private:
 
 /// CRC-32C (Castagnoli) of `data`.
 uint32_t crc32c(std::string_view data);
+
+// ---- file helpers shared by the log, the state and snapshot files, and the file mirror
+/// Appends `v` as `bytes` little-endian bytes; reads one back from `s` at `at`.
+void put_le(std::string& s, uint64_t v, int bytes);
+uint64_t get_le(std::string_view s, size_t at, int bytes);
+/// Writes all of `data` at `offset`, retrying short writes and EINTR. \return false, with
+/// errno set, on failure.
+bool pwrite_all(int fd, std::string_view data, uint64_t offset);
+/// fsyncs directory `dir` (after creating or renaming files in it). \throws StorageError.
+void fsync_dir(const std::string& dir);
 
 }  // namespace bus

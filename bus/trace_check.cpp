@@ -357,6 +357,7 @@ void TraceChecker::check_locks() {
     // lease events per token.
     std::map<uint64_t, std::map<StreamKey, std::vector<const Event*>>> by_index;
     std::map<uint64_t, std::map<std::string, std::vector<const Event*>>> clients;  // token -> client -> events
+    std::map<std::pair<std::string, uint64_t>, int64_t> released;  // (client, token) -> release request time
     for (auto& [key, stream] : streams_)
         for (auto& [seq, e] : stream) {
             std::string ev = str_of(e.j, "ev");
@@ -365,6 +366,11 @@ void TraceChecker::check_locks() {
             } else if ((ev == "lock.acquired" || ev == "lock.renewed" || ev == "lock.lost") && e.j.contains("node") &&
                        e.j["node"].is_string()) {
                 if (auto token = uint_of(e.j, "token")) clients[*token][e.j["node"].get<std::string>()].push_back(&e);
+            } else if (ev == "rpc.ack" && str_of(e.j, "op") == "release" && e.j.contains("node") && e.j["node"].is_string()) {
+                // A client gives a lock up when it sends the release: its request number is
+                // the wall-clock µs it was made at.
+                if (auto token = uint_of(e.j, "token"); token && uint_of(e.j, "req"))
+                    released[{e.j["node"].get<std::string>(), *token}] = static_cast<int64_t>(*uint_of(e.j, "req"));
             }
         }
     auto effect = [](const Json& j) {
@@ -469,12 +475,6 @@ void TraceChecker::check_locks() {
         const Event* e = nullptr;
     };
     std::map<std::string, std::vector<Hold>> holds;  // lock -> holds
-    std::map<std::pair<std::string, uint64_t>, int64_t> released;  // (client, token) -> release request time
-    for (auto& [key, stream] : streams_)
-        for (auto& [seq, e] : stream)
-            if (str_of(e.j, "ev") == "rpc.ack" && str_of(e.j, "op") == "release" && e.j["node"].is_string())
-                if (auto token = uint_of(e.j, "token"); token && uint_of(e.j, "req"))
-                    released[{e.j["node"].get<std::string>(), *token}] = static_cast<int64_t>(*uint_of(e.j, "req"));
     for (auto& [token, per_client] : clients)
         for (auto& [client, cevs] : per_client) {
             Hold h;
@@ -511,9 +511,12 @@ void TraceChecker::check_file(const std::string& name, const std::string& conten
     uint64_t applied_end = 0;
     size_t acks = 0;
     std::set<uint64_t> offsets;
+    std::set<uint64_t> refused;  // request numbers of appends a server refused
     for (auto& [key, stream] : streams_)
         for (auto& [seq, e] : stream) {
             std::string ev = str_of(e.j, "ev");
+            if (ev == "rpc.reject" && str_of(e.j, "op") == "append")
+                if (auto req = uint_of(e.j, "req")) refused.insert(*req);
             if (str_of(e.j, "file") != name) continue;
             if (ev == "file.append" && e.j.contains("node") && e.j["node"].is_number())
                 applied_end = std::max(applied_end, uint_of(e.j, "offset").value_or(0) + uint_of(e.j, "bytes").value_or(0));
@@ -535,11 +538,6 @@ void TraceChecker::check_file(const std::string& name, const std::string& conten
         }
     // Every byte belongs to an applied append (each checked where it landed), and no applied
     // append is one a server refused (rpc.reject of an append with the same request number).
-    std::set<uint64_t> refused;
-    for (auto& [key, stream] : streams_)
-        for (auto& [seq, e] : stream)
-            if (str_of(e.j, "ev") == "rpc.reject" && str_of(e.j, "op") == "append")
-                if (auto req = uint_of(e.j, "req")) refused.insert(*req);
     std::set<uint64_t> checked;
     for (auto& [key, stream] : streams_)
         for (auto& [seq, e] : stream) {

@@ -58,6 +58,18 @@ std::optional<Json> control(zmq::context_t& ctx, const std::string& endpoint, co
     return j;
 }
 
+/// fsyncs so far over the cluster's replicas (their control ports' status); a replica that
+/// does not answer (killed) counts nothing. nullopt if a node has no control port.
+std::optional<uint64_t> cluster_fsyncs(zmq::context_t& ctx, const bus::ClusterConfig& cfg) {
+    uint64_t total = 0;
+    for (const bus::NodeSpec& n : cfg.nodes) {
+        if (!n.control) return std::nullopt;
+        auto s = control(ctx, n.endpoint(n.control), {{"op", "status"}});
+        if (s && s->contains("fsyncs")) total += (*s)["fsyncs"].get<uint64_t>();
+    }
+    return total;
+}
+
 struct Proposer {
     zmq::socket_t sock;
     std::string id;
@@ -117,16 +129,7 @@ int bench_raft(const bus::ClusterConfig& cfg, int proposers, bus::Duration durat
         p.waiting = p.sock.send(zmq::buffer(frame), zmq::send_flags::dontwait).has_value();
         if (!p.waiting) p.retry_at = p.sent + std::chrono::milliseconds(10);
     };
-    auto fsyncs = [&]() -> std::optional<uint64_t> {
-        uint64_t total = 0;
-        for (const bus::NodeSpec& n : cfg.nodes) {
-            if (!n.control) return std::nullopt;
-            auto s = control(ctx, n.endpoint(n.control), {{"op", "status"}});
-            if (!s || !s->contains("fsyncs")) return std::nullopt;
-            total += (*s)["fsyncs"].get<uint64_t>();
-        }
-        return total;
-    };
+    auto fsyncs = [&] { return cluster_fsyncs(ctx, cfg); };
 
     std::vector<double> lat_ms;
     uint64_t committed = 0, refused = 0, timeouts = 0;
@@ -210,16 +213,7 @@ int bench_raft(const bus::ClusterConfig& cfg, int proposers, bus::Duration durat
 int bench_lock(const bus::ClusterConfig& cfg, int clients, bool contended, bus::Duration duration, bus::Duration warmup,
                bool gaps, bool json) {
     zmq::context_t ctx(1);
-    auto fsyncs = [&]() -> std::optional<uint64_t> {
-        uint64_t total = 0;
-        for (const bus::NodeSpec& n : cfg.nodes) {
-            if (!n.control) return std::nullopt;
-            auto s = control(ctx, n.endpoint(n.control), {{"op", "status"}});
-            if (!s || !s->contains("fsyncs")) continue;  // a dead replica counts nothing
-            total += (*s)["fsyncs"].get<uint64_t>();
-        }
-        return total;
-    };
+    auto fsyncs = [&] { return cluster_fsyncs(ctx, cfg); };
     std::atomic<bool> measuring{false}, stop{false};
     std::mutex mu;
     std::vector<double> lat_ms;

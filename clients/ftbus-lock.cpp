@@ -145,11 +145,10 @@ int main(int argc, char** argv) {
                         tracer->open(f.trace);
                         c.set_tracer(tracer.get());
                     }
-                    bus::LockClient& cl = c;
-                    uint64_t s = cl.open();
-                    uint64_t t = cl.acquire(name, wait);
+                    uint64_t s = c.open();
+                    uint64_t t = c.acquire(name, wait);
                     if (t == 0) {
-                        cl.close();
+                        c.close();
                         report = "wait\n";
                     } else {
                         report = "ok\nexport FTBUS_CLUSTER='" + f.cluster + "' FTBUS_LOCK='" + name +
@@ -161,7 +160,7 @@ int main(int argc, char** argv) {
                     ::dup2(devnull, 0), ::dup2(devnull, 1), ::dup2(devnull, 2);
                     // Keep the session alive until it is released (release ends it) or lost.
                     std::signal(SIGTERM, on_term);
-                    while (t != 0 && !cl.lease_lost() && !g_term) cl.pump(std::chrono::milliseconds(200));
+                    while (t != 0 && !c.lease_lost() && !g_term) c.pump(std::chrono::milliseconds(200));
                 } catch (const std::exception& e) {
                     report = std::string(e.what()) + "\n";
                     (void)!::write(fds[1], report.data(), report.size());

@@ -33,16 +33,10 @@ public:
         std::string path = dir_ + "/" + file;
         int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (whole ? O_TRUNC : 0), 0644);
         if (fd < 0) throw bus::StorageError("cannot open " + path + ": " + std::strerror(errno));
-        size_t done = 0;
-        while (done < data.size()) {
-            ssize_t n = ::pwrite(fd, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
-            if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) {
-                std::string why = std::strerror(errno);
-                ::close(fd);
-                throw bus::StorageError("cannot write " + path + ": " + why);
-            }
-            done += static_cast<size_t>(n);
+        if (!bus::pwrite_all(fd, data, offset)) {
+            std::string why = std::strerror(errno);
+            ::close(fd);
+            throw bus::StorageError("cannot write " + path + ": " + why);
         }
         // A replay may rewrite a file that had grown further before a crash: cut it to what
         // the machine holds so far (never longer than the replicated contents).

@@ -1,7 +1,8 @@
 """Shared reading of ftbus trace files for the scripts (narrate.py, failover.py, leaders.py):
 loading JSON Lines from files or run directories, and replaying events in time order to
-know which incarnations run and whom each node follows (docs/TRACE.md, "A node's leader")."""
-import glob, json, os
+know which incarnations run and whom each node follows (docs/TRACE.md, "A node's leader");
+and running gnuplot for the plotting scripts."""
+import glob, json, os, shutil, subprocess, sys
 
 
 def load(paths, complain=None):
@@ -120,3 +121,18 @@ def node_names(run_dir):
     except (OSError, ValueError):
         return {}
     return {n["id"]: (f"{n['id']} ({n['name']})" if n.get("name") else str(n["id"])) for n in nodes}
+
+
+def run_gnuplot(script_path, who):
+    """Runs gnuplot on `script_path`, installing it first if it is missing (scripts/setup
+    --with-plots). False (and a message naming `who` and the script) if it is still missing."""
+    if not shutil.which("gnuplot"):
+        print(f"{who}: gnuplot is missing; installing it (scripts/setup --with-plots)", file=sys.stderr)
+        subprocess.run([os.path.join(os.path.dirname(os.path.abspath(__file__)), "setup"), "--no-build", "--with-plots"],
+                       check=False)
+    if not shutil.which("gnuplot"):
+        print(f"{who}: gnuplot is not installed (scripts/setup --with-plots); the script is in {script_path}",
+              file=sys.stderr)
+        return False
+    subprocess.run(["gnuplot", script_path], check=True)
+    return True

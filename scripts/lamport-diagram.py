@@ -15,10 +15,10 @@ at level `all`; by default every type with at least one traced pair is drawn. --
 leaves the messages out: a failover timeline (whom each node follows, faults, detections).
 Writes OUT.svg (and OUT.gp with the data, for re-drawing); exit 2 if there is nothing to draw.
 """
-import argparse, collections, os, shutil, subprocess, sys, tempfile
+import argparse, collections, os, sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ftbus_trace import load  # noqa: E402
+from ftbus_trace import load, run_gnuplot  # noqa: E402
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173"]
@@ -159,15 +159,8 @@ plot {", ".join(plots)}
 """
     with open(data, "w") as f:
         f.write(script)
-    if not shutil.which("gnuplot"):
-        print("lamport-diagram: gnuplot is missing; installing it (scripts/setup --with-plots)", file=sys.stderr)
-        subprocess.run([os.path.join(os.path.dirname(os.path.abspath(__file__)), "setup"), "--no-build", "--with-plots"],
-                       check=False)
-    if not shutil.which("gnuplot"):
-        print(f"lamport-diagram: gnuplot is not installed (scripts/setup --with-plots); the script is in {data}",
-              file=sys.stderr)
+    if not run_gnuplot(data, "lamport-diagram"):
         return 1
-    subprocess.run(["gnuplot", data], check=True)
     print(f"{out}.svg: {len(nodes)} lanes, {sum(len(r) for r in arrows.values())} arrows, "
           f"{len(bands)} leader bands, {sum(len(v) for v in marks.values())} marks")
     return 0

@@ -10,10 +10,10 @@ it), labelled with the lock and its fencing token; an expiry ends its bar in red
 marked on the time axis. Time is in ms from the first event.
 Writes OUT.svg (and OUT.gp); exit 2 if the traces hold no grants.
 """
-import argparse, os, shutil, subprocess, sys
+import argparse, os, sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ftbus_trace import load  # noqa: E402
+from ftbus_trace import load, run_gnuplot  # noqa: E402
 
 
 def main():
@@ -87,14 +87,8 @@ plot $waits using 1:2:3:4 with vectors nohead lw 2 lc rgb '#bbbbbb' title 'waiti
 """
     with open(out + ".gp", "w") as f:
         f.write(script)
-    if not shutil.which("gnuplot"):
-        subprocess.run([os.path.join(os.path.dirname(os.path.abspath(__file__)), "setup"), "--no-build", "--with-plots"],
-                       check=False)
-    if not shutil.which("gnuplot"):
-        print(f"lock-holders: gnuplot is not installed (scripts/setup --with-plots); the script is in {out}.gp",
-              file=sys.stderr)
+    if not run_gnuplot(out + ".gp", "lock-holders"):
         return 1
-    subprocess.run(["gnuplot", out + ".gp"], check=True)
     print(f"{out}.svg: {len(bars)} holds by {len(clients)} clients, {len(waits)} waits, {len(faults)} faults")
     return 0
 
