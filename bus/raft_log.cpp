@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
+#include <algorithm>
 #include <optional>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -118,14 +119,18 @@ RaftLog::RaftLog(const std::string& dir, Options o) : path_(dir + "/raft-log"), 
             if (r.bad.empty() && r.entry.index == 0) r.bad = "index 0";
             if (r.bad.empty() && r.gen < last_gen) r.bad = "a generation going back";
             if (!r.bad.empty()) {
+                // Zeros to the end: the preallocated space after the last record (or a
+                // final write of which nothing landed). Nothing to cut.
+                if (file.find_first_not_of('\0', off) == std::string::npos) break;
                 // Torn or damaged? Records appended in generation g become durable at the
                 // (g+1)-th sync, after which generation g+1 starts. An intact record written
                 // after a sync that covered the damaged one — the first record of the next
                 // generation, or any later generation — proves the damage hit acknowledged
                 // data: refuse. Otherwise the damage lies in the final, unsynced group: a
                 // torn write, cut off.
-                for (size_t scan = off + 1; scan + kRecordHeader <= file.size(); ++scan) {
-                    if (get_le(file, scan, 4) != kMagic) continue;
+                const std::string_view magic("FTBR", 4);  // kMagic as it lies in the file
+                for (size_t scan = file.find(magic, off + 1); scan != std::string::npos && scan + kRecordHeader <= file.size();
+                     scan = file.find(magic, scan + 1)) {
                     Record later = read_record(file, scan);
                     if (!later.bad.empty()) continue;
                     bool synced_after = later.gen >= last_gen + 2 || (later.gen == last_gen + 1 && later.first) ||
@@ -151,7 +156,8 @@ RaftLog::RaftLog(const std::string& dir, Options o) : path_(dir + "/raft-log"), 
         if (!entries_.empty() && durable() != 0) throw ConfigError("cannot fsync " + path_ + ": " + errno_text());
         // Everything on disk now counts as synced: appends start a new generation.
         gen_ = last_gen + 1;
-        size_ = file.size();
+        size_ = std::min<uint64_t>(off, file.size());
+        alloc_ = file.size();
         durable_index_ = last_index();
     } catch (...) {
         ::close(fd_);
@@ -199,13 +205,28 @@ void RaftLog::append(const std::vector<LogEntry>& batch) {
         buf += encode_record(gen_, first_pending_ && i == 0, batch[i]);
     }
     first_pending_ = false;
+    if (size_ + buf.size() > alloc_) preallocate(size_ + buf.size());
     if (!pwrite_all(fd_, buf, size_)) fail("write to " + path_ + " failed: " + errno_text());
     size_ += buf.size();
+    alloc_ = std::max(alloc_, size_);
     for (size_t i = 0; i < batch.size(); ++i) {
         entries_.push_back(batch[i]);
         offsets_.push_back(offs[i]);
     }
     dirty_ = true;
+}
+
+void RaftLog::preallocate(uint64_t need) {
+    if (opts_.preallocate == 0) return;
+    uint64_t want = need + opts_.preallocate;
+    int rc;
+    do {
+        rc = ::fallocate(fd_, 0, static_cast<off_t>(alloc_), static_cast<off_t>(want - alloc_));
+    } while (rc != 0 && errno == EINTR);
+    if (rc == 0)
+        alloc_ = want;
+    else
+        opts_.preallocate = 0;  // unsupported here (or no room): grow with each append; the write says if it fails
 }
 
 void RaftLog::sync() {
@@ -263,6 +284,7 @@ void RaftLog::compact(uint64_t index, uint64_t term) {
     entries_ = std::move(keep);
     offsets_ = std::move(offs);
     size_ = buf.size();
+    alloc_ = size_;
     gen_ = entries_.empty() ? 1 : 2;  // generation 1 is synced; an empty file starts afresh
     first_pending_ = true;
     dirty_ = false;
@@ -278,6 +300,7 @@ void RaftLog::truncate_from(uint64_t index) {
     entries_.resize(keep);
     offsets_.resize(keep);
     size_ = off;
+    alloc_ = off;  // the preallocated zeros went too: stale records must never follow the log
     ++fsyncs_;
     if (durable() != 0) fail("fdatasync of " + path_ + " failed: " + errno_text());
     dirty_ = false;

@@ -9,6 +9,12 @@
 // appended in generation g are made durable by the sync that starts generation g+1. Flag 1
 // marks the first record appended in its generation.
 //
+// Preallocation (Options::preallocate): the file is grown ahead of the records in chunks
+// with fallocate, as etcd's WAL does, so that an append changes no file size and its
+// fdatasync flushes the data without a journal commit for the inode (on ext4 on this
+// project's VMs: ~100 µs instead of ~160 µs). The bytes past the last record are zero; at
+// open an all-zero tail is the preallocated space, not damage.
+//
 // Recovery at open (the rules of a careful replica, not of a lenient one):
 //  - every record is checked (magic, plausible length, checksum, consecutive index,
 //    generations never going back);
@@ -43,7 +49,13 @@ namespace bus {
 struct RaftLogOptions {
     /// The durability call (fdatasync when null); tests inject failures and count calls.
     std::function<int(int fd)> sync;
+    /// Bytes to grow the file by ahead of the records (0: grow with every append). Where
+    /// the file system cannot preallocate, the log quietly grows with every append.
+    uint64_t preallocate = 0;
 };
+
+/// What replicas use: 4 MiB (about 30,000 small entries between two fallocates).
+constexpr uint64_t kLogPreallocate = 4u << 20;
 
 class RaftLog {
 public:
@@ -99,13 +111,16 @@ private:
     /// fdatasync of `fd` (the log's by default), or the injected replacement. \return 0 on success.
     int durable(int fd = -1);
     void check_ok() const;
+    /// Grows the file so that `need` bytes fit, by a chunk of opts_.preallocate.
+    void preallocate(uint64_t need);
 
     std::string path_;
     int fd_ = -1;
     Options opts_;
     std::vector<LogEntry> entries_;
     std::vector<uint64_t> offsets_;  ///< file offset of each entry's record
-    uint64_t size_ = 0;              ///< bytes in the file
+    uint64_t size_ = 0;              ///< bytes of the header and records (the logical end)
+    uint64_t alloc_ = 0;             ///< bytes in the file (size_ plus preallocated zeros)
     uint64_t gen_ = 1;               ///< generation of the records appended now
     bool first_pending_ = true;      ///< the next record is the first of its generation
     uint64_t durable_index_ = 0;

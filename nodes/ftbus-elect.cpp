@@ -49,7 +49,7 @@ int main(int argc, char** argv) {
                 election = std::make_unique<bus::Ring>(cfg, f.id);
             } else if (algo == "raft") {
                 if (f.data.empty()) throw bus::ConfigError("--algo raft needs --data DIR (its term and vote must survive restarts)");
-                disk = std::make_unique<bus::RaftDisk>(f.data);
+                disk = std::make_unique<bus::RaftDisk>(f.data, bus::RaftLogOptions{.sync = {}, .preallocate = bus::kLogPreallocate});
                 // The algorithm takes a seed, never a global generator; the program draws it.
                 auto raft = std::make_unique<bus::Raft>(cfg, f.id, disk->storage.state(), std::random_device{}(),
                                                         disk->log.entries(), disk->storage.snapshot());

@@ -70,7 +70,7 @@ int main(int argc, char** argv) {
             bus::ClusterConfig cfg = bus::load_cluster_with_flags(f);
             if (!cfg.find(f.id)) throw bus::ConfigError(cfg.path + ": no node with id " + std::to_string(f.id));
             bus::RealClock clock;
-            auto disk = std::make_unique<bus::RaftDisk>(f.data);
+            auto disk = std::make_unique<bus::RaftDisk>(f.data, bus::RaftLogOptions{.sync = {}, .preallocate = bus::kLogPreallocate});
             FileMirror mirror(f.data + "/files");
             bus::LockMachine machine;
             machine.set_file_sink([&mirror](const std::string& file, uint64_t off, const std::string& data, bool whole) {

@@ -363,3 +363,94 @@ TEST_CASE("raft log: what is read back at open is fsynced before it counts as du
     CHECK(syncs == 1);
     CHECK(log.durable_index() == 2);
 }
+
+TEST_CASE("raft log: preallocated — the file grows ahead in chunks, the zero tail is no damage, appends go on at the "
+          "last record",
+          "[unit][raft_log]") {
+    TempDir d;
+    RaftLogOptions pre{.sync = {}, .preallocate = 256};
+    uint64_t logical = 0;
+    {
+        RaftLog log(d.path, pre);
+        for (uint64_t i = 1; i <= 40; i += 2) {
+            log.append(batch(i, 2, 1));
+            log.sync();
+        }
+        logical = slurp(d.path + "/raft-log").find_last_not_of('\0') + 1;
+        // Grown ahead: zeros follow the last record, less than a chunk and a batch of them.
+        CHECK(std::filesystem::file_size(d.path + "/raft-log") > logical);
+        CHECK(std::filesystem::file_size(d.path + "/raft-log") <= logical + 256 + 200);
+    }
+    for (int round = 0; round < 2; ++round) {
+        RaftLog log(d.path, pre);
+        CHECK(log.recovery().bytes == 0);  // the zeros are the preallocated space, nothing was cut
+        REQUIRE(log.last_index() == 40 + 10 * static_cast<uint64_t>(round));
+        for (uint64_t i = 1; i <= log.last_index(); ++i) CHECK(log.at(i)->data == "cmd-" + std::to_string(i));
+        log.append(batch(log.last_index() + 1, 10, 2));  // lands at the last record, not after the zeros
+        log.sync();
+    }
+    RaftLog log(d.path, pre);
+    CHECK(log.last_index() == 60);
+    CHECK(log.at(60)->term == 2);
+}
+
+TEST_CASE("raft log: preallocated — a torn final write is cut, and damage to synced entries is still refused",
+          "[unit][raft_log][badinput]") {
+    TempDir d;
+    RaftLogOptions pre{.sync = {}, .preallocate = 4096};
+    {
+        RaftLog log(d.path, pre);
+        log.append(batch(1, 2, 1));
+        log.sync();
+        log.append(batch(3, 2, 1));
+        log.sync();
+        log.append(batch(5, 2, 2));  // never synced: may be torn
+    }
+    const std::string full = slurp(d.path + "/raft-log");
+    const size_t end = full.find_last_not_of('\0') + 1;
+    REQUIRE(full.size() > end);
+    SECTION("the final record half written, zeros after it") {
+        std::string torn = full;
+        std::fill(torn.begin() + static_cast<long>(end) - 10, torn.begin() + static_cast<long>(end), '\0');
+        spit(d.path + "/raft-log", torn);
+        RaftLog log(d.path, pre);
+        CHECK(log.last_index() == 5);
+        CHECK(log.recovery().bytes > 0);
+        CHECK_THAT(log.recovery().why, Contains("checksum"));
+        log.append(batch(6, 3, 3));
+        log.sync();
+        RaftLog again(d.path, pre);
+        CHECK(again.last_index() == 8);
+        CHECK(again.at(6)->term == 3);
+    }
+    SECTION("a synced record damaged, intact records written after its sync: refused") {
+        std::string bad = full;
+        bad[10 + 12 + 26] ^= 0x01;  // the first record's data
+        spit(d.path + "/raft-log", bad);
+        CHECK_THROWS_WITH(RaftLog(d.path, pre), Contains("refusing to start"));
+    }
+}
+
+TEST_CASE("raft log: preallocated — truncate_from then shorter entries: the stale records after them never come back",
+          "[unit][raft_log]") {
+    TempDir d;
+    RaftLogOptions pre{.sync = {}, .preallocate = 4096};
+    {
+        RaftLog log(d.path, pre);
+        std::vector<LogEntry> b;
+        for (uint64_t i = 1; i <= 10; ++i) b.push_back({i, 1, std::string(100, 'a') + std::to_string(i)});
+        log.append(b);
+        log.sync();
+        log.truncate_from(6);
+        log.append({{6, 2, "x"}, {7, 2, "y"}});
+        log.sync();
+        log.append({{8, 2, "z"}});
+        log.sync();
+    }
+    RaftLog log(d.path, pre);
+    CHECK(log.recovery().bytes == 0);
+    REQUIRE(log.last_index() == 8);
+    CHECK(log.at(5)->term == 1);
+    CHECK(log.at(6)->data == "x");
+    CHECK(log.at(8)->data == "z");
+}
