@@ -1,5 +1,6 @@
 #include "bus/lock_client.hpp"
 
+#include <atomic>
 #include <cstring>
 #include <unistd.h>
 
@@ -16,24 +17,31 @@ int64_t margin_us(uint64_t ttl_ms) { return static_cast<int64_t>(ttl_ms) * 1000 
 }  // namespace
 
 LockClient::LockClient(const ClusterConfig& cfg, LockClientOptions o, Tracer* tracer)
-    : opts_(o), tracer_(tracer), ctx_(1), rng_(static_cast<uint64_t>(::getpid()) ^ static_cast<uint64_t>(clock_.wall_us())) {
+    : opts_(o),
+      tracer_(tracer),
+      own_ctx_(o.context ? nullptr : std::make_unique<zmq::context_t>(1)),
+      ctx_(o.context ? o.context : own_ctx_.get()),
+      rng_(static_cast<uint64_t>(::getpid()) ^ static_cast<uint64_t>(clock_.wall_us())) {
     inc_ = static_cast<uint64_t>(clock_.wall_us());
-    // A fresh client id per process, never reused: pid and start time.
-    id_ = "c" + std::to_string(::getpid()) + "-" + std::to_string(inc_ % 1000000);
+    // A fresh client id, never reused: pid, start time, and the count of clients made in
+    // this process (several may start in the same microsecond).
+    static std::atomic<uint64_t> made{0};
+    uint64_t nth = made++;
+    id_ = "c" + std::to_string(::getpid()) + "-" + std::to_string(inc_ % 1000000) + (nth ? "-" + std::to_string(nth) : "");
     for (const NodeSpec& n : cfg.nodes) {
         if (!n.client) continue;
         Endpoint e;
         e.id = n.id;
         e.address = n.endpoint(n.client);
-        e.sock = make_socket(ctx_, zmq::socket_type::dealer);
+        e.sock = make_socket(*ctx_, zmq::socket_type::dealer);
         e.sock.set(zmq::sockopt::routing_id, id_);
         e.sock.set(zmq::sockopt::immediate, 1);
         e.sock.set(zmq::sockopt::reconnect_ivl, 50);
         e.sock.set(zmq::sockopt::reconnect_ivl_max, 250);
-        std::string mon = "inproc://lock-client-monitor-" + std::to_string(endpoints_.size());
+        std::string mon = "inproc://lock-client-monitor-" + id_ + "-" + std::to_string(endpoints_.size());
         if (zmq_socket_monitor(e.sock.handle(), mon.c_str(), ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED) != 0)
             throw std::runtime_error("zmq_socket_monitor failed");
-        e.monitor = zmq::socket_t(ctx_, zmq::socket_type::pair);
+        e.monitor = zmq::socket_t(*ctx_, zmq::socket_type::pair);
         e.monitor.set(zmq::sockopt::linger, 0);
         e.monitor.connect(mon);
         e.sock.connect(e.address);
@@ -86,18 +94,25 @@ bool LockClient::send(const LockRequest& r) {
     return false;
 }
 
+void LockClient::read_monitors(const std::vector<zmq::pollitem_t>& items) {
+    for (size_t i = 0; i < endpoints_.size(); ++i)
+        if (items[endpoints_.size() + i].revents & ZMQ_POLLIN) read_monitor(endpoints_[i]);
+}
+
 void LockClient::read_monitors() {
-    for (auto& e : endpoints_) {
-        for (;;) {
-            zmq::message_t ev, addr;
-            if (!e.monitor.recv(ev, zmq::recv_flags::dontwait)) break;
-            if (ev.more()) (void)e.monitor.recv(addr, zmq::recv_flags::dontwait);
-            if (ev.size() < 2) continue;
-            uint16_t kind;
-            std::memcpy(&kind, ev.data(), sizeof kind);
-            if (kind == ZMQ_EVENT_DISCONNECTED) e.down = true;
-            if (kind == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) e.down = false;
-        }
+    for (auto& e : endpoints_) read_monitor(e);
+}
+
+void LockClient::read_monitor(Endpoint& e) {
+    for (;;) {
+        zmq::message_t ev, addr;
+        if (!e.monitor.recv(ev, zmq::recv_flags::dontwait)) break;
+        if (ev.more()) (void)e.monitor.recv(addr, zmq::recv_flags::dontwait);
+        if (ev.size() < 2) continue;
+        uint16_t kind;
+        std::memcpy(&kind, ev.data(), sizeof kind);
+        if (kind == ZMQ_EVENT_DISCONNECTED) e.down = true;
+        if (kind == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) e.down = false;
     }
 }
 
@@ -152,7 +167,7 @@ std::optional<LockReplyMsg> LockClient::receive(Duration timeout) {
             continue;
         }
         bool was_down = endpoints_[current_].down;
-        read_monitors();
+        read_monitors(items);
         if (!was_down && endpoints_[current_].down) return std::nullopt;  // our server is gone: the caller moves on
         zmq::message_t msg;
         bool got = false;

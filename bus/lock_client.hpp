@@ -20,6 +20,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <random>
 #include <string>
@@ -43,6 +44,9 @@ struct LockClientOptions {
     int breaker_failures = 3;
     Duration breaker_open = std::chrono::milliseconds(200);
     uint64_t ttl_ms = 5000;
+    /// The ZeroMQ context to make sockets in (the guide's advice: one per process, shared
+    /// by its clients); null: the client makes its own. It must outlive the client.
+    zmq::context_t* context = nullptr;
 };
 
 class LockClient {
@@ -112,6 +116,10 @@ private:
     void maybe_keepalive();
     /// Reads connection events: marks endpoints down (disconnected) or up (handshake done).
     void read_monitors();
+    /// Reads connection events of the endpoints whose monitor `items` (as polled by
+    /// receive) found readable.
+    void read_monitors(const std::vector<zmq::pollitem_t>& items);
+    void read_monitor(Endpoint& e);
     void handle_push(const LockReplyMsg& m);
     uint64_t next_req();
     void lose(const std::string& why);
@@ -123,7 +131,8 @@ private:
     uint64_t inc_;
     uint64_t seq_ = 0;
     uint64_t last_req_ = 0;
-    zmq::context_t ctx_;
+    std::unique_ptr<zmq::context_t> own_ctx_;  ///< when no context was given
+    zmq::context_t* ctx_;
     std::vector<Endpoint> endpoints_;
     size_t current_ = 0;
     std::mt19937_64 rng_;

@@ -58,16 +58,35 @@ std::optional<Json> control(zmq::context_t& ctx, const std::string& endpoint, co
     return j;
 }
 
-/// fsyncs so far over the cluster's replicas (their control ports' status); a replica that
-/// does not answer (killed) counts nothing. nullopt if a node has no control port.
-std::optional<uint64_t> cluster_fsyncs(zmq::context_t& ctx, const bus::ClusterConfig& cfg) {
-    uint64_t total = 0;
+/// fsyncs so far of each replica (its control port's status): nullopt for one that does
+/// not answer (killed).
+using FsyncCounts = std::vector<std::optional<uint64_t>>;
+
+/// nullopt if a node has no control port.
+std::optional<FsyncCounts> cluster_fsyncs(zmq::context_t& ctx, const bus::ClusterConfig& cfg) {
+    FsyncCounts counts;
     for (const bus::NodeSpec& n : cfg.nodes) {
         if (!n.control) return std::nullopt;
         auto s = control(ctx, n.endpoint(n.control), {{"op", "status"}});
-        if (s && s->contains("fsyncs")) total += (*s)["fsyncs"].get<uint64_t>();
+        if (s && s->contains("fsyncs") && (*s)["fsyncs"].is_number_unsigned())
+            counts.push_back((*s)["fsyncs"].get<uint64_t>());
+        else
+            counts.push_back(std::nullopt);
     }
-    return total;
+    return counts;
+}
+
+/// fsyncs per second between two readings, over the replicas that answered both; one
+/// restarted in between (its count went back) counts from its restart.
+std::optional<double> fsync_rate(const std::optional<FsyncCounts>& before, const std::optional<FsyncCounts>& after,
+                                 double secs) {
+    if (!before || !after || before->size() != after->size() || secs <= 0) return std::nullopt;
+    uint64_t n = 0;
+    for (size_t i = 0; i < before->size(); ++i) {
+        const auto &b = (*before)[i], &a = (*after)[i];
+        if (a && b) n += *a >= *b ? *a - *b : *a;
+    }
+    return static_cast<double>(n) / secs;
 }
 
 struct Proposer {
@@ -134,7 +153,7 @@ int bench_raft(const bus::ClusterConfig& cfg, int proposers, bus::Duration durat
     std::vector<double> lat_ms;
     uint64_t committed = 0, refused = 0, timeouts = 0;
     Clock::time_point start = Clock::now(), measure_from = start + warmup, end = measure_from + duration;
-    std::optional<uint64_t> fsyncs_before, fsyncs_after;
+    std::optional<FsyncCounts> fsyncs_before, fsyncs_after;
     bool measuring = false;
     for (auto& p : ps) send(p);
     std::vector<zmq::pollitem_t> items;
@@ -190,21 +209,20 @@ int bench_raft(const bus::ClusterConfig& cfg, int proposers, bus::Duration durat
     double secs = std::chrono::duration<double>(Clock::now() - measure_from).count();
     fsyncs_after = fsyncs();
     double rate = static_cast<double>(committed) / secs;
-    std::optional<double> fsync_rate;
-    if (fsyncs_before && fsyncs_after) fsync_rate = static_cast<double>(*fsyncs_after - *fsyncs_before) / secs;
+    std::optional<double> fsyncs_per_s = fsync_rate(fsyncs_before, fsyncs_after, secs);
     double p50 = percentile(lat_ms, 0.50), p99 = percentile(lat_ms, 0.99);
     double max = lat_ms.empty() ? 0 : *std::max_element(lat_ms.begin(), lat_ms.end());
     if (json) {
         Json j = {{"bench", "raft"}, {"proposers", proposers}, {"size", size}, {"seconds", secs},
                   {"committed", committed}, {"per_s", rate}, {"p50_ms", p50}, {"p99_ms", p99}, {"max_ms", max},
                   {"refused", refused}, {"timeouts", timeouts}};
-        j["fsyncs_per_s"] = fsync_rate ? Json(*fsync_rate) : Json(nullptr);
+        j["fsyncs_per_s"] = fsyncs_per_s ? Json(*fsyncs_per_s) : Json(nullptr);
         std::cout << j.dump() << "\n";
     } else {
         std::printf("raft: %d proposer%s, %zu-byte entries, %.1f s: %.0f entries/s committed, latency p50 %.2f ms "
                     "p99 %.2f ms max %.2f ms; fsyncs %s/s (all replicas)%s\n",
                     proposers, proposers == 1 ? "" : "s", size, secs, rate, p50, p99, max,
-                    fsync_rate ? std::to_string(static_cast<long>(*fsync_rate)).c_str() : "?",
+                    fsyncs_per_s ? std::to_string(static_cast<long>(*fsyncs_per_s)).c_str() : "?",
                     timeouts ? (", " + std::to_string(timeouts) + " timeouts").c_str() : "");
     }
     return committed > 0 ? bus::kExitOk : bus::kExitFailure;
@@ -225,6 +243,7 @@ int bench_lock(const bus::ClusterConfig& cfg, int clients, bool contended, bus::
             bus::LockClientOptions o;
             o.deadline = std::chrono::seconds(30);
             o.ttl_ms = 5000;
+            o.context = &ctx;  // one context (and I/O thread) for the process, as an application would
             std::string lock = contended ? "bench-shared" : "bench-" + std::to_string(k);
             try {
                 bus::LockClient c(cfg, o);
@@ -270,8 +289,7 @@ int bench_lock(const bus::ClusterConfig& cfg, int clients, bool contended, bus::
     stop = true;
     for (auto& t : threads) t.join();
     double rate = static_cast<double>(cycles.load()) / secs;
-    std::optional<double> fsync_rate;
-    if (before && after) fsync_rate = static_cast<double>(*after - *before) / secs;
+    std::optional<double> fsyncs_per_s = fsync_rate(before, after, secs);
     double p50 = percentile(lat_ms, 0.50), p99 = percentile(lat_ms, 0.99);
     double max = lat_ms.empty() ? 0 : *std::max_element(lat_ms.begin(), lat_ms.end());
     double gap = gap_ms.empty() ? 0 : *std::max_element(gap_ms.begin(), gap_ms.end());
@@ -280,14 +298,14 @@ int bench_lock(const bus::ClusterConfig& cfg, int clients, bool contended, bus::
         Json j = {{"bench", contended ? "lock-contended" : "lock-cycles"}, {"clients", clients}, {"seconds", secs},
                   {what, cycles.load()}, {"per_s", rate}, {"p50_ms", p50}, {"p99_ms", p99}, {"max_ms", max},
                   {"errors", errors.load()}, {"longest_gap_ms", gap}};
-        j["fsyncs_per_s"] = fsync_rate ? Json(*fsync_rate) : Json(nullptr);
+        j["fsyncs_per_s"] = fsyncs_per_s ? Json(*fsyncs_per_s) : Json(nullptr);
         std::cout << j.dump() << "\n";
     } else {
         std::printf("lock %s: %d client%s%s, %.1f s: %.0f %s/s (acquire+release), latency p50 %.2f ms p99 %.2f ms "
                     "max %.2f ms; fsyncs %s/s (all replicas)%s",
                     contended ? "contended" : "cycles", clients, clients == 1 ? "" : "s",
                     contended ? " on one lock" : (clients == 1 ? "" : " on their own locks"), secs, rate, what, p50, p99,
-                    max, fsync_rate ? std::to_string(static_cast<long>(*fsync_rate)).c_str() : "?",
+                    max, fsyncs_per_s ? std::to_string(static_cast<long>(*fsyncs_per_s)).c_str() : "?",
                     errors ? (", " + std::to_string(errors.load()) + " errors").c_str() : "");
         if (gaps) std::printf("; longest gap between cycles %.1f ms", gap);
         std::printf("\n");
