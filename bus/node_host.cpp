@@ -75,6 +75,7 @@ NodeHost::NodeHost(const ClusterConfig& cfg, NodeId self, const Clock& clock, No
       join_(opts.join),
       disk_(opts.disk) {
     tracer_.open(opts.trace_path);
+    tracer_.set_buffered(true);  // flushed before every send and storage operation, and at the end of each round
     tracer_.add_sink([this](const std::string& line) { transport_.publish("trace", line); });
 }
 
@@ -86,6 +87,7 @@ void NodeHost::drop(const std::string& from, const std::string& reason) {
 }
 
 void NodeHost::send(const Outgoing& o) {
+    tracer_.flush();  // the events that led to a message are in the trace before it leaves
     Envelope env = outbox_.seal(o);
     if (isolated_) {  // fault injection: the network loses everything this node sends
         ++counters_.unsent;
@@ -111,6 +113,7 @@ void NodeHost::send(const Outgoing& o) {
 template <typename F>
 void NodeHost::storage_op(const char* op, F&& f) {
     if (!disk_) throw std::logic_error(std::string("the algorithm asks for storage (") + op + ") but the node has none");
+    tracer_.flush();  // and before what they led to is on disk
     try {
         Time before = clock_.now();
         f(*disk_);
@@ -120,6 +123,7 @@ void NodeHost::storage_op(const char* op, F&& f) {
         if (took > kSlowPersist) tracer_.emit("storage.slow", {{"op", op}, {"ms", to_ms(took)}});
     } catch (const std::exception& e) {
         tracer_.emit("node.stop", {{"reason", std::string("storage failure: ") + e.what()}});
+        tracer_.flush();
         throw;
     }
 }
@@ -280,11 +284,7 @@ int NodeHost::run(const std::atomic<bool>& stop) {
     while (!stop) {
         now = clock_.now();
         long timeout = poll_timeout_ms(core_.next_deadline(), now);
-        try {
-            zmq::poll(transport_.poll_items(), std::chrono::milliseconds(timeout));
-        } catch (const zmq::error_t& e) {
-            if (e.num() != EINTR) throw;
-        }
+        transport_.wait(std::chrono::milliseconds(timeout));  // a signal ends it early
         now = clock_.now();
         Duration stalled = stall_.check(after, std::chrono::milliseconds(timeout), now);
         if (stalled.count() > 0) {
@@ -297,10 +297,12 @@ int NodeHost::run(const std::atomic<bool>& stop) {
         }
         // All input first, in socket priority order. The cap only matters under a flood:
         // then timers still run, and the rest is read on the next (immediate) poll.
-        auto& items = transport_.poll_items();
-        // Membership changes may add or remove sockets while we read: the bounds are rechecked.
-        for (size_t i = 0; i < items.size(); ++i) {
-            for (int n = 0; n < kMaxFramesPerSocketPerRound && i < items.size(); ++n) {
+        // Only the sockets the wait found ready: asking an idle ZeroMQ socket costs system
+        // calls, and what arrives meanwhile is read next round. Membership changes may add
+        // or remove sockets while we read: the bounds are rechecked.
+        for (size_t i = 0; i < transport_.inputs(); ++i) {
+            if (!transport_.ready(i)) continue;
+            for (int n = 0; n < kMaxFramesPerSocketPerRound && i < transport_.inputs(); ++n) {
                 auto in = transport_.receive(i);
                 if (!in) break;
                 if (isolated_) {  // fault injection: lost on the way in
@@ -328,6 +330,7 @@ int NodeHost::run(const std::atomic<bool>& stop) {
         carry_out(core_.on_tick(now));
         carry_out(core_.on_round_end(now));
         sync_log();
+        tracer_.flush();
         // The next stall check measures from here: this round's own work (fsyncs, a burst of
         // input) is not a stall.
         after = clock_.now();
@@ -341,6 +344,7 @@ int NodeHost::run(const std::atomic<bool>& stop) {
                                {"unsent", counters_.unsent},
                                {"isolated", counters_.isolated},
                                {"fsyncs", disk_ ? disk_->fsyncs() : 0}});
+    tracer_.flush();
     return core_.refused().empty() ? 0 : 1;
 }
 

@@ -54,6 +54,14 @@ public:
     /// Folds in the clocks of a received message before its msg.recv is emitted.
     void merge(std::optional<uint64_t> lc, const std::optional<VectorClock>& vc);
 
+    /// Buffered: emitted lines are kept until flush() (or destruction) and written in one
+    /// write, instead of one write each. A node loop flushes before anything it sends and
+    /// before each fsync, so no message leaves and nothing becomes durable ahead of the
+    /// events that led to it; a kill -9 can lose only events of work whose effects had
+    /// not yet left the process. Sinks still get each line at once.
+    void set_buffered(bool on) { buffered_ = on; }
+    void flush();
+
     uint64_t seq() const { return seq_; }
     uint64_t inc() const { return inc_; }
 
@@ -68,6 +76,8 @@ private:
     VectorClock vc_;
     int fd_ = -1;
     bool own_fd_ = false;
+    bool buffered_ = false;
+    std::string pending_;  ///< lines not yet written (buffered)
     std::vector<std::function<void(const std::string&)>> sinks_;
 };
 

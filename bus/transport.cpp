@@ -1,5 +1,9 @@
 #include "bus/transport.hpp"
 
+#include <algorithm>
+#include <cerrno>
+#include <system_error>
+
 namespace bus {
 
 const char* to_string(SendResult r) {
@@ -30,9 +34,56 @@ void bind_or_throw(zmq::socket_t& sock, const std::string& endpoint, const std::
     }
 }
 
+void Poller::set(const std::vector<void*>& sockets) {
+    socks_ = sockets;
+    fds_.assign(socks_.size(), pollfd{});
+    recheck_.assign(socks_.size(), 1);
+    ready_.assign(socks_.size(), 0);
+    for (size_t i = 0; i < socks_.size(); ++i) {
+        zmq::socket_ref s(zmq::from_handle, socks_[i]);
+        fds_[i].fd = s.get(zmq::sockopt::fd);
+        fds_[i].events = POLLIN;
+    }
+}
+
+void Poller::touched_handle(void* socket) {
+    for (size_t i = 0; i < socks_.size(); ++i)
+        if (socks_[i] == socket) recheck_[i] = 1;
+}
+
+bool Poller::wait(std::chrono::milliseconds timeout) {
+    bool any = false;
+    for (size_t i = 0; i < socks_.size(); ++i) {
+        ready_[i] = 0;
+        if (!recheck_[i]) continue;
+        int events = 0;
+        size_t len = sizeof events;
+        if (zmq_getsockopt(socks_[i], ZMQ_EVENTS, &events, &len) != 0) {
+            if (zmq_errno() != EINTR) throw zmq::error_t();
+            ready_[i] = 1;  // interrupted: the receive will tell
+            any = true;
+            continue;
+        }
+        recheck_[i] = 0;
+        if (events & ZMQ_POLLIN) ready_[i] = 1, any = true;
+    }
+    for (auto& f : fds_) f.revents = 0;
+    long ms = any ? 0 : std::clamp<long>(static_cast<long>(timeout.count()), 0, 60'000);
+    int rc = ::poll(fds_.data(), fds_.size(), static_cast<int>(ms));
+    if (rc < 0) {
+        if (errno == EINTR) return any;
+        throw std::system_error(errno, std::generic_category(), "poll");
+    }
+    // A descriptor that fired: commands wait in that socket's mailbox (maybe messages).
+    for (size_t i = 0; i < fds_.size(); ++i)
+        if (fds_[i].revents) ready_[i] = 1, any = true;
+    return any;
+}
+
 namespace {
 
-SendResult send_parts(zmq::socket_t& s, std::initializer_list<std::string_view> parts) {
+/// Sends the parts of one message on `s` without waiting.
+SendResult send_all(zmq::socket_t& s, std::initializer_list<std::string_view> parts) {
     size_t i = 0, n = parts.size();
     for (auto part : parts) {
         auto flags = zmq::send_flags::dontwait;
@@ -50,6 +101,12 @@ SendResult send_parts(zmq::socket_t& s, std::initializer_list<std::string_view> 
 }
 
 }  // namespace
+
+SendResult Transport::send_parts(zmq::socket_t& s, std::initializer_list<std::string_view> parts) {
+    SendResult r = send_all(s, parts);
+    poller_.touched_handle(s.handle());  // the send may have taken the signal of input that came meanwhile
+    return r;
+}
 
 Transport::Transport(const ClusterConfig& cfg, NodeId self, TransportOptions opts)
     : ctx_(1),
@@ -111,30 +168,31 @@ zmq::socket_t Transport::make_dealer(const std::string& endpoint, bool immediate
 }
 
 void Transport::rebuild_items() {
-    items_.clear();
+    std::vector<void*> socks;
     item_source_.clear();
     // Priority order: peer traffic first (it carries elections), then replies, then PUB/SUB,
     // then control requests (a human can wait a millisecond).
-    items_.push_back({router_.handle(), 0, ZMQ_POLLIN, 0});
+    socks.push_back(router_.handle());
     item_source_.push_back({Channel::router, 0});
     for (auto& [id, d] : dealers_) {
-        items_.push_back({d.handle(), 0, ZMQ_POLLIN, 0});
+        socks.push_back(d.handle());
         item_source_.push_back({Channel::dealer, id});
     }
     if (join_link_) {
-        items_.push_back({join_link_->handle(), 0, ZMQ_POLLIN, 0});
+        socks.push_back(join_link_->handle());
         item_source_.push_back({Channel::dealer, 0});
     }
-    items_.push_back({sub_.handle(), 0, ZMQ_POLLIN, 0});
+    socks.push_back(sub_.handle());
     item_source_.push_back({Channel::sub, 0});
     if (control_.handle() != nullptr) {
-        items_.push_back({control_.handle(), 0, ZMQ_POLLIN, 0});
+        socks.push_back(control_.handle());
         item_source_.push_back({Channel::control, 0});
     }
     if (client_.handle() != nullptr) {
-        items_.push_back({client_.handle(), 0, ZMQ_POLLIN, 0});
+        socks.push_back(client_.handle());
         item_source_.push_back({Channel::client, 0});
     }
+    poller_.set(socks);
 }
 
 void Transport::add_peer(const NodeSpec& peer) {
@@ -218,12 +276,15 @@ SendResult Transport::reply_to(const std::string& routing_id, std::string_view p
 
 std::optional<Incoming> Transport::receive(size_t i) {
     auto [channel, peer] = item_source_.at(i);
-    zmq::socket_ref sock(zmq::from_handle, items_[i].socket);
+    zmq::socket_ref sock(zmq::from_handle, poller_.socket(i));
     std::vector<zmq::message_t> parts;
     for (;;) {
         try {
-            if (!zmq::recv_multipart(sock, std::back_inserter(parts), zmq::recv_flags::dontwait))
+            if (!zmq::recv_multipart(sock, std::back_inserter(parts), zmq::recv_flags::dontwait)) {
+                poller_.idle(i);
                 return std::nullopt;
+            }
+            poller_.touched(i);  // there may be more
             break;
         } catch (const zmq::error_t& e) {
             if (e.num() == EINTR) continue;

@@ -18,6 +18,7 @@
 #include <chrono>
 #include <map>
 #include <optional>
+#include <poll.h>
 #include <string>
 #include <vector>
 #include <zmq.hpp>
@@ -51,6 +52,38 @@ const char* to_string(SendResult r);
 
 /// Socket options shared by all sockets of a kind (sockets are made in one place).
 zmq::socket_t make_socket(zmq::context_t& ctx, zmq::socket_type type);
+
+/// Waits for input on ZeroMQ sockets with one poll(2) over their ZMQ_FDs, and asks a socket
+/// for its events (ZMQ_EVENTS: a check of its command mailbox, two system calls) only when
+/// its descriptor fired or it was used since it was last found idle. zmq_poll asks every
+/// socket, twice per wait: with a node's seven sockets that is 30 system calls per wake-up,
+/// most of a replica's per-request cost on a small VM.
+/// ZMQ_FD is edge-triggered: a send or receive on a socket may consume the signal of
+/// messages that arrived meanwhile. So every use of a socket is reported (touched(), or
+/// idle() after a receive found nothing) and a touched socket is asked again before the
+/// next wait blocks — the rule libzmq's documentation of ZMQ_FD gives.
+class Poller {
+public:
+    /// The sockets to watch (raw handles), in order; every one is asked at the next wait.
+    void set(const std::vector<void*>& sockets);
+    size_t size() const { return socks_.size(); }
+    void* socket(size_t i) const { return socks_.at(i); }
+    /// Waits up to `timeout` for input on any socket (0: only looks). \return whether some
+    /// socket may have input; ready(i) says which. A signal (EINTR) ends the wait early.
+    bool wait(std::chrono::milliseconds timeout);
+    /// Socket `i` may have input (found by the last wait).
+    bool ready(size_t i) const { return i < ready_.size() && ready_[i]; }
+    /// Socket `i` (or the one with this handle) was sent on or received from.
+    void touched(size_t i) { recheck_.at(i) = 1; }
+    void touched_handle(void* socket);
+    /// A receive on socket `i` found nothing: its mailbox is empty, its ZMQ_FD will fire.
+    void idle(size_t i) { recheck_.at(i) = 0; }
+
+private:
+    std::vector<void*> socks_;
+    std::vector<pollfd> fds_;
+    std::vector<char> recheck_, ready_;
+};
 
 struct TransportOptions {
     /// ZMTP heartbeat on peer DEALERs: a connection silent this long is dropped with its queue.
@@ -94,10 +127,13 @@ public:
     /// Reply to whoever has routing id `routing_id`, over our ROUTER.
     SendResult reply_to(const std::string& routing_id, std::string_view payload);
 
-    /// Poll items, input sockets in priority order: peer ROUTER, DEALERs, SUB, control,
-    /// client (bulkhead: client load never starves replication).
-    std::vector<zmq::pollitem_t>& poll_items() { return items_; }
-    /// Receives one frame from poll item `i` without waiting; nullopt if none is queued.
+    /// Input sockets, in priority order: peer ROUTER, DEALERs, SUB, control, client
+    /// (bulkhead: client load never starves replication).
+    size_t inputs() const { return poller_.size(); }
+    /// Waits up to `timeout` for input (see Poller); then ready(i) says which input to read.
+    bool wait(std::chrono::milliseconds timeout) { return poller_.wait(timeout); }
+    bool ready(size_t i) const { return poller_.ready(i); }
+    /// Receives one frame from input `i` without waiting; nullopt if none is queued.
     std::optional<Incoming> receive(size_t i);
 
     NodeId self() const { return self_; }
@@ -105,6 +141,8 @@ public:
 private:
     zmq::socket_t make_dealer(const std::string& endpoint, bool immediate = true);
     void rebuild_items();
+    /// Sends the parts of one message on `s` without waiting.
+    SendResult send_parts(zmq::socket_t& s, std::initializer_list<std::string_view> parts);
 
     zmq::context_t ctx_;
     NodeId self_;
@@ -119,8 +157,8 @@ private:
     zmq::socket_t router_;
     zmq::socket_t sub_;
     std::map<NodeId, zmq::socket_t> dealers_;
-    std::vector<zmq::pollitem_t> items_;
-    std::vector<std::pair<Channel, NodeId>> item_source_;  // parallel to items_
+    Poller poller_;
+    std::vector<std::pair<Channel, NodeId>> item_source_;  // parallel to the poller's sockets
 };
 
 /// Binds `sock` to `endpoint`, turning EADDRINUSE and friends into a ConfigError that
