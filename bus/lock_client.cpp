@@ -48,6 +48,10 @@ LockClient::LockClient(const ClusterConfig& cfg, LockClientOptions o, Tracer* tr
         endpoints_.push_back(std::move(e));
     }
     if (endpoints_.empty()) throw ConfigError(cfg.path + ": no node has a client port");
+    std::vector<void*> socks;
+    for (auto& e : endpoints_) socks.push_back(e.sock.handle());
+    for (auto& e : endpoints_) socks.push_back(e.monitor.handle());
+    poller_.set(socks);
     current_ = static_cast<size_t>(rng_() % endpoints_.size());
 }
 
@@ -87,32 +91,30 @@ bool LockClient::send(const LockRequest& r) {
     env.body = r;
     std::string frame = encode(env);
     for (size_t tried = 0; tried < endpoints_.size(); ++tried) {
-        if (endpoints_[current_].sock.send(zmq::buffer(frame), zmq::send_flags::dontwait))
-            return true;  // lost later: the timeout retries
+        bool sent = endpoints_[current_].sock.send(zmq::buffer(frame), zmq::send_flags::dontwait).has_value();
+        poller_.touched(current_);
+        if (sent) return true;  // lost later: the timeout retries
         failed_current();
     }
     return false;
 }
 
-void LockClient::read_monitors(const std::vector<zmq::pollitem_t>& items) {
-    for (size_t i = 0; i < endpoints_.size(); ++i)
-        if (items[endpoints_.size() + i].revents & ZMQ_POLLIN) read_monitor(endpoints_[i]);
-}
-
 void LockClient::read_monitors() {
-    for (auto& e : endpoints_) read_monitor(e);
-}
-
-void LockClient::read_monitor(Endpoint& e) {
-    for (;;) {
-        zmq::message_t ev, addr;
-        if (!e.monitor.recv(ev, zmq::recv_flags::dontwait)) break;
-        if (ev.more()) (void)e.monitor.recv(addr, zmq::recv_flags::dontwait);
-        if (ev.size() < 2) continue;
-        uint16_t kind;
-        std::memcpy(&kind, ev.data(), sizeof kind);
-        if (kind == ZMQ_EVENT_DISCONNECTED) e.down = true;
-        if (kind == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) e.down = false;
+    const size_t n = endpoints_.size();
+    for (size_t i = 0; i < n; ++i) {
+        if (!poller_.ready(n + i)) continue;
+        Endpoint& e = endpoints_[i];
+        for (;;) {
+            zmq::message_t ev, addr;
+            if (!e.monitor.recv(ev, zmq::recv_flags::dontwait)) break;
+            if (ev.more()) (void)e.monitor.recv(addr, zmq::recv_flags::dontwait);
+            if (ev.size() < 2) continue;
+            uint16_t kind;
+            std::memcpy(&kind, ev.data(), sizeof kind);
+            if (kind == ZMQ_EVENT_DISCONNECTED) e.down = true;
+            if (kind == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) e.down = false;
+        }
+        poller_.idle(n + i);
     }
 }
 
@@ -157,22 +159,20 @@ std::optional<LockReplyMsg> LockClient::receive(Duration timeout) {
         if (now >= end) return std::nullopt;
         Time wake = std::min(end, next_keepalive_ > now && session_ ? next_keepalive_ : end);
         auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(wake - now) + std::chrono::milliseconds(1);
-        std::vector<zmq::pollitem_t> items;
-        for (auto& e : endpoints_) items.push_back({e.sock.handle(), 0, ZMQ_POLLIN, 0});
-        for (auto& e : endpoints_) items.push_back({e.monitor.handle(), 0, ZMQ_POLLIN, 0});
-        try {
-            if (zmq::poll(items, wait) <= 0) continue;
-        } catch (const zmq::error_t& e) {
-            if (e.num() != EINTR) throw;
-            continue;
-        }
+        if (!poller_.wait(wait)) continue;
         bool was_down = endpoints_[current_].down;
-        read_monitors(items);
+        read_monitors();
         if (!was_down && endpoints_[current_].down) return std::nullopt;  // our server is gone: the caller moves on
         zmq::message_t msg;
         bool got = false;
-        for (size_t i = 0; i < endpoints_.size() && !got; ++i)
-            if (items[i].revents & ZMQ_POLLIN) got = endpoints_[i].sock.recv(msg, zmq::recv_flags::dontwait).has_value();
+        for (size_t i = 0; i < endpoints_.size() && !got; ++i) {
+            if (!poller_.ready(i)) continue;
+            got = endpoints_[i].sock.recv(msg, zmq::recv_flags::dontwait).has_value();
+            if (got)
+                poller_.touched(i);  // there may be more
+            else
+                poller_.idle(i);
+        }
         if (!got) continue;
         DecodeResult d = decode(msg.to_string_view());
         const LockReplyMsg* m = d.env ? std::get_if<LockReplyMsg>(&d.env->body) : nullptr;

@@ -29,6 +29,7 @@
 #include "bus/cluster.hpp"
 #include "bus/protocol.hpp"
 #include "bus/trace.hpp"
+#include "bus/transport.hpp"
 
 namespace bus {
 
@@ -114,12 +115,9 @@ private:
     /// pushes, which return nullopt at once (the caller looks at pushed_).
     std::optional<LockReplyMsg> receive(Duration timeout);
     void maybe_keepalive();
-    /// Reads connection events: marks endpoints down (disconnected) or up (handshake done).
+    /// Reads the connection events of endpoints whose monitor the last wait found ready:
+    /// marks them down (disconnected) or up (handshake done).
     void read_monitors();
-    /// Reads connection events of the endpoints whose monitor `items` (as polled by
-    /// receive) found readable.
-    void read_monitors(const std::vector<zmq::pollitem_t>& items);
-    void read_monitor(Endpoint& e);
     void handle_push(const LockReplyMsg& m);
     uint64_t next_req();
     void lose(const std::string& why);
@@ -134,6 +132,7 @@ private:
     std::unique_ptr<zmq::context_t> own_ctx_;  ///< when no context was given
     zmq::context_t* ctx_;
     std::vector<Endpoint> endpoints_;
+    Poller poller_;  ///< endpoints' sockets, then their monitors
     size_t current_ = 0;
     std::mt19937_64 rng_;
     uint64_t session_ = 0;

@@ -64,8 +64,12 @@ bool Poller::wait(std::chrono::milliseconds timeout) {
             any = true;
             continue;
         }
-        recheck_[i] = 0;
-        if (events & ZMQ_POLLIN) ready_[i] = 1, any = true;
+        // Ready stays to be asked again until a receive finds it empty (idle()): asking
+        // may have taken its descriptor's signal, and the caller may not read it now.
+        if (events & ZMQ_POLLIN)
+            ready_[i] = 1, any = true;
+        else
+            recheck_[i] = 0;
     }
     for (auto& f : fds_) f.revents = 0;
     long ms = any ? 0 : std::clamp<long>(static_cast<long>(timeout.count()), 0, 60'000);

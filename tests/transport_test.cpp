@@ -103,3 +103,20 @@ TEST_CASE("poller: a socket is ready when input came, idle after a receive found
     CHECK(p.wait(std::chrono::milliseconds(0)));
     CHECK(drain() == 1);
 }
+
+TEST_CASE("poller: a socket found ready but not read stays ready at the next wait", "[unit][transport]") {
+    zmq::context_t ctx(1);
+    zmq::socket_t a(ctx, zmq::socket_type::pair), b(ctx, zmq::socket_type::pair);
+    a.bind("inproc://poller-unread");
+    b.connect("inproc://poller-unread");
+    bus::Poller p;
+    p.set({a.handle()});
+    b.send(zmq::str_buffer("x"), zmq::send_flags::none);
+    REQUIRE(p.wait(std::chrono::milliseconds(5000)));  // found by asking the socket (it was just set)
+    CHECK(p.ready(0));
+    // The caller had other things to do and did not read it.
+    CHECK(p.wait(std::chrono::milliseconds(0)));
+    CHECK(p.ready(0));
+    zmq::message_t m;
+    CHECK(a.recv(m, zmq::recv_flags::dontwait));
+}
