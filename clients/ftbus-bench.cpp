@@ -16,17 +16,27 @@
 //          with the cluster's fsyncs/s beside. --gaps also prints the longest time between
 //          two completed cycles (a failover shows as one; scripts/bench-lock kills the leader).
 //
+//   floor  what the machine allows, without ftbus: the p50 of a ZeroMQ DEALER->ROUTER round
+//          trip on loopback (two contexts, as two processes have) and of a 128-byte write +
+//          fdatasync into a preallocated file in --dir (as the Raft log does). A commit
+//          needs two round trips (client-leader, leader-follower) and a follower's fsync;
+//          a lock cycle is two commits. Printed beside the figures above, because a shared
+//          VM's floor moves from hour to hour.
+//
 // Proposers find the leader themselves (a follower's reply names it) and re-send after a
 // timeout. Results go to stdout (one line, or JSON with --json); progress to stderr.
 // Exit codes: 0 figures printed; 1 nothing committed (no leader, no cluster); 2 usage.
 #include <algorithm>
 #include <atomic>
-#include <mutex>
-#include <thread>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
+#include <fcntl.h>
 #include <iostream>
+#include <mutex>
 #include <optional>
 #include <random>
+#include <thread>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -228,6 +238,73 @@ int bench_raft(const bus::ClusterConfig& cfg, int proposers, bus::Duration durat
     return committed > 0 ? bus::kExitOk : bus::kExitFailure;
 }
 
+int bench_floor(const std::string& dir, int rounds, bool json) {
+    using Us = std::chrono::duration<double, std::micro>;
+    // ZeroMQ round trip: an echoing ROUTER in a thread with its own context (and I/O thread).
+    zmq::context_t server_ctx(1), client_ctx(1);
+    zmq::socket_t router(server_ctx, zmq::socket_type::router);
+    router.set(zmq::sockopt::linger, 0);
+    router.set(zmq::sockopt::rcvtimeo, 5000);
+    router.bind("tcp://127.0.0.1:*");
+    std::string endpoint = router.get(zmq::sockopt::last_endpoint);
+    std::thread echo([&] {
+        for (int i = 0; i <= rounds; ++i) {
+            zmq::message_t id, m;
+            if (!router.recv(id) || !router.recv(m)) return;  // 5 s of silence: the client gave up
+            (void)router.send(id, zmq::send_flags::sndmore);
+            (void)router.send(m, zmq::send_flags::none);
+        }
+    });
+    zmq::socket_t dealer(client_ctx, zmq::socket_type::dealer);
+    dealer.set(zmq::sockopt::linger, 0);
+    dealer.set(zmq::sockopt::rcvtimeo, 5000);
+    dealer.connect(endpoint);
+    std::vector<double> rtt_us;
+    bool echoed = true;
+    for (int i = 0; i <= rounds && echoed; ++i) {
+        auto t0 = Clock::now();
+        (void)dealer.send(zmq::str_buffer("ping 0123456789abcdef0123456789abcdef"), zmq::send_flags::none);
+        zmq::message_t m;
+        echoed = dealer.recv(m).has_value();
+        if (i > 0) rtt_us.push_back(Us(Clock::now() - t0).count());  // the first one connects
+    }
+    echo.join();
+    if (!echoed) throw bus::ConfigError("no echo from a local ZeroMQ socket within 5 s");
+    // write + fdatasync of 128 bytes at the end of what was written, in a preallocated file.
+    std::string path = dir + "/ftbus-bench-fsync.tmp";
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) throw bus::ConfigError("cannot create " + path + ": " + std::strerror(errno));
+    ::unlink(path.c_str());  // nothing left behind, whatever happens next
+    std::vector<double> sync_us;
+    char buf[128];
+    std::memset(buf, 'x', sizeof buf);
+    bool ok = ::fallocate(fd, 0, 0, static_cast<off_t>(rounds + 1) * 128) == 0 || errno == EOPNOTSUPP;
+    ok = ok && ::fsync(fd) == 0;
+    for (int i = 0; i < rounds && ok; ++i) {
+        auto t0 = Clock::now();
+        ok = ::pwrite(fd, buf, sizeof buf, static_cast<off_t>(i) * 128) == static_cast<ssize_t>(sizeof buf) &&
+             ::fdatasync(fd) == 0;
+        sync_us.push_back(Us(Clock::now() - t0).count());
+    }
+    std::string why = ok ? "" : std::strerror(errno);
+    ::close(fd);
+    if (!ok) throw bus::ConfigError("write+fdatasync in " + dir + " failed: " + why);
+    double rtt = percentile(rtt_us, 0.5), sync = percentile(sync_us, 0.5);
+    double commit_us = 2 * rtt + sync, cycle_ms = 2 * commit_us / 1000;
+    if (json) {
+        std::cout << Json{{"bench", "floor"},       {"rounds", rounds},         {"zmq_rtt_p50_us", rtt},
+                          {"fdatasync_p50_us", sync}, {"commit_floor_us", commit_us}, {"lock_cycle_floor_ms", cycle_ms}}
+                         .dump()
+                  << "\n";
+    } else {
+        std::printf("machine floor: ZeroMQ round trip on loopback p50 %.0f us, 128-byte write+fdatasync p50 %.0f us "
+                    "(in %s): a commit needs at least 2 round trips + 1 fsync = %.0f us, a lock cycle (2 commits) "
+                    "%.2f ms, i.e. at most %.0f cycles/s for one client before any processing\n",
+                    rtt, sync, dir.c_str(), commit_us, cycle_ms, 1000 / cycle_ms);
+    }
+    return bus::kExitOk;
+}
+
 int bench_lock(const bus::ClusterConfig& cfg, int clients, bool contended, bus::Duration duration, bus::Duration warmup,
                bool gaps, bool json) {
     zmq::context_t ctx(1);
@@ -348,6 +425,12 @@ int main(int argc, char** argv) {
     lock->add_option("--warmup", warmup_text, "run this long before measuring")->capture_default_str();
     lock->add_flag("--gaps", gaps, "also print the longest time between two completed cycles");
     lock->add_flag("--json", json, "one JSON object instead of a line of text");
+    CLI::App* floor = app.add_subcommand("floor", "what the machine allows: a ZeroMQ round trip and an fdatasync (no cluster)");
+    std::string dir = ".";
+    int rounds = 3000;
+    floor->add_option("--dir", dir, "where to time write+fdatasync (the replicas' file system)")->capture_default_str();
+    floor->add_option("--rounds", rounds, "round trips and fsyncs to time")->check(CLI::Range(10, 1000000))->capture_default_str();
+    floor->add_flag("--json", json, "one JSON object instead of a line of text");
     if (auto code = bus::parse_flags(app, argc, argv)) return *code;
     return bus::run_program("ftbus-bench", [&]() -> int {
         auto dur = [](const std::string& text, const char* what) {
@@ -357,6 +440,7 @@ int main(int argc, char** argv) {
         };
         bus::Duration duration = dur(duration_text, "duration"), timeout = dur(timeout_text, "timeout");
         bus::Duration warmup = warmup_text == "0" ? bus::Duration(0) : dur(warmup_text, "warmup");
+        if (*floor) return bench_floor(dir, rounds, json);
         bus::ClusterConfig cfg = bus::load_cluster_with_flags(f);
         if (*lock) return bench_lock(cfg, clients, mode == "contended", duration, warmup, gaps, json);
         return bench_raft(cfg, proposers, duration, warmup, size, timeout, json);

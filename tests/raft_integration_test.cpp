@@ -6,9 +6,11 @@
 // needless elections; every wait is for a condition, with a generous deadline.
 #include <catch2/catch.hpp>
 #include <csignal>
+#include <filesystem>
 #include <fstream>
 
 #include "harness.hpp"
+#include "test_util.hpp"
 
 using test::all_follow;
 using test::Cluster;
@@ -232,4 +234,24 @@ TEST_CASE("raft log: entries proposed through the client port reach every replic
     REQUIRE(Cluster::wait_for([&] { return same_state(c, all, acked + more + after); }, 30));
     CHECK(c.stop_all(all));
     CHECK(test::check_traces(c).rfind("0: ok", 0) == 0);
+}
+
+TEST_CASE("ftbus-bench floor times a ZeroMQ round trip and an fdatasync, and leaves no file behind",
+          "[integration][bench]") {
+    test::TempDir d("ftbus-floor");
+    std::string out;
+    REQUIRE(test::run_command(bin("ftbus-bench") + " floor --json --rounds 50 --dir " + d.path + " 2>/dev/null", &out) ==
+            0);
+    bus::Json j = bus::Json::parse(out, nullptr, false);
+    REQUIRE(j.is_object());
+    CHECK(j["zmq_rtt_p50_us"].get<double>() > 0);
+    CHECK(j["fdatasync_p50_us"].get<double>() > 0);
+    // The floor of a commit is two round trips and one fsync; a lock cycle is two commits.
+    CHECK(j["commit_floor_us"].get<double>() ==
+          Approx(2 * j["zmq_rtt_p50_us"].get<double>() + j["fdatasync_p50_us"].get<double>()));
+    CHECK(j["lock_cycle_floor_ms"].get<double>() == Approx(2 * j["commit_floor_us"].get<double>() / 1000));
+    CHECK(std::filesystem::is_empty(d.path));
+    // A directory it cannot write in: one message, exit 2.
+    CHECK(test::run_command(bin("ftbus-bench") + " floor --rounds 50 --dir " + d.path + "/missing 2>&1", &out) == 2);
+    CHECK(out.find("cannot create") != std::string::npos);
 }
