@@ -217,6 +217,7 @@ void NodeHost::handle_control(const Incoming& in, Time now) {
         reply = {{"ok", false}, {"error", e.what()}};
         tracer_.emit("ctl.reject", {{"op", op}, {"error", e.what()}});
     }
+    tracer_.flush();  // what the request did is in the trace before its answer leaves
     // Member names and hosts come from the network: never let a bad byte throw here.
     transport_.reply_control(in.routing_id, reply.dump(-1, ' ', false, Json::error_handler_t::replace));
 }

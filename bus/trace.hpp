@@ -57,8 +57,10 @@ public:
     /// Buffered: emitted lines are kept until flush() (or destruction) and written in one
     /// write, instead of one write each. A node loop flushes before anything it sends and
     /// before each fsync, so no message leaves and nothing becomes durable ahead of the
-    /// events that led to it; a kill -9 can lose only events of work whose effects had
-    /// not yet left the process. Sinks still get each line at once.
+    /// events that led to it. A kill -9 loses the lines of the round it hit: events whose
+    /// effects had not left the process, and the msg.send of messages that had (emitted
+    /// after their send, as always): a peer's msg.recv may then have no send to match,
+    /// which checkers already allow. Sinks still get each line at once.
     void set_buffered(bool on) { buffered_ = on; }
     void flush();
 

@@ -68,9 +68,13 @@ std::optional<Json> control(zmq::context_t& ctx, const std::string& endpoint, co
     return j;
 }
 
-/// fsyncs so far of each replica (its control port's status): nullopt for one that does
-/// not answer (killed).
-using FsyncCounts = std::vector<std::optional<uint64_t>>;
+/// fsyncs so far of each replica (its control port's status), and when it answered;
+/// no count for one that does not answer (killed).
+struct FsyncReading {
+    std::optional<uint64_t> count;
+    Clock::time_point at;
+};
+using FsyncCounts = std::vector<FsyncReading>;
 
 /// nullopt if a node has no control port.
 std::optional<FsyncCounts> cluster_fsyncs(zmq::context_t& ctx, const bus::ClusterConfig& cfg) {
@@ -78,25 +82,31 @@ std::optional<FsyncCounts> cluster_fsyncs(zmq::context_t& ctx, const bus::Cluste
     for (const bus::NodeSpec& n : cfg.nodes) {
         if (!n.control) return std::nullopt;
         auto s = control(ctx, n.endpoint(n.control), {{"op", "status"}});
-        if (s && s->contains("fsyncs") && (*s)["fsyncs"].is_number_unsigned())
-            counts.push_back((*s)["fsyncs"].get<uint64_t>());
-        else
-            counts.push_back(std::nullopt);
+        FsyncReading r{std::nullopt, Clock::now()};
+        if (s && s->contains("fsyncs") && (*s)["fsyncs"].is_number_unsigned()) r.count = (*s)["fsyncs"].get<uint64_t>();
+        counts.push_back(r);
     }
     return counts;
 }
 
-/// fsyncs per second between two readings, over the replicas that answered both; one
-/// restarted in between (its count went back) counts from its restart.
-std::optional<double> fsync_rate(const std::optional<FsyncCounts>& before, const std::optional<FsyncCounts>& after,
-                                 double secs) {
-    if (!before || !after || before->size() != after->size() || secs <= 0) return std::nullopt;
-    uint64_t n = 0;
+/// fsyncs per second between two readings: the sum of each replica's rate over its own
+/// interval (a replica that does not answer costs the others a timeout), over the replicas
+/// that answered both; one restarted in between (its count went back) counts from its
+/// restart. nullopt if none answered both.
+std::optional<double> fsync_rate(const std::optional<FsyncCounts>& before, const std::optional<FsyncCounts>& after) {
+    if (!before || !after || before->size() != after->size()) return std::nullopt;
+    double rate = 0;
+    bool any = false;
     for (size_t i = 0; i < before->size(); ++i) {
-        const auto &b = (*before)[i], &a = (*after)[i];
-        if (a && b) n += *a >= *b ? *a - *b : *a;
+        const FsyncReading &b = (*before)[i], &a = (*after)[i];
+        double secs = std::chrono::duration<double>(a.at - b.at).count();
+        if (!a.count || !b.count || secs <= 0) continue;
+        uint64_t n = *a.count >= *b.count ? *a.count - *b.count : *a.count;
+        rate += static_cast<double>(n) / secs;
+        any = true;
     }
-    return static_cast<double>(n) / secs;
+    if (!any) return std::nullopt;
+    return rate;
 }
 
 struct Proposer {
@@ -219,7 +229,7 @@ int bench_raft(const bus::ClusterConfig& cfg, int proposers, bus::Duration durat
     double secs = std::chrono::duration<double>(Clock::now() - measure_from).count();
     fsyncs_after = fsyncs();
     double rate = static_cast<double>(committed) / secs;
-    std::optional<double> fsyncs_per_s = fsync_rate(fsyncs_before, fsyncs_after, secs);
+    std::optional<double> fsyncs_per_s = fsync_rate(fsyncs_before, fsyncs_after);
     double p50 = percentile(lat_ms, 0.50), p99 = percentile(lat_ms, 0.99);
     double max = lat_ms.empty() ? 0 : *std::max_element(lat_ms.begin(), lat_ms.end());
     if (json) {
@@ -241,34 +251,39 @@ int bench_raft(const bus::ClusterConfig& cfg, int proposers, bus::Duration durat
 int bench_floor(const std::string& dir, int rounds, bool json) {
     using Us = std::chrono::duration<double, std::micro>;
     // ZeroMQ round trip: an echoing ROUTER in a thread with its own context (and I/O thread).
+    // Every socket is made before the thread starts, and the thread is joined on every path.
     zmq::context_t server_ctx(1), client_ctx(1);
     zmq::socket_t router(server_ctx, zmq::socket_type::router);
     router.set(zmq::sockopt::linger, 0);
     router.set(zmq::sockopt::rcvtimeo, 5000);
     router.bind("tcp://127.0.0.1:*");
-    std::string endpoint = router.get(zmq::sockopt::last_endpoint);
-    std::thread echo([&] {
-        for (int i = 0; i <= rounds; ++i) {
-            zmq::message_t id, m;
-            if (!router.recv(id) || !router.recv(m)) return;  // 5 s of silence: the client gave up
-            (void)router.send(id, zmq::send_flags::sndmore);
-            (void)router.send(m, zmq::send_flags::none);
-        }
-    });
     zmq::socket_t dealer(client_ctx, zmq::socket_type::dealer);
     dealer.set(zmq::sockopt::linger, 0);
     dealer.set(zmq::sockopt::rcvtimeo, 5000);
-    dealer.connect(endpoint);
+    dealer.connect(router.get(zmq::sockopt::last_endpoint));
     std::vector<double> rtt_us;
     bool echoed = true;
-    for (int i = 0; i <= rounds && echoed; ++i) {
-        auto t0 = Clock::now();
-        (void)dealer.send(zmq::str_buffer("ping 0123456789abcdef0123456789abcdef"), zmq::send_flags::none);
-        zmq::message_t m;
-        echoed = dealer.recv(m).has_value();
-        if (i > 0) rtt_us.push_back(Us(Clock::now() - t0).count());  // the first one connects
-    }
-    echo.join();
+    {
+        std::jthread echo([&] {
+            try {
+                for (int i = 0; i <= rounds; ++i) {
+                    zmq::message_t id, m;
+                    if (!router.recv(id) || !router.recv(m)) return;  // 5 s of silence: the client gave up
+                    (void)router.send(id, zmq::send_flags::sndmore);
+                    (void)router.send(m, zmq::send_flags::none);
+                }
+            } catch (const zmq::error_t&) {  // the client sees no echo and says so
+            }
+        });
+        for (int i = 0; i <= rounds && echoed; ++i) {
+            auto t0 = Clock::now();
+            echoed = dealer.send(zmq::str_buffer("ping 0123456789abcdef0123456789abcdef"), zmq::send_flags::none)
+                         .has_value();
+            zmq::message_t m;
+            echoed = echoed && dealer.recv(m).has_value();
+            if (i > 0) rtt_us.push_back(Us(Clock::now() - t0).count());  // the first one connects
+        }
+    }  // joined here
     if (!echoed) throw bus::ConfigError("no echo from a local ZeroMQ socket within 5 s");
     // write + fdatasync of 128 bytes at the end of what was written, in a preallocated file.
     std::string path = dir + "/ftbus-bench-fsync.tmp";
@@ -366,7 +381,7 @@ int bench_lock(const bus::ClusterConfig& cfg, int clients, bool contended, bus::
     stop = true;
     for (auto& t : threads) t.join();
     double rate = static_cast<double>(cycles.load()) / secs;
-    std::optional<double> fsyncs_per_s = fsync_rate(before, after, secs);
+    std::optional<double> fsyncs_per_s = fsync_rate(before, after);
     double p50 = percentile(lat_ms, 0.50), p99 = percentile(lat_ms, 0.99);
     double max = lat_ms.empty() ? 0 : *std::max_element(lat_ms.begin(), lat_ms.end());
     double gap = gap_ms.empty() ? 0 : *std::max_element(gap_ms.begin(), gap_ms.end());
