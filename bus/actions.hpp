@@ -112,8 +112,13 @@ struct Actions {
         for (auto& m : other.connect) connect.push_back(std::move(m));
         for (NodeId id : other.disconnect) disconnect.push_back(id);
     }
+    /// An answer to a client leaves at once, even while this node's log writes of the round
+    /// wait for their fsync: it speaks of entries already committed (durable on a majority,
+    /// whatever becomes of this node) or of nothing on disk at all (a refusal, a redirect, a
+    /// keepalive), never of the entries those writes hold. Holding it would add a leader's
+    /// fsync to every answer given in a round that also took new requests.
     void reply_client(std::string routing_id, Body b) {
-        out.push_back({Outgoing::Route::client, 0, std::move(routing_id), std::move(b)});
+        out.push_back({Outgoing::Route::client, 0, std::move(routing_id), std::move(b), true});
     }
     void join_via(std::string endpoint, Body b) {
         out.push_back({Outgoing::Route::join, 0, std::move(endpoint), std::move(b)});

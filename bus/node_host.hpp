@@ -11,7 +11,8 @@
 //   if the round wrote to the Raft log: one fdatasync for all of it (group commit: what
 //   arrives during an fsync is read in the next round and shares the next one), then the
 //   sends that waited for it. A leader's AppendEntries leave at once, before its own fsync
-//   (Outgoing::before_sync); acknowledgements and votes wait.
+//   (Outgoing::before_sync), and so do answers to clients (they speak of committed
+//   entries only); acknowledgements and votes wait.
 // Bad frames never change state: they are dropped, counted and traced as msg.drop.
 //
 // Control: when the node has a control port, ftbus-ctl sends JSON requests to its control
