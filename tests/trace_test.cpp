@@ -261,3 +261,40 @@ TEST_CASE("opening a trace file that cannot be created is a ConfigError", "[unit
     t.emit("still.works");
     CHECK(t.seq() == 1);
 }
+
+TEST_CASE("a buffered tracer writes nothing until flush, then every line whole and in order; destruction flushes",
+          "[unit][trace]") {
+    TempPath tmp;
+    FakeClock clock;
+    std::vector<std::string> sunk;
+    {
+        Tracer t(clock, Json(1), 11, TraceLevel::state, 1);
+        t.open(tmp.path);
+        t.add_sink([&](const std::string& l) { sunk.push_back(l); });
+        t.set_buffered(true);
+        t.emit("one");
+        t.emit("two", {{"text", std::string(5000, 'x')}});
+        CHECK(read_lines(tmp.path).empty());  // held in memory
+        CHECK(sunk.size() == 2);              // sinks (the live PUB stream) see each line at once
+        t.flush();
+        CHECK(read_lines(tmp.path) == sunk);
+        t.flush();  // nothing pending: nothing written twice
+        CHECK(read_lines(tmp.path).size() == 2);
+        t.emit("three");
+    }
+    std::vector<std::string> lines = read_lines(tmp.path);
+    REQUIRE(lines.size() == 3);
+    CHECK(lines == sunk);
+    CHECK(Json::parse(lines[2])["ev"] == "three");
+}
+
+TEST_CASE("fields named like the line's own keys never duplicate them: a line stays valid JSON", "[unit][trace]") {
+    Captured c;
+    c.tracer.emit("odd", {{"seq", 999}, {"node", "x"}, {"ok", true}, {"text", "quote \" and \xff byte"}});
+    Json j;
+    REQUIRE_NOTHROW(j = Json::parse(c.lines.back()));
+    CHECK(j["seq"] == 1);
+    CHECK(j["node"] == 3);
+    CHECK(j["ok"] == true);
+    CHECK(keys(j) == std::vector<std::string>{"t", "node", "inc", "seq", "lc", "vc", "ev", "ok", "text"});
+}
