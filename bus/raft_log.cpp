@@ -156,7 +156,7 @@ RaftLog::RaftLog(const std::string& dir, Options o) : path_(dir + "/raft-log"), 
         if (!entries_.empty() && durable() != 0) throw ConfigError("cannot fsync " + path_ + ": " + errno_text());
         // Everything on disk now counts as synced: appends start a new generation.
         gen_ = last_gen + 1;
-        size_ = std::min<uint64_t>(off, file.size());
+        size_ = off;  // the end of the last record: zeros after it are preallocated space
         alloc_ = file.size();
         durable_index_ = last_index();
     } catch (...) {

@@ -10,7 +10,11 @@
 namespace bus {
 
 Tracer::Tracer(const Clock& clock, Json emitter, uint64_t inc, TraceLevel level, NodeId self)
-    : clock_(clock), emitter_(std::move(emitter)), inc_(inc), level_(level), self_(self) {}
+    : clock_(clock),
+      emitter_text_(emitter.dump(-1, ' ', false, Json::error_handler_t::replace)),
+      inc_(inc),
+      level_(level),
+      self_(self) {}
 
 Tracer::~Tracer() {
     flush();
@@ -66,7 +70,7 @@ void Tracer::emit(std::string_view ev, Json fields, TraceLevel l) {
     text += "{\"t\":";
     text += std::to_string(clock_.wall_us());
     text += ",\"node\":";
-    text += emitter_.dump(-1, ' ', false, Json::error_handler_t::replace);
+    text += emitter_text_;
     text += ",\"inc\":";
     text += std::to_string(inc_);
     text += ",\"seq\":";

@@ -69,7 +69,7 @@ public:
 
 private:
     const Clock& clock_;
-    Json emitter_;
+    std::string emitter_text_;  ///< the emitter as JSON, written into every line
     uint64_t inc_;
     TraceLevel level_;
     NodeId self_;

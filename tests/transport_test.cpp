@@ -17,6 +17,18 @@ bus::ClusterConfig two_nodes() {
     return bus::parse_cluster(toml, "test");
 }
 
+/// Two PAIR sockets joined in-process; `p` watches `a`, which `b` sends to.
+struct PolledPair {
+    zmq::context_t ctx{1};
+    zmq::socket_t a{ctx, zmq::socket_type::pair}, b{ctx, zmq::socket_type::pair};
+    bus::Poller p;
+    explicit PolledPair(const std::string& endpoint) {
+        a.bind(endpoint);
+        b.connect(endpoint);
+        p.set({a.handle()});
+    }
+};
+
 }  // namespace
 
 TEST_CASE("a send to a dead peer returns at once instead of blocking", "[integration][transport]") {
@@ -60,12 +72,9 @@ TEST_CASE("a reply to an unknown routing id is reported, not lost silently", "[i
 TEST_CASE("poller: a socket is ready when input came, idle after a receive found nothing, and rechecked after use "
           "(ZMQ_FD is edge-triggered)",
           "[unit][transport]") {
-    zmq::context_t ctx(1);
-    zmq::socket_t a(ctx, zmq::socket_type::pair), b(ctx, zmq::socket_type::pair);
-    a.bind("inproc://poller-test");
-    b.connect("inproc://poller-test");
-    bus::Poller p;
-    p.set({a.handle()});
+    PolledPair pair("inproc://poller-test");
+    auto &a = pair.a, &b = pair.b;
+    bus::Poller& p = pair.p;
     zmq::message_t m;
     auto drain = [&] {
         int got = 0;
@@ -105,12 +114,9 @@ TEST_CASE("poller: a socket is ready when input came, idle after a receive found
 }
 
 TEST_CASE("poller: a socket found ready but not read stays ready at the next wait", "[unit][transport]") {
-    zmq::context_t ctx(1);
-    zmq::socket_t a(ctx, zmq::socket_type::pair), b(ctx, zmq::socket_type::pair);
-    a.bind("inproc://poller-unread");
-    b.connect("inproc://poller-unread");
-    bus::Poller p;
-    p.set({a.handle()});
+    PolledPair pair("inproc://poller-unread");
+    auto &a = pair.a, &b = pair.b;
+    bus::Poller& p = pair.p;
     b.send(zmq::str_buffer("x"), zmq::send_flags::none);
     REQUIRE(p.wait(std::chrono::milliseconds(5000)));  // found by asking the socket (it was just set)
     CHECK(p.ready(0));
