@@ -20,8 +20,10 @@
 //          trip on loopback (two contexts, as two processes have) and of a 128-byte write +
 //          fdatasync into a preallocated file in --dir (as the Raft log does). A commit
 //          needs two round trips (client-leader, leader-follower) and a follower's fsync;
-//          a lock cycle is two commits. Printed beside the figures above, because a shared
-//          VM's floor moves from hour to hour.
+//          a lock cycle is two commits. Then the same fsync with --writers (3) threads
+//          doing it at once, each on its own file: replicas on one machine share its disk,
+//          and their fsyncs of the same entry queue behind each other there. Printed beside
+//          the figures above, because a shared VM's floor moves from hour to hour.
 //
 // Proposers find the leader themselves (a follower's reply names it) and re-send after a
 // timeout. Results go to stdout (one line, or JSON with --json); progress to stderr.
@@ -248,7 +250,62 @@ int bench_raft(const bus::ClusterConfig& cfg, int proposers, bus::Duration durat
     return committed > 0 ? bus::kExitOk : bus::kExitFailure;
 }
 
-int bench_floor(const std::string& dir, int rounds, bool json) {
+/// Times `rounds` write+fdatasync of 128 bytes (each at the end of what was written, in a
+/// preallocated file, as the Raft log does) in each of `writers` threads at once, each on its
+/// own file in `dir`: every latency, in µs. The files are unlinked at once: nothing is left behind.
+/// \throws bus::ConfigError if a file cannot be made or a write or fsync fails.
+std::vector<double> time_fsyncs(const std::string& dir, int rounds, int writers) {
+    using Us = std::chrono::duration<double, std::micro>;
+    std::vector<int> fds;
+    auto close_all = [&] {
+        for (int fd : fds) ::close(fd);
+    };
+    for (int w = 0; w < writers; ++w) {
+        std::string path = dir + "/ftbus-bench-fsync" + std::to_string(w) + ".tmp";
+        int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0) {
+            std::string why = std::strerror(errno);
+            close_all();
+            throw bus::ConfigError("cannot create " + path + ": " + why);
+        }
+        ::unlink(path.c_str());
+        fds.push_back(fd);
+        if ((::fallocate(fd, 0, 0, static_cast<off_t>(rounds + 1) * 128) != 0 && errno != EOPNOTSUPP) ||
+            ::fsync(fd) != 0) {
+            std::string why = std::strerror(errno);
+            close_all();
+            throw bus::ConfigError("cannot preallocate a file in " + dir + ": " + why);
+        }
+    }
+    std::vector<std::vector<double>> took(writers);
+    std::vector<std::string> failed(writers);
+    {
+        std::vector<std::jthread> threads;
+        for (int w = 0; w < writers; ++w)
+            threads.emplace_back([&, w] {
+                char buf[128];
+                std::memset(buf, 'x', sizeof buf);
+                for (int i = 0; i < rounds; ++i) {
+                    auto t0 = Clock::now();
+                    if (::pwrite(fds[w], buf, sizeof buf, static_cast<off_t>(i) * 128) != static_cast<ssize_t>(sizeof buf) ||
+                        ::fdatasync(fds[w]) != 0) {
+                        failed[w] = std::strerror(errno);
+                        return;
+                    }
+                    took[w].push_back(Us(Clock::now() - t0).count());
+                }
+            });
+    }  // joined here
+    close_all();
+    std::vector<double> all;
+    for (int w = 0; w < writers; ++w) {
+        if (!failed[w].empty()) throw bus::ConfigError("write+fdatasync in " + dir + " failed: " + failed[w]);
+        all.insert(all.end(), took[w].begin(), took[w].end());
+    }
+    return all;
+}
+
+int bench_floor(const std::string& dir, int rounds, int writers, bool json) {
     using Us = std::chrono::duration<double, std::micro>;
     // ZeroMQ round trip: an echoing ROUTER in a thread with its own context (and I/O thread).
     // Every socket is made before the thread starts, and the thread is joined on every path.
@@ -285,37 +342,32 @@ int bench_floor(const std::string& dir, int rounds, bool json) {
         }
     }  // joined here
     if (!echoed) throw bus::ConfigError("no echo from a local ZeroMQ socket within 5 s");
-    // write + fdatasync of 128 bytes at the end of what was written, in a preallocated file.
-    std::string path = dir + "/ftbus-bench-fsync.tmp";
-    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) throw bus::ConfigError("cannot create " + path + ": " + std::strerror(errno));
-    ::unlink(path.c_str());  // nothing left behind, whatever happens next
-    std::vector<double> sync_us;
-    char buf[128];
-    std::memset(buf, 'x', sizeof buf);
-    bool ok = ::fallocate(fd, 0, 0, static_cast<off_t>(rounds + 1) * 128) == 0 || errno == EOPNOTSUPP;
-    ok = ok && ::fsync(fd) == 0;
-    for (int i = 0; i < rounds && ok; ++i) {
-        auto t0 = Clock::now();
-        ok = ::pwrite(fd, buf, sizeof buf, static_cast<off_t>(i) * 128) == static_cast<ssize_t>(sizeof buf) &&
-             ::fdatasync(fd) == 0;
-        sync_us.push_back(Us(Clock::now() - t0).count());
-    }
-    std::string why = ok ? "" : std::strerror(errno);
-    ::close(fd);
-    if (!ok) throw bus::ConfigError("write+fdatasync in " + dir + " failed: " + why);
-    double rtt = percentile(rtt_us, 0.5), sync = percentile(sync_us, 0.5);
+    std::vector<double> sync_us = time_fsyncs(dir, rounds, 1);
+    std::vector<double> shared_us = time_fsyncs(dir, rounds, writers);
+    double rtt = percentile(rtt_us, 0.5), sync = percentile(sync_us, 0.5), shared = percentile(shared_us, 0.5);
     double commit_us = 2 * rtt + sync, cycle_ms = 2 * commit_us / 1000;
+    double shared_commit_us = 2 * rtt + shared, shared_cycle_ms = 2 * shared_commit_us / 1000;
     if (json) {
-        std::cout << Json{{"bench", "floor"},       {"rounds", rounds},         {"zmq_rtt_p50_us", rtt},
-                          {"fdatasync_p50_us", sync}, {"commit_floor_us", commit_us}, {"lock_cycle_floor_ms", cycle_ms}}
+        std::cout << Json{{"bench", "floor"},
+                          {"rounds", rounds},
+                          {"writers", writers},
+                          {"zmq_rtt_p50_us", rtt},
+                          {"fdatasync_p50_us", sync},
+                          {"commit_floor_us", commit_us},
+                          {"lock_cycle_floor_ms", cycle_ms},
+                          {"fdatasync_shared_p50_us", shared},
+                          {"commit_floor_shared_us", shared_commit_us},
+                          {"lock_cycle_floor_shared_ms", shared_cycle_ms}}
                          .dump()
                   << "\n";
     } else {
         std::printf("machine floor: ZeroMQ round trip on loopback p50 %.0f us, 128-byte write+fdatasync p50 %.0f us "
                     "(in %s): a commit needs at least 2 round trips + 1 fsync = %.0f us, a lock cycle (2 commits) "
-                    "%.2f ms, i.e. at most %.0f cycles/s for one client before any processing\n",
-                    rtt, sync, dir.c_str(), commit_us, cycle_ms, 1000 / cycle_ms);
+                    "%.2f ms, i.e. at most %.0f cycles/s for one client before any processing; with %d writers "
+                    "fsyncing at once on this disk (as %d replicas on one machine do) an fsync takes %.0f us: "
+                    "%.0f us per commit, at most %.0f cycles/s\n",
+                    rtt, sync, dir.c_str(), commit_us, cycle_ms, 1000 / cycle_ms, writers, writers, shared,
+                    shared_commit_us, 1000 / shared_cycle_ms);
     }
     return bus::kExitOk;
 }
@@ -445,6 +497,10 @@ int main(int argc, char** argv) {
     int rounds = 3000;
     floor->add_option("--dir", dir, "where to time write+fdatasync (the replicas' file system)")->capture_default_str();
     floor->add_option("--rounds", rounds, "round trips and fsyncs to time")->check(CLI::Range(10, 1000000))->capture_default_str();
+    int writers = 3;
+    floor->add_option("--writers", writers, "files fsynced at once for the shared-disk figure (one per replica)")
+        ->check(CLI::Range(1, 64))
+        ->capture_default_str();
     floor->add_flag("--json", json, "one JSON object instead of a line of text");
     if (auto code = bus::parse_flags(app, argc, argv)) return *code;
     return bus::run_program("ftbus-bench", [&]() -> int {
@@ -455,7 +511,7 @@ int main(int argc, char** argv) {
         };
         bus::Duration duration = dur(duration_text, "duration"), timeout = dur(timeout_text, "timeout");
         bus::Duration warmup = warmup_text == "0" ? bus::Duration(0) : dur(warmup_text, "warmup");
-        if (*floor) return bench_floor(dir, rounds, json);
+        if (*floor) return bench_floor(dir, rounds, writers, json);
         bus::ClusterConfig cfg = bus::load_cluster_with_flags(f);
         if (*lock) return bench_lock(cfg, clients, mode == "contended", duration, warmup, gaps, json);
         return bench_raft(cfg, proposers, duration, warmup, size, timeout, json);

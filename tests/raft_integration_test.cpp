@@ -236,7 +236,8 @@ TEST_CASE("raft log: entries proposed through the client port reach every replic
     CHECK(test::check_traces(c).rfind("0: ok", 0) == 0);
 }
 
-TEST_CASE("ftbus-bench floor times a ZeroMQ round trip and an fdatasync, and leaves no file behind",
+TEST_CASE("ftbus-bench floor times a ZeroMQ round trip and an fdatasync, alone and with three writers at once, and "
+          "leaves no file behind",
           "[integration][bench]") {
     test::TempDir d("ftbus-floor");
     std::string out;
@@ -250,6 +251,12 @@ TEST_CASE("ftbus-bench floor times a ZeroMQ round trip and an fdatasync, and lea
     CHECK(j["commit_floor_us"].get<double>() ==
           Approx(2 * j["zmq_rtt_p50_us"].get<double>() + j["fdatasync_p50_us"].get<double>()));
     CHECK(j["lock_cycle_floor_ms"].get<double>() == Approx(2 * j["commit_floor_us"].get<double>() / 1000));
+    // The same with three writers fsyncing at once, as three replicas on one disk do.
+    CHECK(j["writers"] == 3);
+    CHECK(j["fdatasync_shared_p50_us"].get<double>() > 0);
+    CHECK(j["commit_floor_shared_us"].get<double>() ==
+          Approx(2 * j["zmq_rtt_p50_us"].get<double>() + j["fdatasync_shared_p50_us"].get<double>()));
+    CHECK(j["lock_cycle_floor_shared_ms"].get<double>() == Approx(2 * j["commit_floor_shared_us"].get<double>() / 1000));
     CHECK(std::filesystem::is_empty(d.path));
     // A directory it cannot write in: one message, exit 2.
     CHECK(test::run_command(bin("ftbus-bench") + " floor --rounds 50 --dir " + d.path + "/missing 2>&1", &out) == 2);
