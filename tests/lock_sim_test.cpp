@@ -7,8 +7,12 @@
 //  - at most one client believes it holds the lock (granted, not released, and its lease
 //    not past) — the property a lock service exists for;
 //  - every replica's lock machine keeps its invariants, and a lock's token never goes back;
-// and at the end, after quiet: every replica's file is the same, and every append a client
-// was told succeeded is in it exactly once, at the offset it was told.
+// and at the end, after quiet: every replica's file is the same, every append a client was
+// told succeeded is in it exactly once, at the offset it was told, and the tokens its lines
+// were appended under never go back (fencing).
+// Clients are also paused while they hold the lock (a GC pause, a stopped process) for
+// longer than their lease: on waking, the append they had decided on before the pause goes
+// out with their old token, as it would from a real program that checked its lease first.
 #include <catch2/catch.hpp>
 
 #include <deque>
@@ -40,6 +44,8 @@ struct Client {
     uint64_t token = 0;     ///< > 0 while it believes it holds the lock
     int appended = 0;       ///< lines appended in this holding
     bool dead = false;      ///< stopped (a client killed while holding)
+    Time paused_until{};    ///< does nothing until then (a pause while holding)
+    std::optional<LockRequest> stale;  ///< the append sent on waking from it
     std::deque<LockReplyMsg> inbox;
 };
 
@@ -57,6 +63,8 @@ struct LockSim {
     std::map<NodeId, std::pair<uint64_t, uint64_t>> last_token;  ///< node -> (inc, token)
     std::mt19937_64 rng;
     uint64_t grants = 0;
+    int stale_sent = 0;      ///< appends sent on waking from a pause, with the old token
+    int stale_refused = 0;   ///< ... refused because the lock had moved on
 
     LockSim(const ClusterConfig& cfg, SimOptions o, int n_clients)
         : net(cfg,
@@ -131,6 +139,22 @@ struct LockSim {
     void run(Client& c) {
         if (c.dead) return;
         Time now = net.now();
+        if (c.paused_until != Time{}) {
+            if (now < c.paused_until) return;
+            c.paused_until = Time{};
+            if (c.token) {  // it checked its lease before the pause; its next append goes out now
+                LockRequest r;
+                r.op = "append";
+                r.session = c.session;
+                r.lock = "L";
+                r.token = c.token;
+                r.file = "f";
+                r.data = c.id + " token " + std::to_string(c.token) + " after a pause\n";
+                send(c, r);
+                c.stale = c.pending;  // (numbered by send) followed to its answer, even once the lease is given up
+                ++stale_sent;
+            }
+        }
         if (c.token && now >= c.valid_until) {  // lease gone: it may no longer act as holder
             c.token = 0;
             c.session = 0;
@@ -147,6 +171,11 @@ struct LockSim {
                     c.pending.reset();
                 }
                 continue;
+            }
+            if (c.stale && m.req == c.stale->req) {
+                if (m.status == "appended") acked.push_back({m.offset, c.stale->data});  // the lock had not moved
+                if (m.status == "rejected") ++stale_refused;
+                if (m.status == "appended" || m.status == "rejected") c.stale.reset();
             }
             if (m.req == c.keepalive_req) {
                 if (m.status == "alive") c.valid_until = c.keepalive_sent + std::chrono::milliseconds(kTtlMs * 9 / 10);
@@ -236,6 +265,15 @@ struct LockSim {
         send(c, r);
     }
 
+    /// Pauses the client that believes it holds L (if any) for `d`.
+    void pause_holder(Duration d) {
+        for (auto& c : clients)
+            if (c.token && !c.dead && c.paused_until == Time{}) {
+                c.paused_until = net.now() + d;
+                return;
+            }
+    }
+
     void run_for(Duration d) {
         Time end = net.now() + d;
         while (net.now() < end) {
@@ -247,11 +285,12 @@ struct LockSim {
 
 }  // namespace
 
-TEST_CASE("lock sim: with replicas crashing and restarting, partitions and lost messages, never two holders, tokens "
-          "never go back, and every acknowledged append is on every replica exactly once",
+TEST_CASE("lock sim: with replicas crashing and restarting, partitions, lost messages and holders paused past "
+          "their lease, never two holders, tokens never go back, every acknowledged append is on every replica "
+          "exactly once, and a paused holder's late append is fenced off",
           "[unit][lock][sim]") {
-    int with_appends = 0;
-    for (uint64_t seed = 1; seed <= 12; ++seed) {
+    int with_appends = 0, stale_sent = 0, stale_refused = 0;
+    for (uint64_t seed = 1; seed <= 30; ++seed) {
         INFO("seed " << seed);
         SimOptions o;
         o.seed = seed;
@@ -269,6 +308,9 @@ TEST_CASE("lock sim: with replicas crashing and restarting, partitions and lost 
                 case 3: s.net.heal(); break;
                 case 4:  // a client dies; its lease must run out before anyone else holds
                     if (round == 5) s.clients[0].dead = true;
+                    break;
+                case 5:  // the holder stops for longer than its lease and then goes on
+                    s.pause_holder(std::chrono::milliseconds(kTtlMs * 5 / 2));
                     break;
                 default: break;
             }
@@ -298,7 +340,21 @@ TEST_CASE("lock sim: with replicas crashing and restarting, partitions and lost 
             CHECK(f1.substr(a.offset, a.data.size()) == a.data);
             CHECK(f1.find(a.data) == a.offset);  // and nowhere else (lines are unique)
         }
+        // Fencing: each line was appended under the token current then, so they never go back.
+        uint64_t last = 0;
+        for (size_t at = f1.find(" token "); at != std::string::npos; at = f1.find(" token ", at + 1)) {
+            uint64_t token = std::stoull(f1.substr(at + 7));
+            INFO("line at offset " << at);
+            CHECK(token >= last);
+            last = token;
+        }
         with_appends += !s.acked.empty();
+        stale_sent += s.stale_sent;
+        stale_refused += s.stale_refused;
     }
-    CHECK(with_appends >= 10);
+    INFO("appends sent after a pause: " << stale_sent << ", refused: " << stale_refused);
+    CHECK(with_appends >= 25);
+    // The pauses happened, and under some the lease had run out: the late append was refused.
+    CHECK(stale_sent >= 5);
+    CHECK(stale_refused >= 3);
 }
