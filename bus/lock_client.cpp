@@ -127,6 +127,8 @@ void LockClient::lose(const std::string& why) {
 
 void LockClient::handle_push(const LockReplyMsg& m) {
     if (m.session != session_) return;
+    // Tokens only increase: a grant we already had (and maybe released) is not a new one.
+    if (m.status == "granted" && m.token <= last_token_[m.lock]) return;
     pushed_[m.lock] = m;
 }
 
@@ -316,6 +318,7 @@ uint64_t LockClient::acquire(const std::string& lock, Duration wait) {
 
 uint64_t LockClient::granted(const std::string& lock, uint64_t token) {
     held_[lock] = token;
+    last_token_[lock] = std::max(last_token_[lock], token);
     pushed_.erase(lock);
     if (tracer_) tracer_->emit("lock.acquired", {{"lock", lock}, {"token", token}, {"valid_until", valid_until_us_}});
     return token;

@@ -143,6 +143,9 @@ private:
     bool keepalive_answered_ = true;
     int64_t keepalive_sent_us_ = 0;
     std::map<std::string, LockReplyMsg> pushed_;  ///< lock -> latest push for it
+    /// lock -> the highest token this client was granted it with: a pushed grant with a
+    /// token no higher is old news (a delayed push from an earlier leader), never a new grant.
+    std::map<std::string, uint64_t> last_token_;
     std::map<std::string, uint64_t> held_;         ///< lock -> token, for lock.lost
     uint64_t retries_ = 0;
 };
