@@ -38,6 +38,10 @@ public:
     /// A decoded request from a client (a string sender), which came in on the client
     /// ROUTER with routing id `route`; replies go back with Actions::reply_client(route, ...).
     virtual Actions on_client(const std::string& /*route*/, const Envelope& /*env*/, Time /*now*/) { return {}; }
+    /// A frame from a client that could not be read (`why`: oversized, not msgpack, a bad
+    /// field...), already traced as msg.drop: the algorithm may answer it (no request number
+    /// to answer to is known).
+    virtual Actions on_bad_client(const std::string& /*route*/, const std::string& /*why*/, Time /*now*/) { return {}; }
     /// True if the algorithm answers client requests (the host then binds a client ROUTER).
     virtual bool serves_clients() const { return false; }
     /// The host has read all input of a loop round and run its timers (before the round's

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "bus/duration.hpp"
+#include "bus/lock_machine.hpp"
 #include "bus/raft_storage.hpp"
 #include "bus/transport.hpp"
 
@@ -186,13 +187,17 @@ std::optional<LockReplyMsg> LockClient::receive(Duration timeout) {
         if (m->req == keepalive_req_ && keepalive_req_ != 0) {
             keepalive_answered_ = true;
             endpoints_[current_].failures = 0;
-            if (m->status == "alive") {
+            if (m->status == "alive" && valid_until_us_ && clock_.wall_us() > valid_until_us_) {
+                // Answered too late: the lease ran out meanwhile, and the server may have
+                // expired the session since it answered. Lost, whatever the answer says.
+                lose("lease expired: the keepalive's answer came after the lease ran out");
+            } else if (m->status == "alive") {
                 next_keepalive_ = clock_.now() + std::chrono::milliseconds(std::max<uint64_t>(m->ttl_ms / 3, 10));
                 valid_until_us_ = keepalive_sent_us_ + static_cast<int64_t>(m->ttl_ms) * 1000 - margin_us(m->ttl_ms);
                 if (tracer_)
                     for (auto& [lock, token] : held_)
                         tracer_->emit("lock.renewed", {{"lock", lock}, {"token", token}, {"valid_until", valid_until_us_}},
-                                      TraceLevel::msgs);
+                                      TraceLevel::state);  // ftbus-check bounds holds with them
             } else if (m->status == "rejected") {
                 lose("session gone: " + m->error);
             } else if (m->status == "redirect") {  // ask the leader, soon
@@ -337,6 +342,11 @@ void LockClient::release(const std::string& lock, uint64_t token) {
 }
 
 uint64_t LockClient::append(const std::string& lock, uint64_t token, const std::string& file, const std::string& data) {
+    // The service would refuse it (and a frame over ZeroMQ's limit would not even arrive):
+    // say so now, in its words.
+    if (data.size() > kMaxAppendBytes)
+        throw LockError("an append of " + std::to_string(data.size()) + " bytes (at most " +
+                        std::to_string(kMaxAppendBytes) + ")");
     LockRequest r;
     r.op = "append";
     r.session = session_;

@@ -88,6 +88,13 @@ Actions LockServer::on_client(const std::string& route, const Envelope& env, Tim
             reject(a, route, client, *r, "no such session (expired or closed)");
             return a;
         }
+        if (auto ex = expiring_.find(r->session); ex != expiring_.end() && ex->second == s->second.epoch) {
+            // Its lease ran out here and the expiry is on its way to commit: an "alive" now
+            // would let the client count a new lease on a session about to go (and its
+            // locks to someone else). Not refused either: the expiry may yet not commit.
+            answer("unavailable", "the session's lease ran out and its expiry is being committed");
+            return a;
+        }
         LockReplyMsg m;
         m.req = r->req;
         m.status = "alive";
@@ -124,6 +131,13 @@ Actions LockServer::on_client(const std::string& route, const Envelope& env, Tim
     return after(std::move(a), now);
 }
 
+Actions LockServer::on_bad_client(const std::string& route, const std::string& why, Time) {
+    Actions a;
+    LockRequest unreadable;  // nothing of it is known
+    reject(a, route, route, unreadable, "malformed request: " + why);
+    return a;
+}
+
 Actions LockServer::after(Actions a, Time now) {
     for (auto& e : m_->take_events()) a.trace(e.ev, std::move(e.fields), e.level);
     bool leading = raft_->role() == Raft::Role::leader;
@@ -139,8 +153,11 @@ Actions LockServer::after(Actions a, Time now) {
         Pending w = std::move(p->second);
         pending_.erase(p);
         if (o.reply.status == "opened") {
-            route_of_[o.reply.session] = w.route;
-            lease_until_[o.reply.session] = now + std::chrono::milliseconds(m_->sessions().at(o.reply.session).ttl_ms);
+            // (Unless a close in the same batch already ended it: its id is guessable.)
+            if (auto s = m_->sessions().find(o.reply.session); s != m_->sessions().end()) {
+                route_of_[o.reply.session] = w.route;
+                lease_until_[o.reply.session] = now + std::chrono::milliseconds(s->second.ttl_ms);
+            }
         }
         if (o.reply.status == "rejected")
             a.trace("rpc.reject", {{"client", w.client}, {"op", w.op}, {"req", w.req}, {"reason", o.reply.error},

@@ -8,7 +8,8 @@
 //    gives every session a grace period before it may expire any (leases it never saw
 //    renewed were kept alive by its predecessor);
 //  - keepalive: not replicated; the leader restarts the session's lease (ttl from now)
-//    and answers `alive`. The client counts its lease from when it sent the keepalive.
+//    and answers `alive` — unless the session's expiry is already proposed (`unavailable`
+//    then). The client counts its lease from when it sent the keepalive.
 //  - a session whose lease ran out is expired by proposing `expire {session, epoch}`: if
 //    any command of the session commits first, the expiry is stale and does nothing;
 //  - every other request is validated, proposed, and answered once applied — by the
@@ -46,6 +47,8 @@ public:
     Actions on_log_durable(uint64_t index, Time now) override { return after(raft_->on_log_durable(index, now), now); }
     Actions on_round_end(Time now) override { return after(raft_->on_round_end(now), now); }
     Actions on_client(const std::string& route, const Envelope& env, Time now) override;
+    /// Answers `rejected` (request number 0: none could be read), traced as rpc.reject.
+    Actions on_bad_client(const std::string& route, const std::string& why, Time now) override;
     bool serves_clients() const override { return true; }
     Time next_deadline() const override;
     LeaderView view() const override { return raft_->view(); }

@@ -335,6 +335,10 @@ Actions NodeCore::on_client(const std::string& route, const Envelope& env, Time 
     return algo_ && joined_ ? algo_->on_client(route, env, now) : Actions{};
 }
 
+Actions NodeCore::on_bad_client(const std::string& route, const std::string& why, Time now) {
+    return algo_ && joined_ ? algo_->on_bad_client(route, why, now) : Actions{};
+}
+
 Actions NodeCore::on_round_end(Time now) {
     return algo_ && joined_ ? algo_->on_round_end(now) : Actions{};
 }

@@ -72,6 +72,8 @@ public:
     Actions on_stall(Time now);
     /// A client's request (client ROUTER, routing id `route`): to the algorithm.
     Actions on_client(const std::string& route, const Envelope& env, Time now);
+    /// A client frame that could not be read: to the algorithm (which may answer it).
+    Actions on_bad_client(const std::string& route, const std::string& why, Time now);
     /// End of a loop round (all input read, timers run): to the algorithm.
     Actions on_round_end(Time now);
     /// The host made the log durable up to `index` (after its fsync): to the algorithm.

@@ -232,11 +232,14 @@ void NodeHost::handle_incoming(Incoming&& in, Time now) {
         return handle_control(in, now);
     }
     if (in.channel == Channel::client) {
-        if (!in.malformed.empty()) return drop("client:" + origin, in.malformed);
+        auto bad = [&](const std::string& why) {  // dropped, and the algorithm may answer
+            drop("client:" + origin, why);
+            carry_out(core_.on_bad_client(in.routing_id, why, now));
+        };
+        if (!in.malformed.empty()) return bad(in.malformed);
         DecodeResult d = decode(in.payload);
-        if (!d.env) return drop("client:" + origin, d.error);
-        if (!std::holds_alternative<std::string>(d.env->from))
-            return drop("client:" + origin, "a node id as the sender of a client request");
+        if (!d.env) return bad(d.error);
+        if (!std::holds_alternative<std::string>(d.env->from)) return bad("a node id as the sender of a client request");
         trace_receive(tracer_, d.env->from, *d.env, "req");
         return carry_out(core_.on_client(in.routing_id, *d.env, now));
     }

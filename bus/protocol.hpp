@@ -331,7 +331,7 @@ struct LockRequest {
     std::string lock;
     uint64_t token = 0;
     std::string file;
-    std::string data;  ///< msgpack bin, at most 16 KiB
+    std::string data;  ///< msgpack bin (the lock service refuses appends over 16 KiB)
     bool operator==(const LockRequest&) const = default;
 };
 /// 31 LOCK_REPLY, client ROUTER -> DEALER: the answer to request `req`, or (req 0) a push:

@@ -20,6 +20,7 @@ struct ScriptedServer {
     bus::ClusterConfig cfg;
     std::string route;  ///< the client's routing id, from its first request
     uint64_t seq = 0;
+    uint64_t ttl_ms = 5000;  ///< the lease its keepalive answers grant
 
     ScriptedServer() {
         int base = test::free_port_base(10);
@@ -46,7 +47,7 @@ struct ScriptedServer {
             alive.req = r->req;
             alive.status = "alive";
             alive.session = r->session;
-            alive.ttl_ms = 5000;
+            alive.ttl_ms = ttl_ms;
             send(alive);
         }
     }
@@ -122,4 +123,42 @@ TEST_CASE("lock client: a pushed grant it already had — arriving late, after i
     CHECK(c.acquire("L", 5s) == 12);
     server.join();
     CHECK(seen == std::vector<std::string>{"open", "acquire", "release", "acquire", "acquire"});
+}
+
+TEST_CASE("lock client: each renewal of a held lock's lease is traced at the default level, so that ftbus-check can "
+          "bound a hold longer than one lease",
+          "[integration][lock]") {
+    ScriptedServer s;
+    s.ttl_ms = 300;  // a keepalive every 100 ms
+    std::jthread server([&] {
+        auto r = s.next();
+        s.answer(r, "opened");
+        r = s.next();
+        s.answer(r, "granted", 10);
+        r = s.next();  // the release, after keepalives (answered "alive" meanwhile)
+        s.answer(r, "released");
+    });
+    bus::RealClock clock;
+    bus::Tracer tracer(clock, "c", 1, bus::TraceLevel::state);
+    std::vector<bus::Json> lines;
+    tracer.add_sink([&](const std::string& line) { lines.push_back(bus::Json::parse(line)); });
+    bus::LockClientOptions o;
+    o.deadline = 5s;
+    o.ttl_ms = 300;
+    bus::LockClient c(s.cfg, o, &tracer);
+    c.open();
+    REQUIRE(c.acquire("L", 2s) == 10);
+    c.pump(350ms);
+    c.release("L", 10);
+    server.join();
+    int renewed = 0;
+    int64_t valid_until = 0;
+    for (auto& j : lines)
+        if (j["ev"] == "lock.renewed") {
+            ++renewed;
+            CHECK(j["token"] == 10);
+            CHECK(j["valid_until"].get<int64_t>() > valid_until);  // each one later than the last
+            valid_until = j["valid_until"].get<int64_t>();
+        }
+    CHECK(renewed >= 2);
 }

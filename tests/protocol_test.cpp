@@ -272,6 +272,24 @@ TEST_CASE("an INSTALL_SNAPSHOT chunk over 32 KiB, or of a snapshot from a later 
     CHECK(decode(encode(env)).env.has_value());  // the largest chunk fits a frame
 }
 
+TEST_CASE("a LOCK_REQUEST's data is bounded by the frame alone: the lock service, not the codec, refuses a big "
+          "append, with an answer",
+          "[unit][protocol][badinput]") {
+    Envelope env;
+    env.from = std::string("client-1");
+    LockRequest r;
+    r.req = 1;
+    r.op = "append";
+    r.data = std::string(20 * 1024, 'x');
+    env.body = r;
+    DecodeResult d = decode(encode(env));
+    REQUIRE(d.env.has_value());
+    CHECK(std::get<LockRequest>(d.env->body).data.size() == 20 * 1024);
+    r.data = std::string(kMaxFrameBytes, 'x');  // over the frame: dropped unread
+    env.body = r;
+    CHECK_THAT(decode(encode(env)).error, Contains("oversized"));
+}
+
 TEST_CASE("type() follows the body alternative and info() names every type",
           "[unit][protocol]") {
     CHECK(make_env(NodeId{1}, Heartbeat{}).type() == MsgType::heartbeat);
