@@ -1,10 +1,13 @@
 // ftbus-lock: the lock service from the command line (docs/LOCKS.md), in the manner of
 // `etcdctl lock` and flock(1).
 //
-//   hold NAME [--wait DUR] -- CMD ARGS...   run CMD while holding NAME: FTBUS_LOCK,
-//        FTBUS_TOKEN, FTBUS_SESSION and FTBUS_CLUSTER are in its environment (so that
-//        `ftbus-lock append` inside it appends under the lock); SIGTERM to CMD if the lease
-//        is lost; released when CMD exits; CMD's exit code is passed through.
+//   hold NAME [--wait DUR] [--kill-after DUR] -- CMD ARGS...   run CMD while holding NAME:
+//        FTBUS_LOCK, FTBUS_TOKEN, FTBUS_SESSION and FTBUS_CLUSTER are in its environment (so
+//        that `ftbus-lock append` inside it appends under the lock); SIGTERM to CMD if the
+//        lease is lost, SIGKILL --kill-after (5 s) later if it is still running; released
+//        when CMD exits; CMD's exit code is passed through.
+// The common flags (--cluster, --ttl, --timeout, --trace) may come before or after the
+// subcommand.
 //   acquire NAME [--wait DUR]   for scripts: acquires NAME in a session kept alive by a
 //        background process, and prints `export FTBUS_...` lines for eval. `release NAME`
 //        ends it.
@@ -23,6 +26,8 @@
 #include <cstdlib>
 #include <iostream>
 #include <iterator>
+#include <optional>
+#include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -64,6 +69,8 @@ extern "C" void on_term(int) { g_term = true; }
 int main(int argc, char** argv) {
     CLI::App app{"ftbus-lock: acquire, hold and release locks, append to guarded files, show status"};
     app.require_subcommand(1);
+    // The common flags may come after the subcommand too (`hold NAME --ttl 2s -- CMD`).
+    app.fallthrough();
     bus::CommonFlags f;
     std::string timeout_text = "10s", ttl_text = "5s", wait_text = "30s";
     bus::add_trace_flags(app, f);
@@ -78,6 +85,9 @@ int main(int argc, char** argv) {
     CLI::App* hold = app.add_subcommand("hold", "run a command while holding a lock");
     hold->add_option("name", name, "the lock")->required();
     hold->add_option("--wait", wait_text, "how long to wait in the queue")->capture_default_str();
+    std::string kill_after_text = "5s";
+    hold->add_option("--kill-after", kill_after_text, "if the lease is lost: SIGKILL if CMD is still running this long after SIGTERM")
+        ->capture_default_str();
     hold->add_option("cmd", cmd, "the command and its arguments (after --)")->required();
     CLI::App* acquire = app.add_subcommand("acquire", "acquire a lock for a script (prints export lines for eval)");
     acquire->add_option("name", name, "the lock")->required();
@@ -104,6 +114,9 @@ int main(int argc, char** argv) {
         bus::Duration ttl = duration_flag(ttl_text, "ttl");
         o.ttl_ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(ttl).count());
         bus::Duration wait = duration_flag(wait_text, "wait");
+        bus::Duration kill_after = duration_flag(kill_after_text, "kill-after");
+        // Read before any fork: a bad cluster file is one message and exit 2, here.
+        bus::ClusterConfig cfg = bus::load_cluster_with_flags(f);
 
         if (*acquire) {
             // The session must outlive this process: a background keeper does all of it (it
@@ -135,7 +148,6 @@ int main(int argc, char** argv) {
             std::string report;
             int code = 0;
             {
-                bus::ClusterConfig cfg = bus::load_cluster_with_flags(f);
                 bus::RealClock clock;
                 std::unique_ptr<bus::Tracer> tracer;
                 try {
@@ -170,7 +182,6 @@ int main(int argc, char** argv) {
             std::_Exit(code);
         }
 
-        bus::ClusterConfig cfg = bus::load_cluster_with_flags(f);
         bus::RealClock clock;
         bus::LockClient client(cfg, o);
         std::unique_ptr<bus::Tracer> tracer;
@@ -227,7 +238,8 @@ int main(int argc, char** argv) {
             std::signal(SIGTERM, on_term);
             std::signal(SIGINT, on_term);
             int wstatus = 0;
-            bool told = false;
+            bool told = false, killed = false;
+            std::optional<bus::Time> kill_at;  // set when the lease is lost
             for (;;) {
                 pid_t w = ::waitpid(pid, &wstatus, WNOHANG);
                 if (w == pid) break;
@@ -238,7 +250,19 @@ int main(int argc, char** argv) {
                     ::kill(pid, SIGTERM);
                     told = true;
                 }
-                client.pump(std::chrono::milliseconds(20));
+                // Without the lock the command must not go on: one that ignores SIGTERM is
+                // killed. (Our own SIGTERM only asks: the lock is still held meanwhile.)
+                if (client.lease_lost() && !kill_at) kill_at = clock.now() + kill_after;
+                if (kill_at && !killed && clock.now() >= *kill_at) {
+                    std::cerr << "ftbus-lock: " << cmd[0] << " still running " << kill_after_text
+                              << " after SIGTERM without the lock; SIGKILL\n";
+                    ::kill(pid, SIGKILL);
+                    killed = true;
+                }
+                if (client.lease_lost())
+                    ::poll(nullptr, 0, 20);  // no session left to keep: just wait for the command
+                else
+                    client.pump(std::chrono::milliseconds(20));
             }
             int code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
             if (!client.lease_lost()) {
