@@ -202,7 +202,10 @@ std::optional<LockReplyMsg> LockClient::receive(Duration timeout) {
                 lose("session gone: " + m->error);
             } else if (m->status == "redirect") {  // ask the leader, soon
                 auto it = std::find_if(endpoints_.begin(), endpoints_.end(), [&](auto& e) { return e.id == m->leader; });
-                if (it != endpoints_.end()) connect_to(static_cast<size_t>(it - endpoints_.begin()));
+                if (it != endpoints_.end())
+                    connect_to(static_cast<size_t>(it - endpoints_.begin()));
+                else
+                    current_ = pick_next();  // it knows no leader: ask another
                 next_keepalive_ = clock_.now() + std::chrono::milliseconds(20);
             } else {
                 next_keepalive_ = clock_.now() + std::chrono::milliseconds(20);
@@ -250,7 +253,10 @@ LockReplyMsg LockClient::call(LockRequest r, Duration deadline) {
                 connect_to(static_cast<size_t>(it - endpoints_.begin()));
                 continue;
             }
-            (void)receive(backoff(attempt++));  // nobody leads yet: wait a little
+            // It knows no leader (an election, or it is cut off from the rest): ask the next
+            // one after a little while, rather than wait for this one to learn.
+            current_ = pick_next();
+            (void)receive(backoff(attempt++));
             continue;
         }
         if (m->status == "unavailable" || m->status == "busy") {

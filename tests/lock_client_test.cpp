@@ -4,6 +4,7 @@
 // tagged integration; every wait is bounded.
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <thread>
 
 #include "bus/lock_client.hpp"
@@ -161,4 +162,78 @@ TEST_CASE("lock client: each renewal of a held lock's lease is traced at the def
             valid_until = j["valid_until"].get<int64_t>();
         }
     CHECK(renewed >= 2);
+}
+
+TEST_CASE("lock client: a replica that knows no leader does not hold the client: it asks the next one",
+          "[integration][lock]") {
+    // Two replicas on free ports: 1 knows no leader (it answers every request `redirect`
+    // with leader 0: cut off from the rest), 2 leads. Clients pick their first replica at
+    // random; each round makes a new client until one has asked replica 1 first.
+    int base = test::free_port_base(20);
+    std::string toml;
+    for (int id : {1, 2})
+        toml += "[[node]]\nid = " + std::to_string(id) + "\npub = " + std::to_string(base + 10 * (id - 1)) +
+                "\npeer = " + std::to_string(base + 10 * (id - 1) + 1) +
+                "\nclient = " + std::to_string(base + 10 * (id - 1) + 2) + "\n";
+    bus::ClusterConfig cfg = bus::parse_cluster(toml, "two");
+    zmq::context_t ctx(1);
+    zmq::socket_t r1(ctx, zmq::socket_type::router), r2(ctx, zmq::socket_type::router);
+    for (auto* r : {&r1, &r2}) r->set(zmq::sockopt::linger, 0);
+    r1.bind("tcp://127.0.0.1:" + std::to_string(base + 2));
+    r2.bind("tcp://127.0.0.1:" + std::to_string(base + 12));
+    std::atomic<int> first_at{0};  // the replica the current client asked first
+    std::jthread server([&](std::stop_token stop) {  // stopped and joined when the test ends, however
+        uint64_t seq = 0, next_session = 100;
+        while (!stop.stop_requested()) {
+            zmq::pollitem_t items[] = {{r1.handle(), 0, ZMQ_POLLIN, 0}, {r2.handle(), 0, ZMQ_POLLIN, 0}};
+            zmq::poll(items, 2, std::chrono::milliseconds(20));
+            for (int k = 0; k < 2; ++k) {
+                if (!(items[k].revents & ZMQ_POLLIN)) continue;
+                zmq::socket_t& r = k == 0 ? r1 : r2;
+                zmq::message_t id, payload;
+                if (!r.recv(id) || !r.recv(payload)) continue;
+                bus::DecodeResult d = bus::decode(payload.to_string_view());
+                const auto* q = d.env ? std::get_if<bus::LockRequest>(&d.env->body) : nullptr;
+                if (!q) continue;
+                int expected = 0;
+                first_at.compare_exchange_strong(expected, k + 1);
+                bus::LockReplyMsg m;
+                m.req = q->req;
+                m.session = q->session;
+                if (k == 0) {
+                    m.status = "redirect";
+                    m.error = "no leader yet";
+                } else if (q->op == "open") {
+                    m.status = "opened";
+                    m.session = ++next_session;
+                    m.leader = 2;
+                } else {
+                    m.status = q->op == "keepalive" ? "alive" : "closed";
+                    m.ttl_ms = 5000;
+                    m.leader = 2;
+                }
+                bus::Envelope env;
+                env.from = bus::NodeId{static_cast<bus::NodeId>(k + 1)};
+                env.inc = 1;
+                env.seq = ++seq;
+                env.body = m;
+                std::string frame = bus::encode(env);
+                r.send(id, zmq::send_flags::sndmore);
+                r.send(zmq::buffer(frame), zmq::send_flags::none);
+            }
+        }
+    });
+    bool asked_the_cut_off_one = false;
+    for (int round = 0; round < 30 && !asked_the_cut_off_one; ++round) {
+        first_at = 0;
+        bus::LockClientOptions o;
+        o.deadline = 5s;
+        o.context = &ctx;
+        bus::LockClient c(cfg, o);
+        uint64_t session = 0;
+        REQUIRE_NOTHROW(session = c.open());  // before: stuck on replica 1 until the deadline
+        CHECK(session > 100);
+        asked_the_cut_off_one = first_at == 1;
+    }
+    CHECK(asked_the_cut_off_one);
 }
