@@ -1,7 +1,9 @@
 // Integration: the lock service with real processes on 127.0.0.1 — three ftbus-lockd
 // replicas with their own data directories, and ftbus-lock clients — through seed 004's
-// failure cases: a client dies holding the lock; the leader is killed during appends; a
-// replica restarts and catches up; the whole cluster restarts; a duplicated request.
+// failure cases: a client dies holding the lock; a single server fails with the lock free
+// and held; the leader is killed during appends; replicas restart and catch up; the whole
+// cluster restarts with a lock held and queued; a duplicated request; and the ftbus-lock
+// command line and bad input at the client port.
 // Every wait is for a condition with a generous deadline.
 #include <catch2/catch.hpp>
 #include <csignal>
@@ -105,7 +107,8 @@ TEST_CASE("lock service: a client dies holding the lock — its lease expires an
 }
 
 TEST_CASE("lock service: the leader is killed during appends — every acknowledged line is in the file exactly once, "
-          "in order, on every replica — the killed replica catches up — the whole cluster restarts with it all",
+          "in order, on every replica — the killed replica catches up, and so does a follower restarted after missing "
+          "appends — the whole cluster restarts hard and keeps the file, a held lock and its queue",
           "[integration][lock]") {
     Cluster c(3, kLoose);
     for (int id : {1, 2, 3}) start(c, id);
@@ -133,7 +136,38 @@ TEST_CASE("lock service: the leader is killed during appends — every acknowled
     auto file_of = [&](int id) { return slurp(c.dir() + "/data" + std::to_string(id) + "/files/out.txt"); };
     CHECK(Cluster::wait_for([&] { return file_of(1) == expected && file_of(2) == expected && file_of(3) == expected; }, 30));
 
-    // The whole cluster goes down hard and comes back: the file and its lock are all there.
+    // A follower is down while more lines are appended; back, it catches up.
+    int now_leader = 0;
+    REQUIRE(Cluster::wait_for([&] { return (now_leader = leader_of(c, {1, 2, 3})) != 0; }, 30));
+    int follower = now_leader == 1 ? 2 : 1;
+    c.kill(follower);
+    std::string more = "for i in $(seq 1 10); do " + bin("ftbus-lock") + " append out.txt \"more $i\n\" >/dev/null || exit 1; done";
+    CHECK(test::run_command(bin("ftbus-lock") + " --cluster " + F + " hold F -- sh -c '" + more + "'") == 0);
+    for (int i = 1; i <= 10; ++i) expected += "more " + std::to_string(i) + "\n";
+    CHECK(file_of(follower) != expected);  // it missed them
+    start(c, follower);
+    CHECK(Cluster::wait_for([&] { return file_of(1) == expected && file_of(2) == expected && file_of(3) == expected; }, 30));
+
+    // A lock is held, another client waits for it, and the whole cluster goes down hard.
+    std::string go = c.dir() + "/go";
+    c.spawn(-2, "ftbus-lock",
+            {"--cluster", F, "--ttl", "10s", "--trace", c.dir() + "/h.jsonl", "hold", "H", "--", "sh", "-c",
+             "for i in $(seq 1200); do [ -e " + go + " ] && exit 0; sleep 0.05; done; exit 1"},
+            c.dir() + "/h.out");
+    bus::Json held;
+    REQUIRE(Cluster::wait_for([&] {
+        held = status(c);
+        return !held.is_null() && held["locks"].contains("H") && !held["locks"]["H"]["holder"].is_null();
+    }, 30));
+    c.spawn(-3, "ftbus-lock",
+            {"--cluster", F, "--ttl", "10s", "hold", "H", "--wait", "60s", "--", "sh", "-c",
+             "echo $FTBUS_TOKEN > " + c.dir() + "/next.token"},
+            c.dir() + "/next.out");
+    REQUIRE(Cluster::wait_for([&] {
+        bus::Json s = status(c);
+        return !s.is_null() && s["locks"]["H"]["waiters"].size() == 1;
+    }, 30));
+    held = status(c);
     for (int id : {1, 2, 3}) c.kill(id);
     for (int id : {1, 2, 3}) start(c, id);
     bus::Json s;
@@ -142,12 +176,22 @@ TEST_CASE("lock service: the leader is killed during appends — every acknowled
     CHECK(s["files"]["out.txt"]["crc32c"].get<uint64_t>() == bus::crc32c(expected));
     CHECK(s["files"]["out.txt"]["lock"] == "F");
     for (int id : {1, 2, 3}) CHECK(file_of(id) == expected);
+    CHECK(s["locks"]["H"] == held["locks"]["H"]);  // the same holder, token and queue
+    { std::ofstream(go) << "go\n"; }
+    CHECK(c.wait_exit(-2, 30) == 0);  // it kept the lock through the outage (its lease: 10 s)
+    CHECK(c.wait_exit(-3, 30) == 0);  // and the waiter got it next
+    std::string next_token = slurp(c.dir() + "/next.token");
+    REQUIRE_FALSE(next_token.empty());
+    CHECK(std::stoull(next_token) > held["locks"]["H"]["holder"]["token"].get<uint64_t>());
+    size_t lost = 0;
+    for (auto& e : events(c.dir() + "/h.jsonl")) lost += e["ev"] == "lock.lost";
+    CHECK(lost == 0);
     CHECK(c.stop_all({1, 2, 3}));
     CHECK(test::check_traces(c).rfind("0: ok", 0) == 0);
 }
 
-TEST_CASE("lock service: a duplicated request is applied once — the retry gets the first answer; a stale token is "
-          "refused and changes nothing",
+TEST_CASE("lock service: a duplicated request is applied once — the retry gets the first answer, from the same "
+          "leader and from the next one; a stale token is refused and changes nothing",
           "[integration][lock]") {
     Cluster c(3, kLoose);
     for (int id : {1, 2, 3}) start(c, id);
@@ -170,6 +214,17 @@ TEST_CASE("lock service: a duplicated request is applied once — the retry gets
     CHECK(first.status == "appended");
     CHECK(again.status == first.status);
     CHECK(again.offset == first.offset);
+    // Applied, then its leader dies: the retry, answered by the next leader, is not applied again.
+    r.req += 1;
+    r.data = "once more\n";
+    bus::LockReplyMsg before = client.call(r, std::chrono::seconds(10));
+    REQUIRE(before.status == "appended");
+    int leader = leader_of(c, {1, 2, 3});
+    REQUIRE(leader != 0);
+    c.kill(leader);
+    bus::LockReplyMsg after = client.call(r, std::chrono::seconds(20));
+    CHECK(after.status == "appended");
+    CHECK(after.offset == before.offset);
     r.req += 1;
     r.token = token - 1;
     r.data = "stale\n";
@@ -177,9 +232,12 @@ TEST_CASE("lock service: a duplicated request is applied once — the retry gets
     CHECK(stale.status == "rejected");
     CHECK(stale.error == "you do not hold the lock");
     bus::Json s = status(c);
-    CHECK(s["files"]["dup.txt"]["bytes"].get<uint64_t>() == std::string("exactly once\n").size());
+    CHECK(s["files"]["dup.txt"]["bytes"].get<uint64_t>() == std::string("exactly once\nonce more\n").size());
     client.close();
-    CHECK(c.stop_all({1, 2, 3}));
+    std::vector<int> others;
+    for (int id : {1, 2, 3})
+        if (id != leader) others.push_back(id);
+    CHECK(c.stop_all(others));
 }
 
 TEST_CASE("lock service: a single server fails — with the lock free, the next acquire works; with it held, the "
@@ -205,9 +263,19 @@ TEST_CASE("lock service: a single server fails — with the lock free, the next 
             {"--cluster", F, "--ttl", "3s", "--trace", c.dir() + "/h.jsonl", "hold", "L", "--", "sh", "-c",
              "while [ ! -e " + go + " ]; do sleep 0.05; done"},
             c.dir() + "/h.out");
+    bus::Json held;
+    REQUIRE(Cluster::wait_for([&] {
+        held = status(c);
+        return !held.is_null() && held["locks"].contains("L") && !held["locks"]["L"]["holder"].is_null();
+    }, 30));
+    // A waiter queues behind it.
+    c.spawn(-2, "ftbus-lock",
+            {"--cluster", F, "--ttl", "3s", "--trace", c.dir() + "/w.jsonl", "hold", "L", "--wait", "60s", "--", "sh",
+             "-c", "echo $FTBUS_TOKEN > " + c.dir() + "/w.token"},
+            c.dir() + "/w.out");
     REQUIRE(Cluster::wait_for([&] {
         bus::Json s = status(c);
-        return !s.is_null() && s["locks"].contains("L") && !s["locks"]["L"]["holder"].is_null();
+        return !s.is_null() && s["locks"]["L"]["waiters"].size() == 1;
     }, 30));
     leader = 0;
     REQUIRE(Cluster::wait_for([&] { return (leader = leader_of(c, {1, 2, 3})) != 0; }, 30));
@@ -219,14 +287,21 @@ TEST_CASE("lock service: a single server fails — with the lock free, the next 
     REQUIRE(Cluster::wait_for([&] { return test::all_follow(c, others, 0) && leader_of(c, others) != leader; }, 30));
     REQUIRE(Cluster::wait_for([&] { return !status(c).is_null(); }, 30));
     bus::Json s = status(c);
-    CHECK_FALSE(s["locks"]["L"]["holder"].is_null());  // still held, by the same session
+    // Still held by the same session with the same token, and the waiter still waits.
+    CHECK(s["locks"]["L"]["holder"] == held["locks"]["L"]["holder"]);  // session, client, token
+    CHECK(s["locks"]["L"]["waiters"].size() == 1);
     { std::ofstream(go) << "go\n"; }
     CHECK(c.wait_exit(-1, 30) == 0);
     size_t lost = 0;
     for (auto& e : events(c.dir() + "/h.jsonl")) lost += e["ev"] == "lock.lost";
     CHECK(lost == 0);
-    CHECK(hold_true());  // and then someone else gets it
+    CHECK(c.wait_exit(-2, 30) == 0);  // the waiter got it next, with a higher token
+    std::string w_token = slurp(c.dir() + "/w.token");
+    REQUIRE_FALSE(w_token.empty());
+    CHECK(std::stoull(w_token) > held["locks"]["L"]["holder"]["token"].get<uint64_t>());
+    CHECK(hold_true());  // and then anyone
     CHECK(c.stop_all(others));
+    CHECK(test::check_traces(c).rfind("0: ok", 0) == 0);
 }
 
 TEST_CASE("ftbus-lock: hold gives the command the lock's environment and passes its exit code; acquire and release "
