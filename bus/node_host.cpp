@@ -52,6 +52,9 @@ std::atomic<bool>& install_stop_signals() {
     sigaction(SIGUSR1, &sa, nullptr);
     sigaction(SIGUSR2, &sa, nullptr);
     std::signal(SIGPIPE, SIG_IGN);
+    // A file-size limit (ulimit -f) makes the write fail with EFBIG, which is handled like a
+    // full disk, instead of killing the process outright (as PostgreSQL does).
+    std::signal(SIGXFSZ, SIG_IGN);
     return g_stop;
 }
 
@@ -114,18 +117,12 @@ template <typename F>
 void NodeHost::storage_op(const char* op, F&& f) {
     if (!disk_) throw std::logic_error(std::string("the algorithm asks for storage (") + op + ") but the node has none");
     tracer_.flush();  // and before what they led to is on disk
-    try {
-        Time before = clock_.now();
-        f(*disk_);
-        Duration took = clock_.now() - before;
-        // Durable writes sit on the critical path (a vote waits for its fsync): make a slow
-        // disk visible in the trace rather than a mystery in the timings.
-        if (took > kSlowPersist) tracer_.emit("storage.slow", {{"op", op}, {"ms", to_ms(took)}});
-    } catch (const std::exception& e) {
-        tracer_.emit("node.stop", {{"reason", std::string("storage failure: ") + e.what()}});
-        tracer_.flush();
-        throw;
-    }
+    Time before = clock_.now();
+    f(*disk_);  // a failure ends the run: run() traces it
+    Duration took = clock_.now() - before;
+    // Durable writes sit on the critical path (a vote waits for its fsync): make a slow
+    // disk visible in the trace rather than a mystery in the timings.
+    if (took > kSlowPersist) tracer_.emit("storage.slow", {{"op", op}, {"ms", to_ms(took)}});
 }
 
 void NodeHost::carry_out(Actions&& a) {
@@ -271,6 +268,20 @@ void NodeHost::handle_incoming(Incoming&& in, Time now) {
 }
 
 int NodeHost::run(const std::atomic<bool>& stop) {
+    try {
+        return run_loop(stop);
+    } catch (const StorageError& e) {
+        tracer_.emit("node.stop", {{"reason", std::string("storage failure: ") + e.what()}});
+        tracer_.flush();
+        throw;
+    } catch (const std::exception& e) {
+        tracer_.emit("node.stop", {{"reason", std::string("failure: ") + e.what()}});
+        tracer_.flush();
+        throw;
+    }
+}
+
+int NodeHost::run_loop(const std::atomic<bool>& stop) {
     tracer_.emit("node.start", {{"role", role_},
                                 {"algo", core_.algorithm() ? core_.algorithm()->name() : "none"},
                                 {"pid", static_cast<int64_t>(::getpid())},

@@ -62,6 +62,8 @@ public:
     ~NodeHost();
 
     /// Runs the loop until `stop` becomes true (signal handlers set it). \return exit code.
+    /// A storage failure anywhere (the log, the state file, the state machine's own files)
+    /// is traced as node.stop and \throws on: the replica must stop acknowledging.
     int run(const std::atomic<bool>& stop);
 
     Tracer& tracer() { return tracer_; }
@@ -75,6 +77,7 @@ public:
     const Counters& counters() const { return counters_; }
 
 private:
+    int run_loop(const std::atomic<bool>& stop);
     void handle_incoming(Incoming&& in, Time now);
     void handle_control(const Incoming& in, Time now);
     void apply_membership();

@@ -75,7 +75,7 @@ Cluster::Cluster(int n, const std::string& gen_args) {
 
 Cluster::~Cluster() {
     for (auto& [id, pid] : pids_) {
-        if (pid > 0) {
+        if (pid > 0 && !exit_status_.count(id)) {
             ::kill(pid, SIGCONT);
             ::kill(pid, SIGKILL);
             ::waitpid(pid, nullptr, 0);
@@ -114,6 +114,7 @@ pid_t Cluster::spawn(int key, const std::string& program, const std::vector<std:
     argv.insert(argv.end(), args.begin(), args.end());
     pid_t pid = fork_exec(argv, out_path, out_path + ".err");
     pids_[key] = pid;
+    exit_status_.erase(key);
     return pid;
 }
 
@@ -129,17 +130,21 @@ pid_t Cluster::start(int id, const std::vector<std::string>& args, const std::st
         ctl_->emit("fault", {{"action", "restart"}, {"target", id}, {"pid", pid}});
     }
     pids_[id] = pid;
+    exit_status_.erase(id);
     return pid;
 }
 
 void Cluster::signal(int id, int sig, const std::string& action) {
     pid_t pid = pids_.at(id);
+    if (pid <= 0 || exit_status_.count(id)) return;  // reaped already: the pid may be someone else's now
     ctl_->emit("fault", {{"action", action}, {"target", id}, {"pid", pid}});
     ::kill(pid, sig);
     if (sig == SIGKILL) ::waitpid(pid, nullptr, 0);
 }
 
-void Cluster::terminate(int id) { ::kill(pids_.at(id), SIGTERM); }
+void Cluster::terminate(int id) {
+    if (pid_t pid = pids_.at(id); pid > 0 && !exit_status_.count(id)) ::kill(pid, SIGTERM);
+}
 
 bool Cluster::stop_all(const std::vector<int>& ids, double seconds) {
     for (int id : ids) terminate(id);
@@ -150,11 +155,19 @@ bool Cluster::stop_all(const std::vector<int>& ids, double seconds) {
 
 bool Cluster::running(int id) {
     pid_t pid = pids_.at(id);
-    return ::waitpid(pid, nullptr, WNOHANG) == 0;
+    if (pid <= 0 || exit_status_.count(id)) return false;
+    int status = 0;
+    pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid) exit_status_[id] = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);  // for wait_exit
+    return r == 0;
 }
 
 int Cluster::wait_exit(int id, double seconds) {
     pid_t pid = pids_.at(id);
+    if (auto it = exit_status_.find(id); it != exit_status_.end()) {  // running() reaped it
+        pids_[id] = -1;
+        return it->second;
+    }
     int status = 0;
     bool done = wait_for([&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, seconds);
     if (!done) return -1;

@@ -66,6 +66,7 @@ private:
     std::string cluster_file_;
     int base_ = 0;
     std::map<int, pid_t> pids_;
+    std::map<int, int> exit_status_;  ///< of processes running() found exited (reaped: never signalled again)
     bus::RealClock clock_;
     std::unique_ptr<bus::Tracer> ctl_;  // writes `fault` events to ctl.jsonl
 };

@@ -7,6 +7,7 @@
 // Every wait is for a condition with a generous deadline.
 #include <catch2/catch.hpp>
 #include <csignal>
+#include <sys/resource.h>
 #include <fstream>
 #include <sstream>
 
@@ -416,4 +417,47 @@ TEST_CASE("lock service: at the client port, a frame that is not a request and a
                                 " append --lock L --session 1 --token 1 big.txt - 2>&1",
                             &out) == 1);
     CHECK(out.find("at most 16384") != std::string::npos);
+}
+
+TEST_CASE("lock service: a replica whose disk fills up stops acknowledging and says so; the other two carry on, "
+          "and every acknowledged append is on both",
+          "[integration][lock][badinput]") {
+    Cluster c(3, kLoose);
+    start(c, 1);
+    start(c, 2);
+    {  // Replica 3 may not grow a file past 1 MiB: writes beyond fail (EFBIG), as on a full disk.
+        rlimit old{};
+        ::getrlimit(RLIMIT_FSIZE, &old);
+        rlimit small = old;
+        small.rlim_cur = 1 << 20;
+        ::setrlimit(RLIMIT_FSIZE, &small);  // inherited by the child
+        start(c, 3);
+        ::setrlimit(RLIMIT_FSIZE, &old);
+    }
+    REQUIRE(Cluster::wait_for([&] { return !status(c).is_null(); }, 30));
+    bus::ClusterConfig cfg = bus::load_cluster(c.cluster_file());
+    bus::LockClient client(cfg);
+    client.open();
+    uint64_t token = client.acquire("D", std::chrono::seconds(10));
+    REQUIRE(token != 0);
+    std::string acked;
+    int after_stop = 0;
+    for (int i = 0; i < 400 && after_stop < 10; ++i) {
+        std::string chunk = std::to_string(i) + ":" + std::string(16 * 1024 - 16, 'x') + "\n";
+        REQUIRE_NOTHROW(client.append("D", token, "big.txt", chunk));  // a majority is healthy throughout
+        acked += chunk;
+        if (!c.running(3)) ++after_stop;
+    }
+    CHECK(after_stop == 10);  // replica 3 stopped, and appends went on without it
+    CHECK(c.wait_exit(3, 30) == 1);
+    std::string log3 = slurp(c.dir() + "/node3.log");
+    CHECK(log3.find("storage failure") != std::string::npos);
+    bool said = false;
+    for (auto& e : c.events(3))
+        said = said || (e["ev"] == "node.stop" && e["reason"].get<std::string>().find("storage failure") == 0);
+    CHECK(said);
+    auto file_of = [&](int id) { return slurp(c.dir() + "/data" + std::to_string(id) + "/files/big.txt"); };
+    CHECK(Cluster::wait_for([&] { return file_of(1) == acked && file_of(2) == acked; }, 30));
+    client.close();
+    CHECK(c.stop_all({1, 2}));
 }
