@@ -323,8 +323,23 @@ uint64_t LockClient::acquire(const std::string& lock, Duration wait) {
             if (p != pushed_.end() && p->second.status == "granted") return granted(lock, p->second.token);
         }
         if (lost_) throw LockError("the session was lost while waiting for " + lock);
-        if (clock_.now() >= end) return 0;
+        if (clock_.now() >= end) {
+            // Not granted in time: leave the queue, or a later grant would hold the lock for
+            // nobody until the session ends (etcd's mutex deletes its key likewise).
+            cancel(lock);
+            return 0;
+        }
     }
+}
+
+void LockClient::cancel(const std::string& lock) {
+    LockRequest r;
+    r.op = "cancel";
+    r.session = session_;
+    r.lock = lock;
+    LockReplyMsg m = call(r, opts_.deadline);
+    if (m.status != "cancelled") throw LockError("cannot leave the queue for " + lock + ": " + (m.error.empty() ? m.status : m.error));
+    pushed_.erase(lock);  // a grant that came meanwhile was given up with it
 }
 
 uint64_t LockClient::granted(const std::string& lock, uint64_t token) {

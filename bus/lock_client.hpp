@@ -76,8 +76,11 @@ public:
 
     // ---- locks
     /// Acquires `lock`, waiting up to `wait` in the queue. \return the fencing token, or 0
-    /// if not granted within `wait` (still queued: a later grant is not used).
+    /// if not granted within `wait` (the session then leaves the queue: cancel()).
     uint64_t acquire(const std::string& lock, Duration wait);
+    /// The session no longer wants `lock`: it leaves the queue (or gives the lock up, if a
+    /// grant got there first). \throws LockError.
+    void cancel(const std::string& lock);
     /// \throws LockError with the server's reason ("you do not hold the lock").
     void release(const std::string& lock, uint64_t token);
     /// \return the offset the data landed at. \throws LockError.

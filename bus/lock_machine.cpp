@@ -71,6 +71,7 @@ const char* to_string(LockCommand::Op op) {
         case LockCommand::Op::append: return "append";
         case LockCommand::Op::status: return "status";
         case LockCommand::Op::expire: return "expire";
+        case LockCommand::Op::cancel: return "cancel";
     }
     return "?";
 }
@@ -108,7 +109,7 @@ std::optional<LockCommand> decode_command(std::string_view bytes, std::string& w
     };
     uint64_t op = 0;
     if (!j.contains("op") || !uint("op", op)) return why = why.empty() ? "no op" : why, std::nullopt;
-    if (op < 1 || op > 7) return why = "unknown op " + std::to_string(op), std::nullopt;
+    if (op < 1 || op > static_cast<uint64_t>(LockCommand::Op::cancel)) return why = "unknown op " + std::to_string(op), std::nullopt;
     c.op = static_cast<LockCommand::Op>(op);
     if (!uint("session", c.session) || !uint("req", c.req) || !str("client", c.client) || !uint("ttl_ms", c.ttl_ms) ||
         !str("lock", c.lock) || !uint("token", c.token) || !str("file", c.file) || !uint("epoch", c.epoch))
@@ -132,7 +133,7 @@ std::string validate(const LockCommand& c) {
     if (c.session == 0 && c.op != Op::status) return "no session";
     if (c.op == Op::expire) return c.epoch ? "" : "an expiry without an epoch";
     if (c.req == 0) return "no request number";
-    if (c.op == Op::acquire || c.op == Op::release || c.op == Op::append) {
+    if (c.op == Op::acquire || c.op == Op::release || c.op == Op::append || c.op == Op::cancel) {
         if (!name_ok(c.lock, kMaxLockName)) return "a lock name of 1.." + std::to_string(kMaxLockName) + " characters [A-Za-z0-9._-]";
     }
     if (c.op == Op::status && !c.lock.empty() && !name_ok(c.lock, kMaxLockName)) return "a bad lock name";
@@ -209,6 +210,7 @@ LockReply LockMachine::run(const LockCommand& c, const LogEntry& e) {
     switch (c.op) {
         case Op::acquire: return acquire(c, e);
         case Op::release: return release(c, e);
+        case Op::cancel: return cancel(c, e);
         case Op::append: return append(c, e);
         case Op::status: return status(c);
         case Op::close: {
@@ -271,6 +273,24 @@ LockReply LockMachine::release(const LockCommand& c, const LogEntry& e) {
     hand_on(c.lock, l, e);
     r.status = "released";
     r.token = c.token;
+    return r;
+}
+
+LockReply LockMachine::cancel(const LockCommand& c, const LogEntry& e) {
+    LockReply r = make_reply(c.session, c.req, "cancelled");
+    r.lock = c.lock;
+    auto it = locks_.find(c.lock);
+    if (it == locks_.end()) return r;
+    Lock& l = it->second;
+    if (l.holder == c.session) {  // granted before the cancel got here: give it up
+        trace("lock.release", {{"lock", c.lock}, {"session", c.session}, {"token", l.token}}, e);
+        r.token = l.token;
+        l.holder = 0;
+        hand_on(c.lock, l, e);
+    } else if (auto w = std::find(l.waiters.begin(), l.waiters.end(), c.session); w != l.waiters.end()) {
+        trace("lock.leave", {{"lock", c.lock}, {"session", c.session}, {"pos", static_cast<uint64_t>(w - l.waiters.begin()) + 1}}, e);
+        l.waiters.erase(w);
+    }
     return r;
 }
 

@@ -52,13 +52,14 @@ inline constexpr uint64_t kMinTtlMs = 100;
 inline constexpr uint64_t kMaxTtlMs = 10 * 60 * 1000;
 
 struct LockCommand {
-    enum class Op : uint8_t { open = 1, close, acquire, release, append, status, expire };
+    /// (Numbers are in the log: new ops only ever go at the end.)
+    enum class Op : uint8_t { open = 1, close, acquire, release, append, status, expire, cancel };
     Op op = Op::open;
     uint64_t session = 0;
     uint64_t req = 0;
     std::string client;   ///< open
     uint64_t ttl_ms = 0;  ///< open
-    std::string lock;     ///< acquire, release, append, status
+    std::string lock;     ///< acquire, release, append, status, cancel
     uint64_t token = 0;   ///< release, append
     std::string file;     ///< append
     std::string data;     ///< append
@@ -76,14 +77,15 @@ std::optional<LockCommand> decode_command(std::string_view bytes, std::string& w
 std::string validate(const LockCommand& c);
 
 /// The answer to a client command, as applied. `status` is one of: opened, granted,
-/// queued, released, appended, closed, status, rejected.
+/// queued, released, appended, closed, status, cancelled, rejected.
 struct LockReply {
     uint64_t session = 0;
     uint64_t req = 0;
     std::string status;
     std::string error;    ///< rejected: why ("you do not hold the lock", ...)
     std::string lock;
-    uint64_t token = 0;   ///< granted: the fencing token; rejected: the current one (0: none)
+    uint64_t token = 0;   ///< granted: the fencing token; rejected: the current one (0: none);
+                          ///< cancelled: the token given up (0: it was only waiting, or neither)
     uint64_t pos = 0;     ///< queued: 1 = next in line
     std::string file;
     uint64_t offset = 0;  ///< appended: where the data landed
@@ -147,6 +149,9 @@ private:
     LockReply run(const LockCommand& c, const LogEntry& e);
     LockReply acquire(const LockCommand& c, const LogEntry& e);
     LockReply release(const LockCommand& c, const LogEntry& e);
+    /// The session no longer wants the lock: out of its queue, or — if the grant got there
+    /// first — released as by release. Nothing to give up: cancelled all the same.
+    LockReply cancel(const LockCommand& c, const LogEntry& e);
     LockReply append(const LockCommand& c, const LogEntry& e);
     LockReply status(const LockCommand& c) const;
     /// The session is gone (closed, or `expired`): its locks pass to their next waiters.

@@ -28,6 +28,7 @@ std::optional<LockCommand::Op> op_of(const std::string& op) {
     if (op == "release") return Op::release;
     if (op == "append") return Op::append;
     if (op == "status") return Op::status;
+    if (op == "cancel") return Op::cancel;
     return std::nullopt;
 }
 
@@ -105,7 +106,8 @@ Actions LockServer::on_client(const std::string& route, const Envelope& env, Tim
     }
     auto op = op_of(r->op);
     if (!op) {
-        reject(a, route, client, *r, "unknown op '" + r->op + "' (open, keepalive, close, acquire, release, append, status)");
+        reject(a, route, client, *r,
+               "unknown op '" + r->op + "' (open, keepalive, close, acquire, release, cancel, append, status)");
         return a;
     }
     if (pending_.size() >= kMaxPendingLockRequests) {

@@ -336,7 +336,7 @@ struct LockRequest {
 };
 /// 31 LOCK_REPLY, client ROUTER -> DEALER: the answer to request `req`, or (req 0) a push:
 /// a grant to a waiter, or its new place in the queue. `status`: opened, alive, granted,
-/// queued, released, appended, closed, status, rejected (error says why: "you do not hold
+/// queued, released, cancelled, appended, closed, status, rejected (error says why: "you do not hold
 /// the lock", "no such session ..."), redirect (go to `leader`; 0 = unknown yet), busy,
 /// unavailable (a new leader not ready yet, or leadership lost: retry the same req).
 struct LockReplyMsg {

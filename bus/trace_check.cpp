@@ -352,7 +352,8 @@ void TraceChecker::check_raft_leaders() {
 
 void TraceChecker::check_locks() {
     static const std::set<std::string> applied_evs = {"session.open", "session.close", "session.expire", "lock.queue",
-                                                      "lock.grant", "lock.release", "lock.expire", "file.append"};
+                                                      "lock.leave", "lock.grant", "lock.release", "lock.expire",
+                                                      "file.append"};
     // Each entry's effects in the order applied, per replica incarnation; and the clients'
     // lease events per token.
     std::map<uint64_t, std::map<StreamKey, std::vector<const Event*>>> by_index;

@@ -207,7 +207,8 @@ Json summarize(std::vector<Json> events) {
     std::set<std::string> seen;
     for (const Json& e : events) {
         std::string ev = str_or(e, "ev");
-        if (ev != "lock.grant" && ev != "lock.release" && ev != "lock.expire" && ev != "lock.queue") continue;
+        if (ev != "lock.grant" && ev != "lock.release" && ev != "lock.expire" && ev != "lock.queue" && ev != "lock.leave")
+            continue;
         if (!e.contains("index") || !e.contains("lock") || !e["lock"].is_string()) continue;
         std::string key = ev + "|" + e["lock"].get<std::string>() + "|" + e["index"].dump() + "|" + e.value("session", Json()).dump();
         if (!seen.insert(key).second) continue;  // another replica applying the same entry
@@ -216,6 +217,8 @@ Json summarize(std::vector<Json> events) {
         uint64_t session = u64_or(e, "session", 0);
         if (ev == "lock.queue") {
             l.queued_at.emplace(session, t);
+        } else if (ev == "lock.leave") {  // gave up waiting: not a wait for a grant
+            l.queued_at.erase(session);
         } else if (ev == "lock.grant") {
             ++l.grants;
             l.held_since = t;

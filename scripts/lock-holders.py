@@ -30,7 +30,8 @@ def main():
     ms = lambda t: (t - t0) / 1000.0
     seen, applied = set(), []
     for e in sorted(evs, key=lambda e: e["t"]):
-        if e.get("ev") in ("lock.grant", "lock.release", "lock.expire", "lock.queue", "session.open") and "index" in e \
+        if e.get("ev") in ("lock.grant", "lock.release", "lock.expire", "lock.queue", "lock.leave", "session.open") \
+                and "index" in e \
                 and isinstance(e.get("node"), int):
             key = (e["ev"], e["index"], e.get("lock"), e.get("session"))
             if key not in seen:
@@ -44,6 +45,8 @@ def main():
             client_of[s] = e.get("client", str(s))
         elif ev == "lock.queue":
             queued[(lock, s)] = e["t"]
+        elif ev == "lock.leave":  # gave up waiting
+            queued.pop((lock, s), None)
         elif ev == "lock.grant":
             held[lock] = (s, e["t"], e.get("token"))
             q = queued.pop((lock, s), None)

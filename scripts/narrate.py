@@ -356,6 +356,8 @@ def narrate_locks(evs, ms):
             print(f"{at} {e['lock']} granted to {who}, fencing token {e['token']}")
         elif ev == "lock.queue":
             print(f"{at} {who} queued for {e['lock']} at position {e['pos']}")
+        elif ev == "lock.leave":
+            print(f"{at} {who} gave up waiting for {e['lock']} (it was at position {e['pos']})")
         elif ev == "lock.release":
             print(f"{at} {who} released {e['lock']} (token {e['token']})")
         elif ev == "lock.expire":

@@ -234,6 +234,13 @@ TEST_CASE("lock service: a duplicated request is applied once — the retry gets
     CHECK(stale.error == "you do not hold the lock");
     bus::Json s = status(c);
     CHECK(s["files"]["dup.txt"]["bytes"].get<uint64_t>() == std::string("exactly once\nonce more\n").size());
+    // Another client that gives up waiting for D leaves its queue.
+    bus::LockClient other(cfg);
+    other.open();
+    CHECK(other.acquire("D", std::chrono::milliseconds(200)) == 0);
+    s = status(c);
+    CHECK(s["locks"]["D"]["waiters"].empty());
+    other.close();
     client.close();
     std::vector<int> others;
     for (int id : {1, 2, 3})

@@ -76,6 +76,11 @@ struct Driver {
         c.data = data;
         return run(c);
     }
+    LockReply cancel(uint64_t s, uint64_t req, const std::string& lock) {
+        LockCommand c = cmd(Op::cancel, s, req);
+        c.lock = lock;
+        return run(c);
+    }
     void expire(uint64_t s, uint64_t epoch) {
         LockCommand c = cmd(Op::expire, s);
         c.epoch = epoch;
@@ -312,4 +317,38 @@ TEST_CASE("lock machine: commands round-trip through their bytes", "[unit][lock]
     LockCommand e = cmd(Op::expire, 7);
     e.epoch = 12;
     CHECK(*decode_command(encode_command(e), why) == e);
+}
+
+TEST_CASE("lock machine: cancel takes a waiter out of the queue (those behind move up); a cancel that finds the "
+          "grant got there first gives the lock up, saying which token; with nothing to give up it changes nothing",
+          "[unit][lock]") {
+    Driver d;
+    uint64_t a = d.open("a"), b = d.open("b"), c = d.open("c"), e = d.open("e");
+    uint64_t ta = d.acquire(a, 1, "L").token;
+    d.acquire(b, 1, "L");
+    d.acquire(c, 1, "L");
+    d.acquire(e, 1, "L");
+    LockReply r = d.cancel(c, 2, "L");  // c gives up waiting
+    CHECK(r.status == "cancelled");
+    CHECK(r.token == 0);
+    CHECK(d.count("lock.leave") == 1);
+    CHECK(d.acquire(e, 2, "L").pos == 2);  // e moved up behind b
+    // The holder releases: b is next, then e (c is gone).
+    d.release(a, 2, "L", ta);
+    CHECK(d.m.holder("L").first == b);
+    // b's cancel arrives after its grant (it had stopped waiting): the lock goes on to e.
+    uint64_t tb = d.m.holder("L").second;
+    r = d.cancel(b, 2, "L");
+    CHECK(r.status == "cancelled");
+    CHECK(r.token == tb);
+    CHECK(d.m.holder("L").first == e);
+    CHECK(d.m.holder("L").second > tb);
+    // Nothing to give up: a lock it neither holds nor waits for, or one never seen.
+    uint64_t te = d.m.holder("L").second;
+    CHECK(d.cancel(a, 3, "L").status == "cancelled");
+    CHECK(d.cancel(a, 4, "M").status == "cancelled");
+    CHECK(d.m.holder("L") == std::pair<uint64_t, uint64_t>{e, te});
+    // Applied once: the retry gets the same answer and gives up nothing more.
+    CHECK(d.cancel(b, 2, "L").token == tb);
+    CHECK(d.m.holder("L").first == e);
 }
