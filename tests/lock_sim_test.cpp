@@ -65,6 +65,7 @@ struct LockSim {
     uint64_t grants = 0;
     int stale_sent = 0;      ///< appends sent on waking from a pause, with the old token
     int stale_refused = 0;   ///< ... refused because the lock had moved on
+    int cancels = 0;         ///< waits given up (cancel answered)
 
     LockSim(const ClusterConfig& cfg, SimOptions o, int n_clients)
         : net(cfg,
@@ -211,6 +212,9 @@ struct LockSim {
                 ++c.appended;
             } else if (p.op == "release") {
                 c.token = 0;
+            } else if (p.op == "cancel" && m.status == "cancelled") {
+                ++cancels;
+                c.next_try = now + 50ms;  // and later it wants the lock again
             } else if (m.status == "rejected") {
                 c.token = 0;
                 if (m.error.rfind("no such session", 0) == 0) c.session = 0;
@@ -236,7 +240,10 @@ struct LockSim {
             if (now - c.sent > 300ms && now >= c.next_try) {
                 if (c.pending->op != "acquire") next_node(c);
                 LockRequest again = *c.pending;
-                if (again.op == "acquire") again.req = 0;  // re-asking is a new request
+                if (again.op == "acquire") {
+                    again.req = 0;  // re-asking is a new request
+                    if (rng() % 4 == 0) again.op = "cancel";  // or giving up waiting, as acquire's timeout does
+                }
                 send(c, again);
             }
             return;
@@ -289,7 +296,7 @@ TEST_CASE("lock sim: with replicas crashing and restarting, partitions, lost mes
           "their lease, never two holders, tokens never go back, every acknowledged append is on every replica "
           "exactly once, and a paused holder's late append is fenced off",
           "[unit][lock][sim]") {
-    int with_appends = 0, stale_sent = 0, stale_refused = 0;
+    int with_appends = 0, stale_sent = 0, stale_refused = 0, cancels = 0;
     for (uint64_t seed = 1; seed <= 30; ++seed) {
         INFO("seed " << seed);
         SimOptions o;
@@ -351,10 +358,12 @@ TEST_CASE("lock sim: with replicas crashing and restarting, partitions, lost mes
         with_appends += !s.acked.empty();
         stale_sent += s.stale_sent;
         stale_refused += s.stale_refused;
+        cancels += s.cancels;
     }
-    INFO("appends sent after a pause: " << stale_sent << ", refused: " << stale_refused);
+    INFO("appends sent after a pause: " << stale_sent << ", refused: " << stale_refused << "; cancels: " << cancels);
     CHECK(with_appends >= 25);
     // The pauses happened, and under some the lease had run out: the late append was refused.
     CHECK(stale_sent >= 5);
     CHECK(stale_refused >= 3);
+    CHECK(cancels >= 10);  // waiters gave up, too
 }
