@@ -240,21 +240,25 @@ LockReplyMsg LockClient::call(LockRequest r, Duration deadline) {
             m = receive(left);
             if (m && m->req != r.req) m.reset();  // an answer to an earlier attempt of something else
         }
+        // (A keepalive answered meanwhile may have moved current_: what follows is about the
+        // endpoint this request went to.)
         if (!m) {  // no answer: this endpoint failed; try the next
             ++retries_;
+            current_ = asked;
             failed_current();
             continue;
         }
-        endpoints_[current_].failures = 0;
+        endpoints_[asked].failures = 0;
         if (m->status == "redirect") {
             ++retries_;
             auto it = std::find_if(endpoints_.begin(), endpoints_.end(), [&](auto& e) { return e.id == m->leader; });
-            if (m->leader != 0 && it != endpoints_.end() && static_cast<size_t>(it - endpoints_.begin()) != current_) {
+            if (m->leader != 0 && it != endpoints_.end() && static_cast<size_t>(it - endpoints_.begin()) != asked) {
                 connect_to(static_cast<size_t>(it - endpoints_.begin()));
                 continue;
             }
             // It knows no leader (an election, or it is cut off from the rest): ask the next
             // one after a little while, rather than wait for this one to learn.
+            current_ = asked;
             current_ = pick_next();
             (void)receive(backoff(attempt++));
             continue;
@@ -306,6 +310,9 @@ void LockClient::pump(Duration d) {
 
 uint64_t LockClient::acquire(const std::string& lock, Duration wait) {
     Time end = clock_.now() + wait;
+    // A push from before this call (an earlier wait, a grant given up) is not for it: the
+    // grant for this one is applied after its request, and pushed after its answer.
+    pushed_.erase(lock);
     for (;;) {
         LockRequest r;
         r.op = "acquire";
@@ -333,13 +340,16 @@ uint64_t LockClient::acquire(const std::string& lock, Duration wait) {
 }
 
 void LockClient::cancel(const std::string& lock) {
+    if (lost_) throw LockError("the session was lost while waiting for " + lock);
     LockRequest r;
     r.op = "cancel";
     r.session = session_;
     r.lock = lock;
     LockReplyMsg m = call(r, opts_.deadline);
     if (m.status != "cancelled") throw LockError("cannot leave the queue for " + lock + ": " + (m.error.empty() ? m.status : m.error));
-    pushed_.erase(lock);  // a grant that came meanwhile was given up with it
+    // A grant that came first was given up with it: its push, now or late, is old news.
+    last_token_[lock] = std::max(last_token_[lock], m.token);
+    pushed_.erase(lock);
 }
 
 uint64_t LockClient::granted(const std::string& lock, uint64_t token) {

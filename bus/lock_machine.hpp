@@ -11,6 +11,8 @@
 //   close {session, req}           the session ends: its locks are released, it leaves queues
 //   acquire {session, req, lock}   granted (token) if free, else queued FIFO (position)
 //   release {session, req, lock, token}        by the holder with the current token only
+//   cancel {session, req, lock}    it no longer wants the lock: out of the queue, or given
+//                                   up if its grant got there first
 //   append {session, req, lock, token, file, data}   to the file `lock` guards, by the
 //                                   holder with the current token only, at the file's end
 //   status {session, req, lock}    holders and queues ("" = every lock) and file sizes

@@ -210,6 +210,8 @@ void NodeHost::handle_control(const Incoming& in, Time now) {
         } else {
             throw std::invalid_argument("unknown op '" + op + "' (status, set, leave)");
         }
+    } catch (const StorageError&) {  // not the request's fault: the replica must stop (run() says so)
+        throw;
     } catch (const std::exception& e) {  // bad JSON or a refused request: one clear answer
         reply = {{"ok", false}, {"error", e.what()}};
         tracer_.emit("ctl.reject", {{"op", op}, {"error", e.what()}});

@@ -399,7 +399,11 @@ int bench_lock(const bus::ClusterConfig& cfg, int clients, bool contended, bus::
                     Clock::time_point t0 = Clock::now();
                     try {
                         uint64_t token = c.acquire(lock, std::chrono::seconds(30));
-                        if (token) c.release(lock, token);
+                        if (!token) {  // not granted in 30 s: not a cycle
+                            ++errors;
+                            continue;
+                        }
+                        c.release(lock, token);
                     } catch (const bus::LockError&) {
                         ++errors;
                         continue;

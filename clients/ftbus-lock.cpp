@@ -3,9 +3,10 @@
 //
 //   hold NAME [--wait DUR] [--kill-after DUR] -- CMD ARGS...   run CMD while holding NAME:
 //        FTBUS_LOCK, FTBUS_TOKEN, FTBUS_SESSION and FTBUS_CLUSTER are in its environment (so
-//        that `ftbus-lock append` inside it appends under the lock); SIGTERM to CMD if the
-//        lease is lost, SIGKILL --kill-after (5 s) later if it is still running; released
-//        when CMD exits; CMD's exit code is passed through.
+//        that `ftbus-lock append` inside it appends under the lock); SIGTERM to CMD (its
+//        process group, unless at a terminal) if the lease is lost, SIGKILL --kill-after (a tenth of the ttl)
+//        later if it is still running; released when CMD exits; CMD's exit code is passed
+//        through.
 // The common flags (--cluster, --ttl, --timeout, --trace) may come before or after the
 // subcommand.
 //   acquire NAME [--wait DUR]   for scripts: acquires NAME in a session kept alive by a
@@ -85,9 +86,10 @@ int main(int argc, char** argv) {
     CLI::App* hold = app.add_subcommand("hold", "run a command while holding a lock");
     hold->add_option("name", name, "the lock")->required();
     hold->add_option("--wait", wait_text, "how long to wait in the queue")->capture_default_str();
-    std::string kill_after_text = "5s";
-    hold->add_option("--kill-after", kill_after_text, "if the lease is lost: SIGKILL if CMD is still running this long after SIGTERM")
-        ->capture_default_str();
+    std::string kill_after_text;
+    hold->add_option("--kill-after", kill_after_text,
+                     "if the lease is lost: SIGKILL if CMD is still running this long after SIGTERM (default: a tenth "
+                     "of --ttl, the lease's safety margin)");
     hold->add_option("cmd", cmd, "the command and its arguments (after --)")->required();
     CLI::App* acquire = app.add_subcommand("acquire", "acquire a lock for a script (prints export lines for eval)");
     acquire->add_option("name", name, "the lock")->required();
@@ -114,7 +116,10 @@ int main(int argc, char** argv) {
         bus::Duration ttl = duration_flag(ttl_text, "ttl");
         o.ttl_ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(ttl).count());
         bus::Duration wait = duration_flag(wait_text, "wait");
-        bus::Duration kill_after = duration_flag(kill_after_text, "kill-after");
+        // By default CMD is gone before the service could give the lock to anyone else: the
+        // client counts its lease a tenth short of the server's.
+        bus::Duration kill_after = kill_after_text.empty() ? ttl / 10 : duration_flag(kill_after_text, "kill-after");
+        if (kill_after_text.empty()) kill_after_text = bus::format_duration(kill_after);
         // Read before any fork: a bad cluster file is one message and exit 2, here.
         bus::ClusterConfig cfg = bus::load_cluster_with_flags(f);
 
@@ -215,7 +220,13 @@ int main(int argc, char** argv) {
             }
             // hold
             uint64_t s = client.open();
-            uint64_t t = client.acquire(name, wait);
+            uint64_t t = 0;
+            try {
+                t = client.acquire(name, wait);
+            } catch (const bus::LockError&) {
+                client.close();  // our session: nothing of it may linger in the queue
+                throw;
+            }
             if (t == 0) {
                 client.close();
                 std::cerr << "ftbus-lock: " << name << " not acquired within " << wait_text << "\n";
@@ -228,13 +239,21 @@ int main(int argc, char** argv) {
             std::vector<char*> args;
             for (auto& a : cmd) args.push_back(a.data());
             args.push_back(nullptr);
+            // CMD in its own process group, so that a signal reaches everything it started
+            // (`sh -c`, make, and their children), as timeout(1) does — unless we run at a
+            // terminal: there CMD stays in the terminal's group, so that it may read from it
+            // (and Ctrl-C reaches all of it anyway); then only CMD itself is signalled.
+            bool own_group = !::isatty(STDIN_FILENO);
             pid_t pid = ::fork();
             if (pid < 0) throw std::runtime_error("fork failed");
             if (pid == 0) {
+                if (own_group) ::setpgid(0, 0);
                 ::execvp(args[0], args.data());
                 std::fprintf(stderr, "ftbus-lock: cannot run %s: %s\n", args[0], std::strerror(errno));
                 std::_Exit(127);
             }
+            if (own_group) ::setpgid(pid, pid);  // (whichever of the two runs first)
+            pid_t target = own_group ? -pid : pid;
             std::signal(SIGTERM, on_term);
             std::signal(SIGINT, on_term);
             int wstatus = 0;
@@ -247,7 +266,7 @@ int main(int argc, char** argv) {
                     if (client.lease_lost())
                         std::cerr << "ftbus-lock: the lock " << name << " was lost (its lease ran out); stopping "
                                   << cmd[0] << " (SIGTERM)\n";
-                    ::kill(pid, SIGTERM);
+                    ::kill(target, SIGTERM);
                     told = true;
                 }
                 // Without the lock the command must not go on: one that ignores SIGTERM is
@@ -256,7 +275,7 @@ int main(int argc, char** argv) {
                 if (kill_at && !killed && clock.now() >= *kill_at) {
                     std::cerr << "ftbus-lock: " << cmd[0] << " still running " << kill_after_text
                               << " after SIGTERM without the lock; SIGKILL\n";
-                    ::kill(pid, SIGKILL);
+                    ::kill(target, SIGKILL);
                     killed = true;
                 }
                 if (client.lease_lost())

@@ -95,6 +95,8 @@ pid_t fork_exec(const std::vector<std::string>& argv, const std::string& out, co
     if (pid == 0) {
         int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
         int fe = ::open(err.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+        int fi = ::open("/dev/null", O_RDONLY);  // never the terminal the tests were started from
+        if (fi >= 0) ::dup2(fi, 0);
         if (fd >= 0) ::dup2(fd, 1);
         if (fe >= 0) ::dup2(fe, 2);
         std::vector<char*> cargv;
@@ -139,7 +141,11 @@ void Cluster::signal(int id, int sig, const std::string& action) {
     if (pid <= 0 || exit_status_.count(id)) return;  // reaped already: the pid may be someone else's now
     ctl_->emit("fault", {{"action", action}, {"target", id}, {"pid", pid}});
     ::kill(pid, sig);
-    if (sig == SIGKILL) ::waitpid(pid, nullptr, 0);
+    if (sig == SIGKILL) {  // reaped here: never signalled again (the pid may be reused)
+        int status = 0;
+        if (::waitpid(pid, &status, 0) == pid)
+            exit_status_[id] = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
 }
 
 void Cluster::terminate(int id) {

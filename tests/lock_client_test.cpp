@@ -129,11 +129,44 @@ TEST_CASE("lock client: a pushed grant it already had — arriving late, after i
     CHECK(seen == std::vector<std::string>{"open", "acquire", "release", "acquire", "cancel", "acquire"});
 }
 
+TEST_CASE("lock client: a grant given up by a cancel (it got there before the cancel) and pushed late is not taken "
+          "for a new grant",
+          "[integration][lock]") {
+    ScriptedServer s;
+    std::vector<std::string> seen;
+    std::jthread server([&] {
+        auto r = s.next();
+        seen.push_back(r.op);
+        s.answer(r, "opened");
+        r = s.next();  // acquire: queued
+        seen.push_back(r.op);
+        s.answer(r, "queued", 0, 1);
+        r = s.next();  // its wait ran out: cancel — but the grant (token 12) was applied first
+        seen.push_back(r.op);
+        s.answer(r, "cancelled", 12);
+        s.push_grant("L", 12);  // the push of that grant, late (from an earlier leader)
+        r = s.next();  // acquire again: queued behind someone else
+        seen.push_back(r.op);
+        s.answer(r, "queued", 0, 1);
+        r = s.next();  // and its wait runs out too
+        seen.push_back(r.op);
+        s.answer(r, "cancelled");
+    });
+    bus::LockClientOptions o;
+    o.deadline = 5s;
+    bus::LockClient c(s.cfg, o);
+    REQUIRE(c.open() == 7);
+    CHECK(c.acquire("L", 200ms) == 0);
+    CHECK(c.acquire("L", 300ms) == 0);  // not the token it gave up
+    server.join();
+    CHECK(seen == std::vector<std::string>{"open", "acquire", "cancel", "acquire", "cancel"});
+}
+
 TEST_CASE("lock client: each renewal of a held lock's lease is traced at the default level, so that ftbus-check can "
           "bound a hold longer than one lease",
           "[integration][lock]") {
     ScriptedServer s;
-    s.ttl_ms = 300;  // a keepalive every 100 ms
+    s.ttl_ms = 1500;  // a keepalive every 500 ms
     std::jthread server([&] {
         auto r = s.next();
         s.answer(r, "opened");
@@ -148,11 +181,11 @@ TEST_CASE("lock client: each renewal of a held lock's lease is traced at the def
     tracer.add_sink([&](const std::string& line) { lines.push_back(bus::Json::parse(line)); });
     bus::LockClientOptions o;
     o.deadline = 5s;
-    o.ttl_ms = 300;
+    o.ttl_ms = 1500;
     bus::LockClient c(s.cfg, o, &tracer);
     c.open();
     REQUIRE(c.acquire("L", 2s) == 10);
-    c.pump(350ms);
+    c.pump(1700ms);  // about three keepalives
     c.release("L", 10);
     server.join();
     int renewed = 0;

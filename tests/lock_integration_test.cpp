@@ -152,7 +152,7 @@ TEST_CASE("lock service: the leader is killed during appends — every acknowled
     // A lock is held, another client waits for it, and the whole cluster goes down hard.
     std::string go = c.dir() + "/go";
     c.spawn(-2, "ftbus-lock",
-            {"--cluster", F, "--ttl", "10s", "--trace", c.dir() + "/h.jsonl", "hold", "H", "--", "sh", "-c",
+            {"--cluster", F, "--ttl", "20s", "--trace", c.dir() + "/h.jsonl", "hold", "H", "--", "sh", "-c",
              "for i in $(seq 1200); do [ -e " + go + " ] && exit 0; sleep 0.05; done; exit 1"},
             c.dir() + "/h.out");
     bus::Json held;
@@ -161,7 +161,7 @@ TEST_CASE("lock service: the leader is killed during appends — every acknowled
         return !held.is_null() && held["locks"].contains("H") && !held["locks"]["H"]["holder"].is_null();
     }, 30));
     c.spawn(-3, "ftbus-lock",
-            {"--cluster", F, "--ttl", "10s", "hold", "H", "--wait", "60s", "--", "sh", "-c",
+            {"--cluster", F, "--ttl", "20s", "hold", "H", "--wait", "60s", "--", "sh", "-c",
              "echo $FTBUS_TOKEN > " + c.dir() + "/next.token"},
             c.dir() + "/next.out");
     REQUIRE(Cluster::wait_for([&] {
@@ -179,7 +179,7 @@ TEST_CASE("lock service: the leader is killed during appends — every acknowled
     for (int id : {1, 2, 3}) CHECK(file_of(id) == expected);
     CHECK(s["locks"]["H"] == held["locks"]["H"]);  // the same holder, token and queue
     { std::ofstream(go) << "go\n"; }
-    CHECK(c.wait_exit(-2, 30) == 0);  // it kept the lock through the outage (its lease: 10 s)
+    CHECK(c.wait_exit(-2, 30) == 0);  // it kept the lock through the outage (its lease: 20 s)
     CHECK(c.wait_exit(-3, 30) == 0);  // and the waiter got it next
     std::string next_token = slurp(c.dir() + "/next.token");
     REQUIRE_FALSE(next_token.empty());
@@ -265,11 +265,11 @@ TEST_CASE("lock service: a single server fails — with the lock free, the next 
     CHECK(hold_true());
     start(c, leader);
     REQUIRE(Cluster::wait_for([&] { return !status(c).is_null(); }, 30));
-    // The lock is held (3 s lease) by a command that waits for a file; the leader dies.
+    // The lock is held (6 s lease) by a command that waits for a file; the leader dies.
     std::string go = c.dir() + "/go";
     c.spawn(-1, "ftbus-lock",
-            {"--cluster", F, "--ttl", "3s", "--trace", c.dir() + "/h.jsonl", "hold", "L", "--", "sh", "-c",
-             "while [ ! -e " + go + " ]; do sleep 0.05; done"},
+            {"--cluster", F, "--ttl", "6s", "--trace", c.dir() + "/h.jsonl", "hold", "L", "--", "sh", "-c",
+             "for i in $(seq 1200); do [ -e " + go + " ] && exit 0; sleep 0.05; done; exit 1"},
             c.dir() + "/h.out");
     bus::Json held;
     REQUIRE(Cluster::wait_for([&] {
@@ -278,7 +278,7 @@ TEST_CASE("lock service: a single server fails — with the lock free, the next 
     }, 30));
     // A waiter queues behind it.
     c.spawn(-2, "ftbus-lock",
-            {"--cluster", F, "--ttl", "3s", "--trace", c.dir() + "/w.jsonl", "hold", "L", "--wait", "60s", "--", "sh",
+            {"--cluster", F, "--ttl", "6s", "--trace", c.dir() + "/w.jsonl", "hold", "L", "--wait", "60s", "--", "sh",
              "-c", "echo $FTBUS_TOKEN > " + c.dir() + "/w.token"},
             c.dir() + "/w.out");
     REQUIRE(Cluster::wait_for([&] {
@@ -342,17 +342,28 @@ TEST_CASE("ftbus-lock: hold gives the command the lock's environment and passes 
                             &out) == 0);
     CHECK(out == "second:3\nrelease:0\nafter:0\n");
     // A lost lease: the whole cluster dies, the keepalives go unanswered, and the command —
-    // which ignores SIGTERM — is killed --kill-after later. (Bounded: it ends by itself in 30 s.)
+    // which ignores SIGTERM — is killed --kill-after later, with what it started (its process
+    // group). (Bounded: everything it runs ends by itself within 30 s.)
     c.spawn(-1, "ftbus-lock",
             {"--cluster", F, "--ttl", "1s", "hold", "L", "--kill-after", "500ms", "--", "sh", "-c",
-             "trap '' TERM; touch " + D + "/started; for i in $(seq 600); do sleep 0.05; done"},
+             "sleep 30 & echo $! > " + D + "/grandchild; trap '' TERM; touch " + D +
+                 "/started; for i in $(seq 600); do sleep 0.05; done"},
             D + "/hold.out");
     REQUIRE(Cluster::wait_for([&] { return std::ifstream(D + "/started").good(); }, 30));
+    pid_t grandchild = 0;
+    std::ifstream(D + "/grandchild") >> grandchild;
+    REQUIRE(grandchild > 0);
     for (int id : {1, 2, 3}) c.kill(id);
     CHECK(c.wait_exit(-1, 20) == 128 + SIGKILL);
     std::string err = slurp(D + "/hold.out.err");
     CHECK(err.find("was lost") != std::string::npos);
     CHECK(err.find("SIGKILL") != std::string::npos);
+    auto gone = [](pid_t p) {  // no such process, or only its zombie left for init to reap
+        std::string stat = slurp("/proc/" + std::to_string(p) + "/stat");
+        size_t paren = stat.rfind(')');
+        return stat.empty() || (paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] == 'Z');
+    };
+    CHECK(Cluster::wait_for([&] { return gone(grandchild); }, 10));
 }
 
 TEST_CASE("lock service: at the client port, a frame that is not a request and an append over the limit each get "
