@@ -345,11 +345,16 @@ void LockClient::cancel(const std::string& lock) {
     r.op = "cancel";
     r.session = session_;
     r.lock = lock;
+    r.req = next_req();  // (its time, for the trace below)
     LockReplyMsg m = call(r, opts_.deadline);
     if (m.status != "cancelled") throw LockError("cannot leave the queue for " + lock + ": " + (m.error.empty() ? m.status : m.error));
     // A grant that came first was given up with it: its push, now or late, is old news.
     last_token_[lock] = std::max(last_token_[lock], m.token);
     pushed_.erase(lock);
+    if (auto h = held_.find(lock); h != held_.end()) {  // we knew we held it: a release, for the trace
+        if (tracer_) tracer_->emit("rpc.ack", {{"op", "release"}, {"req", r.req}, {"lock", lock}, {"token", h->second}});
+        held_.erase(h);
+    }
 }
 
 uint64_t LockClient::granted(const std::string& lock, uint64_t token) {

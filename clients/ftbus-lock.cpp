@@ -4,9 +4,9 @@
 //   hold NAME [--wait DUR] [--kill-after DUR] -- CMD ARGS...   run CMD while holding NAME:
 //        FTBUS_LOCK, FTBUS_TOKEN, FTBUS_SESSION and FTBUS_CLUSTER are in its environment (so
 //        that `ftbus-lock append` inside it appends under the lock); SIGTERM to CMD (its
-//        process group, unless at a terminal) if the lease is lost, SIGKILL --kill-after (a tenth of the ttl)
-//        later if it is still running; released when CMD exits; CMD's exit code is passed
-//        through.
+//        process group, unless at a terminal) if the lease is lost, SIGKILL --kill-after (a
+//        twentieth of the ttl) after the lease ran out if it is still running; released
+//        when CMD exits; CMD's exit code is passed through.
 // The common flags (--cluster, --ttl, --timeout, --trace) may come before or after the
 // subcommand.
 //   acquire NAME [--wait DUR]   for scripts: acquires NAME in a session kept alive by a
@@ -88,8 +88,8 @@ int main(int argc, char** argv) {
     hold->add_option("--wait", wait_text, "how long to wait in the queue")->capture_default_str();
     std::string kill_after_text;
     hold->add_option("--kill-after", kill_after_text,
-                     "if the lease is lost: SIGKILL if CMD is still running this long after SIGTERM (default: a tenth "
-                     "of --ttl, the lease's safety margin)");
+                     "if the lease is lost: SIGKILL what is still running of CMD this long after the lease ran out "
+                     "(default: a twentieth of --ttl, half the lease's safety margin)");
     hold->add_option("cmd", cmd, "the command and its arguments (after --)")->required();
     CLI::App* acquire = app.add_subcommand("acquire", "acquire a lock for a script (prints export lines for eval)");
     acquire->add_option("name", name, "the lock")->required();
@@ -117,8 +117,8 @@ int main(int argc, char** argv) {
         o.ttl_ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(ttl).count());
         bus::Duration wait = duration_flag(wait_text, "wait");
         // By default CMD is gone before the service could give the lock to anyone else: the
-        // client counts its lease a tenth short of the server's.
-        bus::Duration kill_after = kill_after_text.empty() ? ttl / 10 : duration_flag(kill_after_text, "kill-after");
+        // client counts its lease a tenth short of the server's; half of that margin is left.
+        bus::Duration kill_after = kill_after_text.empty() ? ttl / 20 : duration_flag(kill_after_text, "kill-after");
         if (kill_after_text.empty()) kill_after_text = bus::format_duration(kill_after);
         // Read before any fork: a bad cluster file is one message and exit 2, here.
         bus::ClusterConfig cfg = bus::load_cluster_with_flags(f);
@@ -163,7 +163,13 @@ int main(int argc, char** argv) {
                         c.set_tracer(tracer.get());
                     }
                     uint64_t s = c.open();
-                    uint64_t t = c.acquire(name, wait);
+                    uint64_t t = 0;
+                    try {
+                        t = c.acquire(name, wait);
+                    } catch (const bus::LockError&) {
+                        c.close();  // nothing of our session may linger in the queue
+                        throw;
+                    }
                     if (t == 0) {
                         c.close();
                         report = "wait\n";
@@ -240,10 +246,15 @@ int main(int argc, char** argv) {
             for (auto& a : cmd) args.push_back(a.data());
             args.push_back(nullptr);
             // CMD in its own process group, so that a signal reaches everything it started
-            // (`sh -c`, make, and their children), as timeout(1) does — unless we run at a
-            // terminal: there CMD stays in the terminal's group, so that it may read from it
-            // (and Ctrl-C reaches all of it anyway); then only CMD itself is signalled.
-            bool own_group = !::isatty(STDIN_FILENO);
+            // (`sh -c`, make, and their children), as timeout(1) does — unless there is a
+            // controlling terminal: there CMD stays in our group, so that job control (Ctrl-Z
+            // stops both of us, Ctrl-C reaches all of it) and terminal access work as without
+            // us; then only CMD itself is signalled.
+            bool own_group = true;
+            if (int tty = ::open("/dev/tty", O_RDONLY | O_CLOEXEC); tty >= 0) {
+                own_group = false;
+                ::close(tty);
+            }
             pid_t pid = ::fork();
             if (pid < 0) throw std::runtime_error("fork failed");
             if (pid == 0) {
@@ -257,11 +268,15 @@ int main(int argc, char** argv) {
             std::signal(SIGTERM, on_term);
             std::signal(SIGINT, on_term);
             int wstatus = 0;
-            bool told = false, killed = false;
-            std::optional<bus::Time> kill_at;  // set when the lease is lost
+            bool reaped = false, told = false, killed = false;
+            // SIGKILL at (wall µs): --kill-after past the end of the lease, set once it is lost.
+            int64_t kill_at = 0, give_up_at = 0;
+            // Until CMD has exited — and, once it was told to stop, until everything in its
+            // group has (what it started is without the lock too). A group's number is not
+            // reused while it has members; a zombie nobody reaps is given up on after 1 s.
             for (;;) {
-                pid_t w = ::waitpid(pid, &wstatus, WNOHANG);
-                if (w == pid) break;
+                if (!reaped && ::waitpid(pid, &wstatus, WNOHANG) == pid) reaped = true;
+                if (reaped && (!told || !own_group || ::kill(target, 0) != 0)) break;
                 if ((client.lease_lost() || g_term) && !told) {
                     if (client.lease_lost())
                         std::cerr << "ftbus-lock: the lock " << name << " was lost (its lease ran out); stopping "
@@ -271,15 +286,23 @@ int main(int argc, char** argv) {
                 }
                 // Without the lock the command must not go on: one that ignores SIGTERM is
                 // killed. (Our own SIGTERM only asks: the lock is still held meanwhile.)
-                if (client.lease_lost() && !kill_at) kill_at = clock.now() + kill_after;
-                if (kill_at && !killed && clock.now() >= *kill_at) {
-                    std::cerr << "ftbus-lock: " << cmd[0] << " still running " << kill_after_text
-                              << " after SIGTERM without the lock; SIGKILL\n";
+                // (Also when we were told to stop and CMD is gone but some of its group is not:
+                // the lock is about to be released under them.)
+                int64_t wall = clock.wall_us();
+                if (!kill_at && (client.lease_lost() || (g_term && reaped)))
+                    kill_at = (client.lease_lost() ? std::min(wall, client.valid_until_us()) : wall) +
+                              std::chrono::duration_cast<std::chrono::microseconds>(kill_after).count();
+                if (kill_at && !killed && wall >= kill_at) {
+                    std::cerr << "ftbus-lock: " << cmd[0] << (reaped ? "'s process group" : "") << " still running "
+                              << kill_after_text << " after " << (client.lease_lost() ? "the lease ran out" : "SIGTERM")
+                              << "; SIGKILL\n";
                     ::kill(target, SIGKILL);
                     killed = true;
+                    give_up_at = wall + 1000000;
                 }
+                if (reaped && killed && wall >= give_up_at) break;
                 if (client.lease_lost())
-                    ::poll(nullptr, 0, 20);  // no session left to keep: just wait for the command
+                    ::poll(nullptr, 0, 10);  // no session left to keep: just wait for the command
                 else
                     client.pump(std::chrono::milliseconds(20));
             }

@@ -95,6 +95,7 @@ pid_t fork_exec(const std::vector<std::string>& argv, const std::string& out, co
     if (pid == 0) {
         int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
         int fe = ::open(err.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+        ::setsid();  // no controlling terminal either: as under CI, wherever the tests run
         int fi = ::open("/dev/null", O_RDONLY);  // never the terminal the tests were started from
         if (fi >= 0) ::dup2(fi, 0);
         if (fd >= 0) ::dup2(fd, 1);
@@ -127,8 +128,8 @@ pid_t Cluster::start(int id, const std::vector<std::string>& args, const std::st
     std::string log = dir_ + "/node" + std::to_string(id) + ".log";
     pid_t pid = fork_exec(argv, log, log);
     auto it = pids_.find(id);
-    if (it != pids_.end() && it->second > 0) {  // replacing a dead one: reap it
-        ::waitpid(it->second, nullptr, WNOHANG);
+    if (it != pids_.end() && it->second > 0) {  // replacing a dead one: reap it (unless done)
+        if (!exit_status_.count(id)) ::waitpid(it->second, nullptr, WNOHANG);
         ctl_->emit("fault", {{"action", "restart"}, {"target", id}, {"pid", pid}});
     }
     pids_[id] = pid;

@@ -364,6 +364,23 @@ TEST_CASE("ftbus-lock: hold gives the command the lock's environment and passes 
         return stat.empty() || (paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] == 'Z');
     };
     CHECK(Cluster::wait_for([&] { return gone(grandchild); }, 10));
+    // Again, with a command that stops on SIGTERM but started something that ignores it: that
+    // is killed too, before ftbus-lock is done (the lock is not its either).
+    for (int id : {1, 2, 3}) start(c, id);
+    REQUIRE(Cluster::wait_for([&] { return !status(c).is_null(); }, 30));
+    c.spawn(-2, "ftbus-lock",
+            {"--cluster", F, "--ttl", "1s", "hold", "L", "--kill-after", "500ms", "--", "sh", "-c",
+             "sh -c \"trap '' TERM; exec sleep 30\" & echo $! > " + D + "/straggler; touch " + D +
+                 "/started2; for i in $(seq 600); do sleep 0.05; done"},
+            D + "/hold2.out");
+    REQUIRE(Cluster::wait_for([&] { return std::ifstream(D + "/started2").good(); }, 30));
+    pid_t straggler = 0;
+    std::ifstream(D + "/straggler") >> straggler;
+    REQUIRE(straggler > 0);
+    for (int id : {1, 2, 3}) c.kill(id);
+    CHECK(c.wait_exit(-2, 20) == 128 + SIGTERM);  // the command's own end
+    CHECK(gone(straggler));                       // and nothing of it outlived ftbus-lock
+    CHECK(slurp(D + "/hold2.out.err").find("process group still running") != std::string::npos);
 }
 
 TEST_CASE("lock service: at the client port, a frame that is not a request and an append over the limit each get "
