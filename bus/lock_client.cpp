@@ -240,25 +240,24 @@ LockReplyMsg LockClient::call(LockRequest r, Duration deadline) {
             m = receive(left);
             if (m && m->req != r.req) m.reset();  // an answer to an earlier attempt of something else
         }
-        // (A keepalive answered meanwhile may have moved current_: what follows is about the
-        // endpoint this request went to.)
+        // A keepalive answered meanwhile may have moved current_: what follows is about the
+        // endpoint this request went to.
+        current_ = asked;
         if (!m) {  // no answer: this endpoint failed; try the next
             ++retries_;
-            current_ = asked;
             failed_current();
             continue;
         }
-        endpoints_[asked].failures = 0;
+        endpoints_[current_].failures = 0;
         if (m->status == "redirect") {
             ++retries_;
             auto it = std::find_if(endpoints_.begin(), endpoints_.end(), [&](auto& e) { return e.id == m->leader; });
-            if (m->leader != 0 && it != endpoints_.end() && static_cast<size_t>(it - endpoints_.begin()) != asked) {
+            if (m->leader != 0 && it != endpoints_.end() && static_cast<size_t>(it - endpoints_.begin()) != current_) {
                 connect_to(static_cast<size_t>(it - endpoints_.begin()));
                 continue;
             }
             // It knows no leader (an election, or it is cut off from the rest): ask the next
             // one after a little while, rather than wait for this one to learn.
-            current_ = asked;
             current_ = pick_next();
             (void)receive(backoff(attempt++));
             continue;

@@ -4,9 +4,9 @@
 //   hold NAME [--wait DUR] [--kill-after DUR] -- CMD ARGS...   run CMD while holding NAME:
 //        FTBUS_LOCK, FTBUS_TOKEN, FTBUS_SESSION and FTBUS_CLUSTER are in its environment (so
 //        that `ftbus-lock append` inside it appends under the lock); SIGTERM to CMD (its
-//        process group, unless at a terminal) if the lease is lost, SIGKILL --kill-after (a
-//        twentieth of the ttl) after the lease ran out if it is still running; released
-//        when CMD exits; CMD's exit code is passed through.
+//        process group, unless there is a controlling terminal) if the lease is lost,
+//        SIGKILL to what is still running of it --kill-after (a twentieth of the ttl) after
+//        the lease ran out; released when CMD exits; CMD's exit code is passed through.
 // The common flags (--cluster, --ttl, --timeout, --trace) may come before or after the
 // subcommand.
 //   acquire NAME [--wait DUR]   for scripts: acquires NAME in a session kept alive by a
@@ -27,7 +27,6 @@
 #include <cstdlib>
 #include <iostream>
 #include <iterator>
-#include <optional>
 #include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
