@@ -57,6 +57,24 @@ std::vector<bus::Json> events(const std::string& path) {
     return out;
 }
 
+/// Waits (30 s at most) until `lock` has a holder: the status then, or null.
+bus::Json wait_held(const Cluster& c, const std::string& lock) {
+    bus::Json s;
+    bool held = Cluster::wait_for([&] {
+        s = status(c);
+        return !s.is_null() && s["locks"].contains(lock) && !s["locks"][lock]["holder"].is_null();
+    }, 30);
+    return held ? s : bus::Json(nullptr);
+}
+
+/// Waits (30 s at most) until `n` sessions wait for `lock`.
+bool wait_waiters(const Cluster& c, const std::string& lock, size_t n) {
+    return Cluster::wait_for([&] {
+        bus::Json s = status(c);
+        return !s.is_null() && s["locks"].contains(lock) && s["locks"][lock]["waiters"].size() == n;
+    }, 30);
+}
+
 int leader_of(const Cluster& c, const std::vector<int>& ids) {
     for (int id : ids) {
         int l = test::current_leader(c.events(id));
@@ -79,19 +97,13 @@ TEST_CASE("lock service: a client dies holding the lock — its lease expires an
             {"--cluster", F, "--ttl", "1s", "--trace", c.dir() + "/a.jsonl", "hold", "L", "--", "sh", "-c",
              "while kill -0 $PPID 2>/dev/null; do sleep 0.1; done"},
             c.dir() + "/a.out");
-    REQUIRE(Cluster::wait_for([&] {
-        bus::Json s = status(c);
-        return !s.is_null() && s["locks"].contains("L") && !s["locks"]["L"]["holder"].is_null();
-    }, 30));
+    REQUIRE_FALSE(wait_held(c, "L").is_null());
     // B queues for it.
     c.spawn(-2, "ftbus-lock",
             {"--cluster", F, "--ttl", "1s", "--trace", c.dir() + "/b.jsonl", "hold", "L", "--wait", "60s", "--", "sh",
              "-c", "echo $FTBUS_TOKEN > " + c.dir() + "/b.token"},
             c.dir() + "/b.out");
-    REQUIRE(Cluster::wait_for([&] {
-        bus::Json s = status(c);
-        return !s.is_null() && s["locks"]["L"]["waiters"].size() == 1;
-    }, 30));
+    REQUIRE(wait_waiters(c, "L", 1));
     c.signal(-1, SIGKILL, "kill");  // A dies with the lock
     CHECK(c.wait_exit(-2, 60) == 0);  // B got it (after A's lease ran out), ran, released
     uint64_t token_a = 0;
@@ -155,19 +167,13 @@ TEST_CASE("lock service: the leader is killed during appends — every acknowled
             {"--cluster", F, "--ttl", "20s", "--trace", c.dir() + "/h.jsonl", "hold", "H", "--", "sh", "-c",
              "for i in $(seq 1200); do [ -e " + go + " ] && exit 0; sleep 0.05; done; exit 1"},
             c.dir() + "/h.out");
-    bus::Json held;
-    REQUIRE(Cluster::wait_for([&] {
-        held = status(c);
-        return !held.is_null() && held["locks"].contains("H") && !held["locks"]["H"]["holder"].is_null();
-    }, 30));
+    bus::Json held = wait_held(c, "H");
+    REQUIRE_FALSE(held.is_null());
     c.spawn(-3, "ftbus-lock",
             {"--cluster", F, "--ttl", "20s", "hold", "H", "--wait", "60s", "--", "sh", "-c",
              "echo $FTBUS_TOKEN > " + c.dir() + "/next.token"},
             c.dir() + "/next.out");
-    REQUIRE(Cluster::wait_for([&] {
-        bus::Json s = status(c);
-        return !s.is_null() && s["locks"]["H"]["waiters"].size() == 1;
-    }, 30));
+    REQUIRE(wait_waiters(c, "H", 1));
     held = status(c);
     for (int id : {1, 2, 3}) c.kill(id);
     for (int id : {1, 2, 3}) start(c, id);
@@ -271,20 +277,14 @@ TEST_CASE("lock service: a single server fails — with the lock free, the next 
             {"--cluster", F, "--ttl", "6s", "--trace", c.dir() + "/h.jsonl", "hold", "L", "--", "sh", "-c",
              "for i in $(seq 1200); do [ -e " + go + " ] && exit 0; sleep 0.05; done; exit 1"},
             c.dir() + "/h.out");
-    bus::Json held;
-    REQUIRE(Cluster::wait_for([&] {
-        held = status(c);
-        return !held.is_null() && held["locks"].contains("L") && !held["locks"]["L"]["holder"].is_null();
-    }, 30));
+    bus::Json held = wait_held(c, "L");
+    REQUIRE_FALSE(held.is_null());
     // A waiter queues behind it.
     c.spawn(-2, "ftbus-lock",
             {"--cluster", F, "--ttl", "6s", "--trace", c.dir() + "/w.jsonl", "hold", "L", "--wait", "60s", "--", "sh",
              "-c", "echo $FTBUS_TOKEN > " + c.dir() + "/w.token"},
             c.dir() + "/w.out");
-    REQUIRE(Cluster::wait_for([&] {
-        bus::Json s = status(c);
-        return !s.is_null() && s["locks"]["L"]["waiters"].size() == 1;
-    }, 30));
+    REQUIRE(wait_waiters(c, "L", 1));
     leader = 0;
     REQUIRE(Cluster::wait_for([&] { return (leader = leader_of(c, {1, 2, 3})) != 0; }, 30));
     c.kill(leader);

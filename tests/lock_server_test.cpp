@@ -67,6 +67,17 @@ struct Solo {
             if (it->req == req) return *it;
         return {};
     }
+    /// Acquires `lock` for `session` with request `req`, made durable at once: the reply.
+    LockReplyMsg acquire(uint64_t req, uint64_t session, const std::string& lock) {
+        LockRequest r;
+        r.req = req;
+        r.op = "acquire";
+        r.session = session;
+        r.lock = lock;
+        send(r);
+        durable();
+        return reply_to(req);
+    }
     uint64_t open(uint64_t req, uint64_t ttl_ms) {
         LockRequest r;
         r.req = req;
@@ -94,11 +105,7 @@ TEST_CASE("lock server: a keepalive that arrives once the session's expiry is pr
           "[unit][lock]") {
     Solo s;
     uint64_t session = s.open(1, 1000);
-    LockRequest acquire = request(2, "acquire", session);
-    acquire.lock = "L";
-    s.send(acquire);
-    s.durable();
-    REQUIRE(s.reply_to(2).status == "granted");
+    REQUIRE(s.acquire(2, session, "L").status == "granted");
     // Silence past the lease and its grace period: the leader proposes the expiry, and it
     // has not committed yet (its log write is not durable).
     for (int i = 0; i < 100 && s.appended == s.server.raft().commit_index(); ++i) {
@@ -140,11 +147,7 @@ TEST_CASE("lock server: an append over 16 KiB, and a frame that could not be rea
           "[unit][lock][badinput]") {
     Solo s;
     uint64_t session = s.open(1, 5000);
-    LockRequest acquire = request(2, "acquire", session);
-    acquire.lock = "L";
-    s.send(acquire);
-    s.durable();
-    uint64_t token = s.reply_to(2).token;
+    uint64_t token = s.acquire(2, session, "L").token;
     REQUIRE(token > 0);
     uint64_t before = s.appended;
     LockRequest big = request(3, "append", session);
