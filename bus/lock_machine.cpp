@@ -130,6 +130,8 @@ std::string validate(const LockCommand& c) {
                    std::to_string(kMaxTtlMs / 60000) + " min)";
         return "";
     }
+    if (!c.client.empty() && !name_ok(c.client, kMaxClientName))
+        return "a client id of 1.." + std::to_string(kMaxClientName) + " characters [A-Za-z0-9._-]";
     if (c.session == 0 && c.op != Op::status) return "no session";
     if (c.op == Op::expire) return c.epoch ? "" : "an expiry without an epoch";
     if (c.req == 0) return "no request number";
@@ -162,6 +164,10 @@ void LockMachine::apply(const LogEntry& e) {
     if (e.data.empty()) return;  // a leader's no-op
     std::string why;
     std::optional<LockCommand> c = decode_command(e.data, why);
+    if (!c && why.starts_with("unknown op"))
+        throw UnknownCommand("entry " + std::to_string(e.index) + " holds an " + why +
+                             ", which this version does not know (a newer replica proposed it): stopping rather than "
+                             "parting from the replicas that apply it; run one version on every replica");
     if (!c) return;  // never proposed by a correct leader; every replica ignores it alike
     using Op = LockCommand::Op;
     if (c->op == Op::expire) {
@@ -177,32 +183,54 @@ void LockMachine::apply(const LogEntry& e) {
         r.status = "rejected";
         r.error = bad;
     } else if (c->op == Op::open) {
-        sessions_[e.index] = Session{c->client, c->ttl_ms, e.index, 0, {}};
+        auto again = std::find_if(sessions_.begin(), sessions_.end(), [&](auto& s) {
+            return c->req != 0 && s.second.open_req == c->req && s.second.client == c->client;
+        });
+        if (again != sessions_.end()) {
+            r.session = again->first;  // a retried open: the session it made, not a second one
+        } else {
+            sessions_[e.index] = Session{c->client, c->ttl_ms, e.index, c->req, {}, 0};
+            trace("session.open", {{"session", e.index}, {"client", c->client}, {"ttl_ms", c->ttl_ms}}, e);
+        }
         r.status = "opened";
-        trace("session.open", {{"session", e.index}, {"client", c->client}, {"ttl_ms", c->ttl_ms}}, e);
     } else if (c->op == Op::status && c->session == 0) {
         r = status(*c);  // a read by someone without a session: nothing to remember
+    } else if (auto it = sessions_.find(c->session); it == sessions_.end()) {
+        r.status = "rejected";
+        r.error = "no such session (expired or closed)";
     } else {
-        auto it = sessions_.find(c->session);
-        if (it == sessions_.end()) {
-            r.status = "rejected";
-            r.error = "no such session (expired or closed)";
-        } else if (c->req == it->second.last_req) {
-            r = it->second.last_reply;  // a retry: the same answer, nothing applied again
-        } else if (c->req < it->second.last_req) {
+        Session& s = it->second;
+        auto last = s.last.find(c->client);
+        if (last != s.last.end() && c->req == last->second.req) {
+            r = last->second.reply;  // a retry: the same answer, nothing applied again
+        } else if (last != s.last.end() && c->req < last->second.req) {
             r.status = "rejected";
             r.error = "request " + std::to_string(c->req) + " is older than the last one (" +
-                      std::to_string(it->second.last_req) + ")";
+                      std::to_string(last->second.req) + ")";
+        } else if (last == s.last.end() && c->req <= s.forgotten) {
+            r.status = "rejected";
+            r.error = "request " + std::to_string(c->req) + " is from a client this session no longer remembers (" +
+                      std::to_string(kMaxClientsPerSession) + " others spoke since): it may have been applied";
         } else {
-            it->second.epoch = e.index;  // any command renews: a pending expiry is stale now
+            s.epoch = e.index;  // any command renews: a pending expiry is stale now
             r = run(*c, e);
-            if (auto s = sessions_.find(c->session); s != sessions_.end()) {  // (close removed it)
-                s->second.last_req = c->req;
-                s->second.last_reply = r;
+            if (c->op != Op::status) {  // (a read applies nothing: a retry reads again)
+                if (auto still = sessions_.find(c->session); still != sessions_.end())  // (close removed it)
+                    remember(still->second, c->client, c->req, e.index, r);
             }
         }
     }
     outputs_.push_back({e.index, false, std::move(r)});
+}
+
+void LockMachine::remember(Session& s, const std::string& client, uint64_t req, uint64_t index, const LockReply& r) {
+    if (!s.last.count(client) && s.last.size() >= kMaxClientsPerSession) {
+        auto least = std::min_element(s.last.begin(), s.last.end(),
+                                      [](auto& a, auto& b) { return a.second.index < b.second.index; });
+        s.forgotten = std::max(s.forgotten, least->second.req);
+        s.last.erase(least);
+    }
+    s.last[client] = Last{req, index, r};
 }
 
 LockReply LockMachine::run(const LockCommand& c, const LogEntry& e) {
@@ -371,31 +399,45 @@ void LockMachine::end_session(uint64_t session, const LogEntry& e, bool expired)
 
 std::string LockMachine::snapshot() const {
     Json sessions = Json::array(), locks = Json::array(), files = Json::array();
-    for (auto& [id, s] : sessions_)
+    for (auto& [id, s] : sessions_) {
+        Json last = Json::array();
+        for (auto& [client, l] : s.last)
+            last.push_back({{"client", client}, {"req", l.req}, {"index", l.index}, {"reply", reply_json(l.reply)}});
         sessions.push_back({{"id", id}, {"client", s.client}, {"ttl_ms", s.ttl_ms}, {"epoch", s.epoch},
-                            {"last_req", s.last_req}, {"last_reply", reply_json(s.last_reply)}});
+                            {"open_req", s.open_req}, {"last", last}, {"forgotten", s.forgotten}});
+    }
     for (auto& [name, l] : locks_) {
         Json w = Json::array();
         for (uint64_t s : l.waiters) w.push_back(s);
         locks.push_back({{"name", name}, {"holder", l.holder}, {"token", l.token}, {"waiters", w}});
     }
     for (auto& [name, f] : files_) files.push_back({{"name", name}, {"lock", f.lock}, {"data", bin(f.data)}});
-    Json j = {{"v", 1}, {"sessions", sessions}, {"locks", locks}, {"files", files}};
+    Json j = {{"v", 2}, {"sessions", sessions}, {"locks", locks}, {"files", files}};
     std::vector<uint8_t> b = Json::to_msgpack(j);
     return std::string(b.begin(), b.end());
 }
 
 void LockMachine::restore(const std::string& data) {
     Json j = Json::from_msgpack(data.begin(), data.end(), true, false);
-    if (j.is_discarded() || !j.is_object() || j.value("v", 0) != 1)
-        throw std::invalid_argument("LockMachine: not a lock service snapshot");
+    int v = j.is_object() ? j.value("v", 0) : 0;
+    if (j.is_discarded() || (v != 1 && v != 2)) throw std::invalid_argument("LockMachine: not a lock service snapshot");
     std::map<uint64_t, Session> sessions;
     std::map<std::string, Lock> locks;
     std::map<std::string, File> files;
     try {
         for (const Json& s : j.at("sessions")) {
-            Session x{s.at("client").get<std::string>(), s.at("ttl_ms").get<uint64_t>(), s.at("epoch").get<uint64_t>(),
-                      s.at("last_req").get<uint64_t>(), reply_from(s.at("last_reply"))};
+            Session x{s.at("client").get<std::string>(), s.at("ttl_ms").get<uint64_t>(), s.at("epoch").get<uint64_t>(), 0, {}, 0};
+            if (v == 1) {  // one last reply per session, whichever client asked: forget who
+                uint64_t req = s.at("last_req").get<uint64_t>();
+                if (req) x.last[x.client] = Last{req, x.epoch, reply_from(s.at("last_reply"))};
+                x.forgotten = req;
+            } else {
+                x.open_req = s.at("open_req").get<uint64_t>();
+                x.forgotten = s.at("forgotten").get<uint64_t>();
+                for (const Json& l : s.at("last"))
+                    x.last[l.at("client").get<std::string>()] =
+                        Last{l.at("req").get<uint64_t>(), l.at("index").get<uint64_t>(), reply_from(l.at("reply"))};
+            }
             sessions[s.at("id").get<uint64_t>()] = std::move(x);
         }
         for (const Json& l : j.at("locks")) {

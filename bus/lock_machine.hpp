@@ -6,8 +6,9 @@
 // produced — the reply to its sender, grants pushed to waiters, trace events — is collected
 // for the server to send and trace.
 //
-// Commands (each one log entry's data, msgpack; LockCommand):
-//   open {client, ttl_ms}          a session; its id is the entry's index
+// Commands (each one log entry's data, msgpack; LockCommand; those from clients also carry
+// `client`, the sending process, put there by the leader):
+//   open {client, req, ttl_ms}     a session; its id is the entry's index
 //   close {session, req}           the session ends: its locks are released, it leaves queues
 //   acquire {session, req, lock}   granted (token) if free, else queued FIFO (position)
 //   release {session, req, lock, token}        by the holder with the current token only
@@ -26,18 +27,27 @@
 //    any token but the current one: nothing changes;
 //  - a file is guarded by the lock its first append named; appends name that lock or are
 //    refused; each append lands at the file's current end (its offset is in the reply);
-//  - exactly once: every client command carries (session, req); req numbers increase per
-//    session; the last reply is kept per session (in snapshots too) and a retry of the same
-//    req gets it again without applying anything; an older req is refused;
+//  - exactly once: every client command carries (session, client, req), `client` being the
+//    process that sent it (several may share a session: `ftbus-lock hold` and the appends
+//    its command makes). req numbers increase per client; the last reply is kept per
+//    (session, client) for the session's kMaxClientsPerSession most recent clients (in
+//    snapshots too). A retry of the same req gets that reply again without applying
+//    anything; an older req is refused, and so is, from a client the session no longer
+//    remembers, a req not above the last one of every client it forgot (it may have been
+//    applied). `status` is a read: nothing is kept for it, a retry reads again;
+//  - an `open` retried (same client, same req) while its session lives gets that session;
 //  - a command for an unknown (expired, closed) session is refused: "no such session".
 // Invalid commands (bad bytes, bad names, oversized data) are refused deterministically on
-// every replica; they change nothing.
+// every replica; they change nothing. An entry with an op this version does not know (a
+// newer replica proposed it) throws UnknownCommand: applying it nowhere here while the
+// others apply it would make the replicas' states part, so the replica must stop.
 // Not thread-safe; owned by the node loop.
 #pragma once
 
 #include <deque>
 #include <map>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -52,6 +62,13 @@ inline constexpr size_t kMaxClientName = 64;
 inline constexpr size_t kMaxAppendBytes = 16 * 1024;
 inline constexpr uint64_t kMinTtlMs = 100;
 inline constexpr uint64_t kMaxTtlMs = 10 * 60 * 1000;
+/// Clients (processes) per session whose last reply is kept; the least recent is forgotten.
+inline constexpr size_t kMaxClientsPerSession = 16;
+
+/// A committed entry this version cannot apply (an op from a newer version).
+struct UnknownCommand : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
 
 struct LockCommand {
     /// (Numbers are in the log: new ops only ever go at the end.)
@@ -59,7 +76,7 @@ struct LockCommand {
     Op op = Op::open;
     uint64_t session = 0;
     uint64_t req = 0;
-    std::string client;   ///< open
+    std::string client;   ///< the sending process (open: the session's client too); "" in old logs
     uint64_t ttl_ms = 0;  ///< open
     std::string lock;     ///< acquire, release, append, status, cancel
     uint64_t token = 0;   ///< release, append
@@ -107,12 +124,20 @@ struct LockOutput {
 
 class LockMachine final : public StateMachine {
 public:
+    /// The last request of one client of a session, and its reply (exactly-once).
+    struct Last {
+        uint64_t req = 0;
+        uint64_t index = 0;  ///< the entry that applied it (the least recent client goes first)
+        LockReply reply;
+        bool operator==(const Last&) const = default;
+    };
     struct Session {
-        std::string client;
+        std::string client;     ///< the client that opened it
         uint64_t ttl_ms = 0;
         uint64_t epoch = 0;     ///< index of the last entry applied for it
-        uint64_t last_req = 0;
-        LockReply last_reply;   ///< the reply to last_req (exactly-once)
+        uint64_t open_req = 0;  ///< the open's request number: a retried open finds the session
+        std::map<std::string, Last> last;  ///< by client, at most kMaxClientsPerSession
+        uint64_t forgotten = 0;  ///< the highest req of the clients dropped from `last`
     };
     struct Lock {
         uint64_t holder = 0;  ///< session, 0 = free
@@ -164,6 +189,8 @@ private:
     /// `lock` is free: the next waiter (if any) gets it, with token e.index, pushed.
     void hand_on(const std::string& name, Lock& l, const LogEntry& e);
     void trace(std::string ev, Json fields, const LogEntry& e);
+    /// Keeps `r` as `client`'s last reply in `s`, forgetting the least recent client if full.
+    static void remember(Session& s, const std::string& client, uint64_t req, uint64_t index, const LockReply& r);
 
     std::map<uint64_t, Session> sessions_;
     std::map<std::string, Lock> locks_;

@@ -80,8 +80,21 @@ Actions LockServer::on_client(const std::string& route, const Envelope& env, Tim
         return a;
     }
     if (r->session != 0 && m_->sessions().count(r->session)) {
+        bool first = route_of_.find(r->session) == route_of_.end();
         route_of_[r->session] = route;  // pushes go where the session last spoke from
         lease_until_[r->session] = now + std::chrono::milliseconds(m_->sessions().at(r->session).ttl_ms);
+        // Its first word to this leader: grants an earlier leader decided may never have
+        // been pushed (it fell before). Push them again; the client knows the ones it has.
+        if (first)
+            for (auto& [name, l] : m_->locks())
+                if (l.holder == r->session) {
+                    LockReply g;
+                    g.session = r->session;
+                    g.status = "granted";
+                    g.lock = name;
+                    g.token = l.token;
+                    reply(a, route, to_msg(g, 0));
+                }
     }
     if (r->op == "keepalive") {
         auto s = m_->sessions().find(r->session);
@@ -118,7 +131,7 @@ Actions LockServer::on_client(const std::string& route, const Envelope& env, Tim
     c.op = *op;
     c.session = *op == LockCommand::Op::open ? 0 : r->session;
     c.req = r->req;
-    c.client = *op == LockCommand::Op::open ? client : std::string();
+    c.client = client;  // the process: exactly-once is per (session, client, req)
     c.ttl_ms = r->ttl_ms;
     c.lock = r->lock;
     c.token = r->token;

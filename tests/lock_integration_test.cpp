@@ -334,6 +334,25 @@ TEST_CASE("ftbus-lock: hold gives the command the lock's environment and passes 
     REQUIRE_FALSE(s.is_null());
     CHECK(s["files"]["out.txt"]["bytes"] == 5);
     CHECK(s["locks"]["L"]["holder"].is_null());  // released when the command exited
+    // Appends made at once by several processes of the one session (each its own client):
+    // every one acknowledged, and in the file exactly once.
+    CHECK(test::run_command(L + " --cluster " + F + " hold L -- sh -c 'for i in 1 2 3 4 5 6 7 8; do (" + L +
+                            " append par.txt \"p$i;\" >/dev/null 2>>" + D + "/par.err || echo $i >> " + D +
+                            "/par.failed) & done; wait'") == 0);
+    CHECK(slurp(D + "/par.failed").empty());
+    CHECK(slurp(D + "/par.err").empty());
+    REQUIRE(Cluster::wait_for([&] {  // every replica has applied them all
+        for (int id : {1, 2, 3})
+            if (slurp(D + "/data" + std::to_string(id) + "/files/par.txt").size() != 8 * 3) return false;
+        return true;
+    }, 30));
+    std::string par = slurp(D + "/data1/files/par.txt");
+    for (int i = 1; i <= 8; ++i) {
+        std::string line = "p" + std::to_string(i) + ";";
+        size_t at = par.find(line);
+        CHECK(at != std::string::npos);
+        CHECK(par.find(line, at + 1) == std::string::npos);
+    }
     // acquire / release for a script; the common flags after the subcommand work too.
     std::string out;
     CHECK(test::run_command("eval \"$(" + L + " acquire L --cluster " + F + " --ttl 2s)\" && " + L + " --cluster " + F +

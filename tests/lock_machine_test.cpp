@@ -81,6 +81,19 @@ struct Driver {
         c.lock = lock;
         return run(c);
     }
+    /// `c` as sent by the process `client` (the server puts the sender there).
+    LockReply from(const std::string& client, LockCommand c) {
+        c.client = client;
+        return run(c);
+    }
+    LockReply append_from(const std::string& client, uint64_t s, uint64_t req, uint64_t token, const std::string& data) {
+        LockCommand c = cmd(Op::append, s, req);
+        c.lock = "L";
+        c.token = token;
+        c.file = "f";
+        c.data = data;
+        return from(client, c);
+    }
     void expire(uint64_t s, uint64_t epoch) {
         LockCommand c = cmd(Op::expire, s);
         c.epoch = epoch;
@@ -236,6 +249,73 @@ TEST_CASE("lock machine: exactly once — a retried request gets the same reply 
     CHECK_THAT(old.error, Catch::Matchers::Contains("older than the last one"));
 }
 
+TEST_CASE("lock machine: exactly once per client of a session — processes sharing one session (hold and the appends "
+          "its command makes) each get their own last reply, in whatever order their requests land",
+          "[unit][lock]") {
+    Driver d;
+    uint64_t a = d.open("a");
+    uint64_t t = d.acquire(a, 1, "L").token;
+    // Two appending processes of the session: q's request is numbered later but lands first.
+    LockReply q = d.append_from("q", a, 200, t, "q\n");
+    LockReply p = d.append_from("p", a, 100, t, "p\n");
+    CHECK(q.status == "appended");
+    CHECK(p.status == "appended");  // not "older than the last one": it is p's first
+    // Both retry (their answers were lost): each gets its own reply, nothing applied again.
+    CHECK(d.append_from("p", a, 100, t, "p\n") == p);
+    CHECK(d.append_from("q", a, 200, t, "q\n") == q);
+    CHECK(d.file("f") == "q\np\n");
+    CHECK(d.count("file.append") == 2);
+    // Per process, numbers still only go up.
+    LockReply old = d.append_from("p", a, 99, t, "late\n");
+    CHECK(old.status == "rejected");
+    CHECK_THAT(old.error, Catch::Matchers::Contains("older than the last one"));
+    CHECK(d.file("f") == "q\np\n");
+    // A read applies nothing and is not kept: asked again, it reads again.
+    LockCommand st = cmd(Op::status, a, 300);
+    CHECK(d.from("p", st).info["files"]["f"]["bytes"] == 4);
+    d.append_from("q", a, 201, t, "r\n");
+    CHECK(d.from("p", st).info["files"]["f"]["bytes"] == 6);
+}
+
+TEST_CASE("lock machine: a session remembers its last 16 clients — a retry from one it forgot is refused, never "
+          "applied twice",
+          "[unit][lock]") {
+    Driver d;
+    uint64_t a = d.open("a");
+    uint64_t t = d.acquire(a, 1, "L").token;
+    LockReply first = d.append_from("p0", a, 1000, t, "0\n");
+    REQUIRE(first.status == "appended");
+    for (uint64_t k = 1; k < kMaxClientsPerSession; ++k)
+        REQUIRE(d.append_from("p" + std::to_string(k), a, 1000 + k, t, "x\n").status == "appended");
+    CHECK(d.append_from("p0", a, 1000, t, "0\n") == first);  // 16 clients: p0 still remembered
+    // A 17th client: the least recent, p0 (a retry renews nothing), is forgotten.
+    REQUIRE(d.append_from("p16", a, 2000, t, "y\n").status == "appended");
+    std::string before = d.file("f");
+    LockReply again = d.append_from("p0", a, 1000, t, "0\n");
+    CHECK(again.status == "rejected");
+    CHECK_THAT(again.error, Catch::Matchers::Contains("no longer remembers"));
+    CHECK(d.file("f") == before);  // not applied a second time
+    // A client it never knew, numbering above every forgotten request, is served.
+    CHECK(d.append_from("fresh", a, 3000, t, "z\n").status == "appended");
+    CHECK(d.m.sessions().at(a).last.size() == kMaxClientsPerSession);
+}
+
+TEST_CASE("lock machine: an open retried (same client, same request) gets the session it made, not a second one",
+          "[unit][lock]") {
+    Driver d;
+    LockCommand o = open_cmd("c1", 1000);
+    o.req = 77;
+    LockReply r1 = d.run(o);
+    LockReply r2 = d.run(o);  // its answer was lost (a leader change): asked again
+    CHECK(r1.status == "opened");
+    CHECK(r2.session == r1.session);
+    CHECK(d.m.sessions().size() == 1);
+    CHECK(d.count("session.open") == 1);
+    o.req = 78;  // a new open by the same client is a new session
+    CHECK(d.run(o).session != r1.session);
+    CHECK(d.m.sessions().size() == 2);
+}
+
 TEST_CASE("lock machine: a snapshot restores sessions, holders, queues, files and the last replies — a retry after "
           "the restore is still answered from the kept reply",
           "[unit][lock][snapshot]") {
@@ -269,6 +349,33 @@ TEST_CASE("lock machine: a snapshot restores sessions, holders, queues, files an
     CHECK(e.m.holder("L").first == b);  // a failed restore changed nothing
 }
 
+TEST_CASE("lock machine: a snapshot of the earlier format (one last reply per session) restores, and stays safe: "
+          "a retry of that request gets its reply, no request at or below it is applied",
+          "[unit][lock][snapshot]") {
+    Json reply = {{"session", 4}, {"req", 30}, {"status", "granted"}, {"lock", "L"}, {"token", 5}};
+    Json v1 = {{"v", 1},
+               {"sessions", Json::array({{{"id", 4}, {"client", "a"}, {"ttl_ms", 1000}, {"epoch", 5},
+                                          {"last_req", 30}, {"last_reply", reply}}})},
+               {"locks", Json::array({{{"name", "L"}, {"holder", 4}, {"token", 5}, {"waiters", Json::array()}}})},
+               {"files", Json::array()}};
+    std::vector<uint8_t> bytes = Json::to_msgpack(v1);
+    Driver d;
+    d.m.restore(std::string(bytes.begin(), bytes.end()));
+    d.index = 5;
+    LockCommand acq = cmd(Op::acquire, 4, 30);
+    acq.lock = "L";
+    LockReply r = d.from("a", acq);
+    CHECK(r.status == "granted");
+    CHECK(r.token == 5);
+    LockCommand rel = cmd(Op::release, 4, 29);
+    rel.lock = "L";
+    rel.token = 5;
+    CHECK(d.from("z", rel).status == "rejected");  // perhaps applied before: not again
+    CHECK(d.m.holder("L").first == 4);
+    rel.req = 31;
+    CHECK(d.from("z", rel).status == "released");
+}
+
 TEST_CASE("lock machine: bad commands are refused with a reason or ignored, alike on every replica",
           "[unit][lock][badinput]") {
     Driver d;
@@ -296,6 +403,13 @@ TEST_CASE("lock machine: bad commands are refused with a reason or ignored, alik
         LockReply r = d.acquire(999, 1, "L");
         CHECK(r.status == "rejected");
         CHECK(r.error == "no such session (expired or closed)");
+    }
+    SECTION("an op this version does not know stops the replica (applying it nowhere here would part the "
+            "replicas' states), and changes nothing first") {
+        std::string before = d.m.snapshot();
+        CHECK_THROWS_AS(d.m.apply(LogEntry{++d.index, 1, "\x82\xa2op\x09\xa7session\x01"}), UnknownCommand);
+        CHECK(d.m.take_outputs().empty());
+        CHECK(d.m.snapshot() == before);
     }
     SECTION("decode names the problem") {
         std::string why;

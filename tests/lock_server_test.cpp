@@ -20,13 +20,23 @@ struct Solo {
     std::vector<LockReplyMsg> replies;
     std::vector<TraceEvent> events;
 
-    Solo() : server(std::make_unique<Raft>(cfg, 1, HardState{}, 7), &machine, cfg.tunables.election_timeout_max) {
+    std::vector<LogEntry> log;  ///< what the "disk" holds (a restart starts from it)
+    HardState hard;
+
+    Solo() : Solo(HardState{}, {}) {}
+    /// A replica restarted from `h` and `l` (another Solo's disk).
+    Solo(HardState h, std::vector<LogEntry> l)
+        : server(std::make_unique<Raft>(cfg, 1, h, 7, l), &machine, cfg.tunables.election_timeout_max),
+          log(std::move(l)), hard(h) {
         carry(server.start(now));
         for (int i = 0; i < 1000 && !server.ready(); ++i) tick(10ms);
         REQUIRE(server.ready());
     }
 
     void carry(Actions a) {
+        if (a.persist) hard = *a.persist;
+        REQUIRE_FALSE(a.log_truncate_from);  // (a lone leader never truncates)
+        for (auto& e : a.log_append) log.push_back(e);
         if (!a.log_append.empty()) appended = a.log_append.back().index;
         for (auto& e : a.events) events.push_back(e);
         for (auto& o : a.out)
@@ -45,15 +55,22 @@ struct Solo {
         round();
         durable();
     }
-    /// Sends `r` from client "c" (not made durable: the caller says when).
-    void send(const LockRequest& r) {
+    /// Sends `r` from client `who` (not made durable: the caller says when).
+    void send(const LockRequest& r, const std::string& who = "c") {
         Envelope env;
-        env.from = std::string("c");
+        env.from = who;
         env.inc = 1;
         env.seq = r.req;
         env.body = r;
-        carry(server.on_client("c", env, now));
+        carry(server.on_client(who, env, now));
         round();
+    }
+    /// The pushes (req 0) sent so far.
+    std::vector<LockReplyMsg> pushes() const {
+        std::vector<LockReplyMsg> out;
+        for (auto& m : replies)
+            if (m.req == 0) out.push_back(m);
+        return out;
     }
     std::vector<Json> traced(const std::string& ev) const {
         std::vector<Json> out;
@@ -171,4 +188,35 @@ TEST_CASE("lock server: an append over 16 KiB, and a frame that could not be rea
     REQUIRE(s.traced("rpc.reject").size() == 2);
     CHECK(s.traced("rpc.reject")[1]["reason"] == "malformed request: oversized");
     CHECK(s.appended == before);
+}
+
+TEST_CASE("lock server: a new leader pushes a session the grants it holds when it first hears from it — a grant an "
+          "earlier leader decided may never have reached its waiter",
+          "[unit][lock]") {
+    Solo s;
+    uint64_t a = s.open(1, 5000), b = s.open(2, 5000);
+    uint64_t ta = s.acquire(3, a, "L").token;
+    REQUIRE(s.acquire(4, b, "L").status == "queued");
+    LockRequest rel = request(5, "release", a);
+    rel.lock = "L";
+    rel.token = ta;
+    s.send(rel);
+    s.durable();
+    REQUIRE(s.reply_to(5).status == "released");
+    uint64_t tb = s.machine.holder("L").second;  // b's grant, pushed by this leader (say the push was lost)
+    REQUIRE(s.machine.holder("L").first == b);
+    // The replica comes back from its disk in a new term, knowing nothing of where b is.
+    Solo t(s.hard, s.log);
+    REQUIRE(t.machine.holder("L") == std::pair<uint64_t, uint64_t>{b, tb});
+    REQUIRE(t.pushes().empty());
+    t.send(request(6, "keepalive", a), "ca");  // a holds nothing: nothing to push
+    t.send(request(7, "keepalive", b), "cb");
+    auto p = t.pushes();
+    REQUIRE(p.size() == 1);
+    CHECK(p[0].session == b);
+    CHECK(p[0].status == "granted");
+    CHECK(p[0].lock == "L");
+    CHECK(p[0].token == tb);
+    t.send(request(8, "keepalive", b), "cb");  // only on its first word to this leader
+    CHECK(t.pushes().size() == 1);
 }
