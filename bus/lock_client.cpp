@@ -326,7 +326,7 @@ uint64_t LockClient::acquire(const std::string& lock, Duration wait) {
         while (clock_.now() < std::min(end, ask_again) && !lost_) {
             (void)receive(std::min(end, ask_again) - clock_.now());
             auto p = pushed_.find(lock);
-            if (p != pushed_.end() && p->second.status == "granted") return granted(lock, p->second.token);
+            if (!lost_ && p != pushed_.end() && p->second.status == "granted") return granted(lock, p->second.token);
         }
         if (lost_) throw LockError("the session was lost while waiting for " + lock);
         if (clock_.now() >= end) {

@@ -87,11 +87,12 @@ std::string encode_command(const LockCommand& c) {
     if (!c.file.empty()) j["file"] = c.file;
     if (c.op == LockCommand::Op::append) j["data"] = bin(c.data);
     if (c.epoch) j["epoch"] = c.epoch;
+    if (c.v) j["v"] = c.v;
     std::vector<uint8_t> b = Json::to_msgpack(j);
     return std::string(b.begin(), b.end());
 }
 
-std::optional<LockCommand> decode_command(std::string_view bytes, std::string& why) {
+std::optional<LockCommand> decode_command(std::string_view bytes, std::string& why, bool* newer) {
     Json j = Json::from_msgpack(bytes.begin(), bytes.end(), true, false);
     if (j.is_discarded() || !j.is_object()) return why = "not a msgpack map", std::nullopt;
     LockCommand c;
@@ -109,11 +110,19 @@ std::optional<LockCommand> decode_command(std::string_view bytes, std::string& w
     };
     uint64_t op = 0;
     if (!j.contains("op") || !uint("op", op)) return why = why.empty() ? "no op" : why, std::nullopt;
-    if (op < 1 || op > static_cast<uint64_t>(LockCommand::Op::cancel)) return why = "unknown op " + std::to_string(op), std::nullopt;
+    if (op < 1 || op > static_cast<uint64_t>(LockCommand::Op::cancel)) {
+        if (newer) *newer = true;
+        return why = "unknown op " + std::to_string(op), std::nullopt;
+    }
     c.op = static_cast<LockCommand::Op>(op);
     if (!uint("session", c.session) || !uint("req", c.req) || !str("client", c.client) || !uint("ttl_ms", c.ttl_ms) ||
-        !str("lock", c.lock) || !uint("token", c.token) || !str("file", c.file) || !uint("epoch", c.epoch))
+        !str("lock", c.lock) || !uint("token", c.token) || !str("file", c.file) || !uint("epoch", c.epoch) ||
+        !uint("v", c.v))
         return std::nullopt;
+    if (c.v > kCommandFormat) {
+        if (newer) *newer = true;
+        return why = "unknown command format " + std::to_string(c.v), std::nullopt;
+    }
     if (j.contains("data")) {
         if (!j["data"].is_binary()) return why = "field 'data' is not bytes", std::nullopt;
         c.data = unbin(j["data"]);
@@ -163,8 +172,9 @@ std::pair<uint64_t, uint64_t> LockMachine::holder(const std::string& lock) const
 void LockMachine::apply(const LogEntry& e) {
     if (e.data.empty()) return;  // a leader's no-op
     std::string why;
-    std::optional<LockCommand> c = decode_command(e.data, why);
-    if (!c && why.starts_with("unknown op"))
+    bool newer = false;
+    std::optional<LockCommand> c = decode_command(e.data, why, &newer);
+    if (newer)
         throw UnknownCommand("entry " + std::to_string(e.index) + " holds an " + why +
                              ", which this version does not know (a newer replica proposed it): stopping rather than "
                              "parting from the replicas that apply it; run one version on every replica");
@@ -183,13 +193,14 @@ void LockMachine::apply(const LogEntry& e) {
         r.status = "rejected";
         r.error = bad;
     } else if (c->op == Op::open) {
+        const bool old = c->v == 0;  // (opens were not deduplicated then)
         auto again = std::find_if(sessions_.begin(), sessions_.end(), [&](auto& s) {
-            return c->req != 0 && s.second.open_req == c->req && s.second.client == c->client;
+            return !old && c->req != 0 && s.second.open_req == c->req && s.second.client == c->client;
         });
         if (again != sessions_.end()) {
             r.session = again->first;  // a retried open: the session it made, not a second one
         } else {
-            sessions_[e.index] = Session{c->client, c->ttl_ms, e.index, c->req, {}, 0};
+            sessions_[e.index] = Session{c->client, c->ttl_ms, e.index, old ? 0 : c->req, {}, 0};
             trace("session.open", {{"session", e.index}, {"client", c->client}, {"ttl_ms", c->ttl_ms}}, e);
         }
         r.status = "opened";
@@ -198,6 +209,9 @@ void LockMachine::apply(const LogEntry& e) {
     } else if (auto it = sessions_.find(c->session); it == sessions_.end()) {
         r.status = "rejected";
         r.error = "no such session (expired or closed)";
+    } else if (c->op == Op::status && c->v != 0) {
+        it->second.epoch = e.index;  // a read: it renews the session, nothing to remember
+        r = status(*c);
     } else {
         Session& s = it->second;
         auto last = s.last.find(c->client);
@@ -209,21 +223,22 @@ void LockMachine::apply(const LogEntry& e) {
                       std::to_string(last->second.req) + ")";
         } else if (last == s.last.end() && c->req <= s.forgotten) {
             r.status = "rejected";
-            r.error = "request " + std::to_string(c->req) + " is from a client this session no longer remembers (" +
-                      std::to_string(kMaxClientsPerSession) + " others spoke since): it may have been applied";
+            r.error = "request " + std::to_string(c->req) + " is not above " + std::to_string(s.forgotten) +
+                      ", the newest request of a client this session no longer remembers (it remembers " +
+                      std::to_string(kMaxClientsPerSession) + "): it may have been applied, so it is not applied now";
         } else {
             s.epoch = e.index;  // any command renews: a pending expiry is stale now
             r = run(*c, e);
-            if (c->op != Op::status) {  // (a read applies nothing: a retry reads again)
-                if (auto still = sessions_.find(c->session); still != sessions_.end())  // (close removed it)
-                    remember(still->second, c->client, c->req, e.index, r);
-            }
+            if (auto still = sessions_.find(c->session); still != sessions_.end())  // (close removed it)
+                remember(still->second, c->client, c->req, e.index, r, c->v == 0);
         }
     }
     outputs_.push_back({e.index, false, std::move(r)});
 }
 
-void LockMachine::remember(Session& s, const std::string& client, uint64_t req, uint64_t index, const LockReply& r) {
+void LockMachine::remember(Session& s, const std::string& client, uint64_t req, uint64_t index, const LockReply& r,
+                           bool old) {
+    if (old) s.forgotten = std::max(s.forgotten, req);
     if (!s.last.count(client) && s.last.size() >= kMaxClientsPerSession) {
         auto least = std::min_element(s.last.begin(), s.last.end(),
                                       [](auto& a, auto& b) { return a.second.index < b.second.index; });
@@ -419,17 +434,18 @@ std::string LockMachine::snapshot() const {
 
 void LockMachine::restore(const std::string& data) {
     Json j = Json::from_msgpack(data.begin(), data.end(), true, false);
-    int v = j.is_object() ? j.value("v", 0) : 0;
-    if (j.is_discarded() || (v != 1 && v != 2)) throw std::invalid_argument("LockMachine: not a lock service snapshot");
+    uint64_t v = j.is_object() && j.contains("v") && j["v"].is_number_unsigned() ? j["v"].get<uint64_t>() : 0;
+    if (v > 2) throw std::invalid_argument("LockMachine: a snapshot of format " + std::to_string(v) + ", newer than this version's (2)");
+    if (v < 1) throw std::invalid_argument("LockMachine: not a lock service snapshot");
     std::map<uint64_t, Session> sessions;
     std::map<std::string, Lock> locks;
     std::map<std::string, File> files;
     try {
         for (const Json& s : j.at("sessions")) {
             Session x{s.at("client").get<std::string>(), s.at("ttl_ms").get<uint64_t>(), s.at("epoch").get<uint64_t>(), 0, {}, 0};
-            if (v == 1) {  // one last reply per session, whichever client asked: forget who
+            if (v == 1) {  // one stream per session: as its format-0 entries replayed would leave it
                 uint64_t req = s.at("last_req").get<uint64_t>();
-                if (req) x.last[x.client] = Last{req, x.epoch, reply_from(s.at("last_reply"))};
+                if (req) x.last[""] = Last{req, x.epoch, reply_from(s.at("last_reply"))};
                 x.forgotten = req;
             } else {
                 x.open_req = s.at("open_req").get<uint64_t>();

@@ -32,15 +32,19 @@
 //    its command makes). req numbers increase per client; the last reply is kept per
 //    (session, client) for the session's kMaxClientsPerSession most recent clients (in
 //    snapshots too). A retry of the same req gets that reply again without applying
-//    anything; an older req is refused, and so is, from a client the session no longer
-//    remembers, a req not above the last one of every client it forgot (it may have been
-//    applied). `status` is a read: nothing is kept for it, a retry reads again;
+//    anything; an older req is refused, and so is, from a client the session does not
+//    remember, a req not above the newest one it forgot (it may have been applied).
+//    `status` is a read: it skips all this, a retry reads again;
 //  - an `open` retried (same client, same req) while its session lives gets that session;
+//  - entries of format 0 (logs older than kCommandFormat) are applied as they were then:
+//    one stream per session (client ""), status replies kept, opens never deduplicated —
+//    so a replica replaying an old log and one restoring the old snapshot agree;
 //  - a command for an unknown (expired, closed) session is refused: "no such session".
 // Invalid commands (bad bytes, bad names, oversized data) are refused deterministically on
-// every replica; they change nothing. An entry with an op this version does not know (a
-// newer replica proposed it) throws UnknownCommand: applying it nowhere here while the
-// others apply it would make the replicas' states part, so the replica must stop.
+// every replica; they change nothing. An entry with an op or a format this version does
+// not know (a newer replica proposed it) throws UnknownCommand: applying it differently, or
+// not at all, while the others apply it would make the replicas' states part, so the
+// replica must stop.
 // Not thread-safe; owned by the node loop.
 #pragma once
 
@@ -63,9 +67,12 @@ inline constexpr size_t kMaxAppendBytes = 16 * 1024;
 inline constexpr uint64_t kMinTtlMs = 100;
 inline constexpr uint64_t kMaxTtlMs = 10 * 60 * 1000;
 /// Clients (processes) per session whose last reply is kept; the least recent is forgotten.
-inline constexpr size_t kMaxClientsPerSession = 16;
+inline constexpr size_t kMaxClientsPerSession = 64;
+/// The format of the commands this version proposes (LockCommand::v). 0: before commands
+/// carried their sender — exactly-once per session, as entries in older logs are applied.
+inline constexpr uint64_t kCommandFormat = 2;
 
-/// A committed entry this version cannot apply (an op from a newer version).
+/// A committed entry this version cannot apply (an op or a format from a newer version).
 struct UnknownCommand : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
@@ -83,14 +90,16 @@ struct LockCommand {
     std::string file;     ///< append
     std::string data;     ///< append
     uint64_t epoch = 0;   ///< expire
+    uint64_t v = 0;       ///< the format (kCommandFormat; 0 in logs older than it)
     bool operator==(const LockCommand&) const = default;
 };
 const char* to_string(LockCommand::Op op);
 
 /// The command's bytes (msgpack map).
 std::string encode_command(const LockCommand& c);
-/// The command, or nullopt with `why` for bytes that are not a valid command.
-std::optional<LockCommand> decode_command(std::string_view bytes, std::string& why);
+/// The command, or nullopt with `why` for bytes that are not a valid command; `newer` is
+/// set when that is because of an op or a format this version does not know.
+std::optional<LockCommand> decode_command(std::string_view bytes, std::string& why, bool* newer = nullptr);
 /// "" if `c` is acceptable (names, sizes, ttl), else why not. Checked before proposing and
 /// when applying.
 std::string validate(const LockCommand& c);
@@ -190,7 +199,9 @@ private:
     void hand_on(const std::string& name, Lock& l, const LogEntry& e);
     void trace(std::string ev, Json fields, const LogEntry& e);
     /// Keeps `r` as `client`'s last reply in `s`, forgetting the least recent client if full.
-    static void remember(Session& s, const std::string& client, uint64_t req, uint64_t index, const LockReply& r);
+    /// `old`: a format-0 entry (its req also bounds what a client the session does not know
+    /// may send, as one stream per session did).
+    static void remember(Session& s, const std::string& client, uint64_t req, uint64_t index, const LockReply& r, bool old);
 
     std::map<uint64_t, Session> sessions_;
     std::map<std::string, Lock> locks_;

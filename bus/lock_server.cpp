@@ -132,6 +132,7 @@ Actions LockServer::on_client(const std::string& route, const Envelope& env, Tim
     c.session = *op == LockCommand::Op::open ? 0 : r->session;
     c.req = r->req;
     c.client = client;  // the process: exactly-once is per (session, client, req)
+    c.v = kCommandFormat;
     c.ttl_ms = r->ttl_ms;
     c.lock = r->lock;
     c.token = r->token;
@@ -225,6 +226,7 @@ Actions LockServer::on_tick(Time now) {
                 c.op = LockCommand::Op::expire;
                 c.session = it->first;
                 c.epoch = s->second.epoch;
+                c.v = kCommandFormat;
                 raft_->propose(encode_command(c), now, a);
                 expiring_[it->first] = c.epoch;
             }

@@ -12,9 +12,12 @@
 //    then). The client counts its lease from when it sent the keepalive.
 //  - a session whose lease ran out is expired by proposing `expire {session, epoch}`: if
 //    any command of the session commits first, the expiry is stale and does nothing;
-//  - every other request is validated, proposed, and answered once applied — by the
-//    reply the machine produced (exactly once per (session, req)); waiters are pushed
-//    their grants (to the routing id the session last used);
+//  - every other request is validated, stamped with its sender (the client process) and
+//    kCommandFormat, proposed, and answered once applied — by the reply the machine
+//    produced (exactly once per (session, client, req)); waiters are pushed their grants
+//    (to the routing id the session last used), and a session's first word to this
+//    leader is answered with a push of every grant it holds too (an earlier leader may
+//    have fallen before pushing one);
 //  - over kMaxPendingLockRequests waiting for commit: `busy`; leadership lost with
 //    requests pending: `unavailable` (retrying the same req is safe: deduplicated).
 // Refusals are traced as rpc.reject {client, op, req, reason, token, current}.

@@ -13,6 +13,7 @@ namespace {
 
 LockCommand cmd(Op op, uint64_t session = 0, uint64_t req = 0) {
     LockCommand c;
+    c.v = kCommandFormat;  // as the leader proposes it
     c.op = op;
     c.session = session;
     c.req = req;
@@ -277,26 +278,31 @@ TEST_CASE("lock machine: exactly once per client of a session — processes shar
     CHECK(d.from("p", st).info["files"]["f"]["bytes"] == 6);
 }
 
-TEST_CASE("lock machine: a session remembers its last 16 clients — a retry from one it forgot is refused, never "
+TEST_CASE("lock machine: a session remembers its last 64 clients — a retry from one it forgot is refused, never "
           "applied twice",
           "[unit][lock]") {
     Driver d;
     uint64_t a = d.open("a");
-    uint64_t t = d.acquire(a, 1, "L").token;
+    uint64_t t = d.acquire(a, 1, "L").token;  // (client "": one of the remembered)
     LockReply first = d.append_from("p0", a, 1000, t, "0\n");
     REQUIRE(first.status == "appended");
-    for (uint64_t k = 1; k < kMaxClientsPerSession; ++k)
+    for (uint64_t k = 1; k + 1 < kMaxClientsPerSession; ++k)
         REQUIRE(d.append_from("p" + std::to_string(k), a, 1000 + k, t, "x\n").status == "appended");
-    CHECK(d.append_from("p0", a, 1000, t, "0\n") == first);  // 16 clients: p0 still remembered
-    // A 17th client: the least recent, p0 (a retry renews nothing), is forgotten.
-    REQUIRE(d.append_from("p16", a, 2000, t, "y\n").status == "appended");
+    REQUIRE(d.m.sessions().at(a).last.size() == kMaxClientsPerSession);
+    // One more client: the least recent, the acquire's, is forgotten; p0 is still known.
+    REQUIRE(d.append_from("late1", a, 2000, t, "y\n").status == "appended");
+    CHECK(d.append_from("p0", a, 1000, t, "0\n") == first);
+    // Another: now p0 (its retry renewed nothing) is the least recent, and goes.
+    REQUIRE(d.append_from("late2", a, 2001, t, "y\n").status == "appended");
     std::string before = d.file("f");
     LockReply again = d.append_from("p0", a, 1000, t, "0\n");
     CHECK(again.status == "rejected");
     CHECK_THAT(again.error, Catch::Matchers::Contains("no longer remembers"));
     CHECK(d.file("f") == before);  // not applied a second time
-    // A client it never knew, numbering above every forgotten request, is served.
+    // A client it never knew, numbering above every forgotten request, is served; a read
+    // from one numbering below is served too (it applies nothing).
     CHECK(d.append_from("fresh", a, 3000, t, "z\n").status == "appended");
+    CHECK(d.from("reader", cmd(Op::status, a, 5)).status == "status");
     CHECK(d.m.sessions().at(a).last.size() == kMaxClientsPerSession);
 }
 
@@ -349,31 +355,57 @@ TEST_CASE("lock machine: a snapshot restores sessions, holders, queues, files an
     CHECK(e.m.holder("L").first == b);  // a failed restore changed nothing
 }
 
-TEST_CASE("lock machine: a snapshot of the earlier format (one last reply per session) restores, and stays safe: "
-          "a retry of that request gets its reply, no request at or below it is applied",
+TEST_CASE("lock machine: an older log's entries (format 0: exactly once per session) apply as they did then — a "
+          "replica replaying them and one restoring the snapshot the older version wrote agree; requests of the "
+          "current format at or below that session's last are refused",
           "[unit][lock][snapshot]") {
-    Json reply = {{"session", 4}, {"req", 30}, {"status", "granted"}, {"lock", "L"}, {"token", 5}};
+    auto old = [](LockCommand c) {
+        c.v = 0;
+        c.client = c.op == Op::open ? c.client : "";  // (commands carried no sender then)
+        return c;
+    };
+    Driver x;  // replays the old log from its start
+    LockCommand o = open_cmd("a", 1000);
+    o.req = 5;
+    uint64_t s1 = x.run(old(o)).session;
+    uint64_t s2 = x.run(old(o)).session;  // a retried open made a second session then
+    REQUIRE(s2 != s1);
+    LockCommand acq = cmd(Op::acquire, s1, 10);
+    acq.lock = "L";
+    REQUIRE(x.run(old(acq)).status == "granted");
+    LockReply st = x.run(old(cmd(Op::status, s1, 11)));  // kept as the session's last reply, then
+    // The snapshot the older version wrote at this point (one last reply per session).
     Json v1 = {{"v", 1},
-               {"sessions", Json::array({{{"id", 4}, {"client", "a"}, {"ttl_ms", 1000}, {"epoch", 5},
-                                          {"last_req", 30}, {"last_reply", reply}}})},
-               {"locks", Json::array({{{"name", "L"}, {"holder", 4}, {"token", 5}, {"waiters", Json::array()}}})},
+               {"sessions", Json::array({{{"id", s1}, {"client", "a"}, {"ttl_ms", 1000}, {"epoch", 4}, {"last_req", 11},
+                                          {"last_reply", {{"session", s1}, {"req", 11}, {"status", "status"}, {"info", st.info}}}},
+                                         {{"id", s2}, {"client", "a"}, {"ttl_ms", 1000}, {"epoch", 2}, {"last_req", 0},
+                                          {"last_reply", {{"session", 0}, {"req", 0}, {"status", ""}}}}})},
+               {"locks", Json::array({{{"name", "L"}, {"holder", s1}, {"token", 3}, {"waiters", Json::array()}}})},
                {"files", Json::array()}};
     std::vector<uint8_t> bytes = Json::to_msgpack(v1);
-    Driver d;
-    d.m.restore(std::string(bytes.begin(), bytes.end()));
-    d.index = 5;
-    LockCommand acq = cmd(Op::acquire, 4, 30);
-    acq.lock = "L";
-    LockReply r = d.from("a", acq);
-    CHECK(r.status == "granted");
-    CHECK(r.token == 5);
-    LockCommand rel = cmd(Op::release, 4, 29);
-    rel.lock = "L";
-    rel.token = 5;
-    CHECK(d.from("z", rel).status == "rejected");  // perhaps applied before: not again
-    CHECK(d.m.holder("L").first == 4);
-    rel.req = 31;
-    CHECK(d.from("z", rel).status == "released");
+    Driver y;
+    y.m.restore(std::string(bytes.begin(), bytes.end()));
+    y.index = x.index;
+    CHECK(y.m.snapshot() == x.m.snapshot());
+    // The rest of the old log, on both.
+    LockCommand app = cmd(Op::append, s1, 9);  // older than the last: refused
+    app.lock = "L", app.token = 3, app.file = "f", app.data = "x";
+    LockCommand rel = cmd(Op::release, s1, 12);
+    rel.lock = "L", rel.token = 3;
+    for (const LockCommand& c : {app, cmd(Op::status, s1, 11), rel}) {
+        LockReply rx = x.run(old(c)), ry = y.run(old(c));
+        CHECK(rx == ry);
+    }
+    CHECK(x.file("f") == "<none>");
+    CHECK(x.m.holder("L").first == 0);
+    CHECK(y.m.snapshot() == x.m.snapshot());
+    // Then the current format: a process the session does not know, numbering at or below
+    // the old stream's last request, may be retrying it — refused; above it, served.
+    LockCommand again = cmd(Op::acquire, s1, 12);
+    again.lock = "L";
+    CHECK(y.from("c9", again).status == "rejected");
+    again.req = 13;
+    CHECK(y.from("c9", again).status == "granted");
 }
 
 TEST_CASE("lock machine: bad commands are refused with a reason or ignored, alike on every replica",
@@ -410,6 +442,13 @@ TEST_CASE("lock machine: bad commands are refused with a reason or ignored, alik
         CHECK_THROWS_AS(d.m.apply(LogEntry{++d.index, 1, "\x82\xa2op\x09\xa7session\x01"}), UnknownCommand);
         CHECK(d.m.take_outputs().empty());
         CHECK(d.m.snapshot() == before);
+    }
+    SECTION("so does a command format this version does not know") {
+        LockCommand c = cmd(Op::acquire, a, 1);
+        c.lock = "L";
+        c.v = kCommandFormat + 1;
+        CHECK_THROWS_AS(d.m.apply(LogEntry{++d.index, 1, encode_command(c)}), UnknownCommand);
+        CHECK(d.m.holder("L").first == 0);
     }
     SECTION("decode names the problem") {
         std::string why;
