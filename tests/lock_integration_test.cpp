@@ -197,6 +197,44 @@ TEST_CASE("lock service: the leader is killed during appends — every acknowled
     CHECK(test::check_traces(c).rfind("0: ok", 0) == 0);
 }
 
+TEST_CASE("lock service: five replicas — with two down, the leader among them, locks and appends go on; with "
+          "three down there is no majority and a client says so; with one back, it goes on with everything kept",
+          "[integration][lock]") {
+    Cluster c(5, kLoose);
+    const std::vector<int> all = {1, 2, 3, 4, 5};
+    for (int id : all) start(c, id);
+    REQUIRE(Cluster::wait_for([&] { return !status(c).is_null(); }, 30));
+    std::string F = c.cluster_file(), L = bin("ftbus-lock");
+    auto hold_append = [&](const std::string& data) {
+        return test::run_command(L + " --cluster " + F + " hold L -- " + L + " append out.txt '" + data + "' >/dev/null");
+    };
+    REQUIRE(hold_append("one;") == 0);
+    int leader = 0;
+    REQUIRE(Cluster::wait_for([&] { return (leader = leader_of(c, all)) != 0; }, 30));
+    int other = leader == 1 ? 2 : 1;
+    c.kill(leader);
+    c.kill(other);
+    CHECK(hold_append("two;") == 0);  // (its --timeout, 10 s, covers the election)
+    std::vector<int> up;
+    for (int id : all)
+        if (id != leader && id != other) up.push_back(id);
+    c.kill(up[0]);  // two of five left
+    std::string out;
+    CHECK(test::run_command(L + " --cluster " + F + " --timeout 2s status 2>&1", &out) == 1);
+    CHECK_THAT(out, Catch::Matchers::Contains("majority"));
+    start(c, leader);  // three of five
+    bus::Json s;
+    REQUIRE(Cluster::wait_for([&] { return !(s = status(c)).is_null(); }, 30));
+    CHECK(s["files"]["out.txt"]["bytes"] == 8);
+    CHECK(hold_append("three;") == 0);
+    auto file_of = [&](int id) { return slurp(c.dir() + "/data" + std::to_string(id) + "/files/out.txt"); };
+    CHECK(Cluster::wait_for([&] {
+        return file_of(leader) == "one;two;three;" && file_of(up[1]) == "one;two;three;" && file_of(up[2]) == "one;two;three;";
+    }, 30));
+    CHECK(c.stop_all({leader, up[1], up[2]}));
+    CHECK(test::check_traces(c).rfind("0: ok", 0) == 0);
+}
+
 TEST_CASE("lock service: a duplicated request is applied once — the retry gets the first answer, from the same "
           "leader and from the next one; a stale token is refused and changes nothing",
           "[integration][lock]") {
