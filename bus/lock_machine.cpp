@@ -183,7 +183,7 @@ void LockMachine::apply(const LogEntry& e) {
     if (c->op == Op::expire) {
         auto it = sessions_.find(c->session);
         if (it == sessions_.end() || it->second.epoch != c->epoch) return;  // gone, or renewed since: stale
-        end_session(c->session, e, true);
+        end_session(*c, e, true);
         return;
     }
     LockReply r;
@@ -257,7 +257,7 @@ LockReply LockMachine::run(const LockCommand& c, const LogEntry& e) {
         case Op::append: return append(c, e);
         case Op::status: return status(c);
         case Op::close: {
-            end_session(c.session, e, false);
+            end_session(c, e, false);
             return make_reply(c.session, c.req, "closed");
         }
         default: {
@@ -314,6 +314,7 @@ LockReply LockMachine::release(const LockCommand& c, const LogEntry& e) {
     trace("lock.release", {{"lock", c.lock}, {"session", c.session}, {"token", l.token}}, e);
     l.holder = 0;
     hand_on(c.lock, l, e);
+    forget_if_idle(c, c.lock);
     r.status = "released";
     r.token = c.token;
     return r;
@@ -330,6 +331,7 @@ LockReply LockMachine::cancel(const LockCommand& c, const LogEntry& e) {
         r.token = l.token;
         l.holder = 0;
         hand_on(c.lock, l, e);
+        forget_if_idle(c, c.lock);
     } else if (auto w = std::find(l.waiters.begin(), l.waiters.end(), c.session); w != l.waiters.end()) {
         trace("lock.leave", {{"lock", c.lock}, {"session", c.session}, {"pos", static_cast<uint64_t>(w - l.waiters.begin()) + 1}}, e);
         l.waiters.erase(w);
@@ -343,6 +345,7 @@ LockReply LockMachine::append(const LockCommand& c, const LogEntry& e) {
     r.file = c.file;
     if (!held_by(c, r)) return r;
     auto [f, fresh] = files_.try_emplace(c.file, File{c.lock, {}});
+    if (fresh) guarded_.insert(c.lock);
     if (f->second.lock != c.lock) {
         r.status = "rejected";
         r.error = "file " + c.file + " is guarded by lock " + f->second.lock + ", not " + c.lock;
@@ -397,7 +400,15 @@ void LockMachine::hand_on(const std::string& name, Lock& l, const LogEntry& e) {
     }
 }
 
-void LockMachine::end_session(uint64_t session, const LogEntry& e, bool expired) {
+void LockMachine::forget_if_idle(const LockCommand& c, const std::string& name) {
+    if (c.v == 0) return;  // (format 0: locks were kept then)
+    auto it = locks_.find(name);
+    if (it != locks_.end() && it->second.holder == 0 && it->second.waiters.empty() && !guarded_.count(name))
+        locks_.erase(it);
+}
+
+void LockMachine::end_session(const LockCommand& c, const LogEntry& e, bool expired) {
+    const uint64_t session = c.session;
     trace(expired ? "session.expire" : "session.close", {{"session", session}}, e);
     for (auto& [name, l] : locks_) {
         std::erase(l.waiters, session);
@@ -408,6 +419,8 @@ void LockMachine::end_session(uint64_t session, const LogEntry& e, bool expired)
     }
     sessions_.erase(session);
     for (auto& [name, l] : locks_) hand_on(name, l, e);
+    if (c.v != 0)
+        std::erase_if(locks_, [&](auto& kv) { return kv.second.holder == 0 && kv.second.waiters.empty() && !guarded_.count(kv.first); });
 }
 
 // ---- snapshots ------------------------------------------------------------------------------
@@ -469,6 +482,8 @@ void LockMachine::restore(const std::string& data) {
     sessions_ = std::move(sessions);
     locks_ = std::move(locks);
     files_ = std::move(files);
+    guarded_.clear();
+    for (auto& [name, f] : files_) guarded_.insert(f.lock);
     if (sink_)
         for (auto& [name, f] : files_) sink_(name, 0, f.data, true);
 }

@@ -39,7 +39,8 @@
 //  - entries of format 0 (logs older than kCommandFormat) are applied as they were then:
 //    one stream per session (client ""), status replies kept, opens never deduplicated —
 //    so a replica replaying an old log and one restoring the old snapshot agree;
-//  - a command for an unknown (expired, closed) session is refused: "no such session".
+//  - a command for an unknown (expired, closed) session is refused: "no such session";
+//  - a lock nobody holds or waits for and that guards no file is dropped from the table;
 // Invalid commands (bad bytes, bad names, oversized data) are refused deterministically on
 // every replica; they change nothing. An entry with an op or a format this version does
 // not know (a newer replica proposed it) throws UnknownCommand: applying it differently, or
@@ -51,6 +52,7 @@
 #include <deque>
 #include <map>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -190,8 +192,13 @@ private:
     LockReply cancel(const LockCommand& c, const LogEntry& e);
     LockReply append(const LockCommand& c, const LogEntry& e);
     LockReply status(const LockCommand& c) const;
-    /// The session is gone (closed, or `expired`): its locks pass to their next waiters.
-    void end_session(uint64_t session, const LogEntry& e, bool expired);
+    /// The session `c` names is gone (closed, or `expired`): its locks pass to their next
+    /// waiters; locks left idle are forgotten (forget_if_idle).
+    void end_session(const LockCommand& c, const LogEntry& e, bool expired);
+    /// A lock nobody holds or waits for, guarding no file, is forgotten, so that a table of
+    /// many short-lived lock names does not grow without end (its token is not needed: the
+    /// next grant's is a later log index anyway). Not for format-0 entries: kept then.
+    void forget_if_idle(const LockCommand& c, const std::string& name);
     /// The lock `c` names if c's session holds it with c's token; else null, and `r` says
     /// "you do not hold the lock" with the current token.
     Lock* held_by(const LockCommand& c, LockReply& r);
@@ -206,6 +213,7 @@ private:
     std::map<uint64_t, Session> sessions_;
     std::map<std::string, Lock> locks_;
     std::map<std::string, File> files_;
+    std::set<std::string> guarded_;  ///< locks that guard a file (from files_)
     std::vector<LockOutput> outputs_;
     std::vector<TraceEvent> events_;
     FileSink sink_;

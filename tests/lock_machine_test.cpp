@@ -505,3 +505,50 @@ TEST_CASE("lock machine: cancel takes a waiter out of the queue (those behind mo
     CHECK(d.cancel(b, 2, "L").token == tb);
     CHECK(d.m.holder("L").first == e);
 }
+
+TEST_CASE("lock machine: a lock nobody holds or waits for is forgotten unless it guards a file — many short-lived "
+          "lock names do not grow the table; tokens still only increase",
+          "[unit][lock]") {
+    Driver d;
+    uint64_t a = d.open("a"), b = d.open("b");
+    uint64_t last = 0;
+    for (int k = 0; k < 50; ++k) {  // a job lock per job, as `ftbus-lock hold job-$ID` makes
+        std::string name = "job-" + std::to_string(k);
+        LockReply g = d.acquire(a, 2 * k + 1, name);
+        REQUIRE(g.status == "granted");
+        CHECK(g.token > last);
+        last = g.token;
+        REQUIRE(d.release(a, 2 * k + 2, name, g.token).status == "released");
+    }
+    CHECK(d.m.locks().empty());
+    // Handed on, it stays; released by its last holder, it goes.
+    uint64_t t = d.acquire(a, 200, "L").token;
+    d.acquire(b, 1, "L");
+    d.release(a, 201, "L", t);
+    REQUIRE(d.m.locks().count("L"));
+    uint64_t tb = d.m.holder("L").second;
+    CHECK(tb > t);
+    d.release(b, 2, "L", tb);
+    CHECK_FALSE(d.m.locks().count("L"));
+    // A stale release of a forgotten lock: still "you do not hold the lock", nothing made.
+    LockReply stale = d.release(b, 3, "L", tb);
+    CHECK(stale.status == "rejected");
+    CHECK(stale.error == "you do not hold the lock");
+    CHECK_FALSE(d.m.locks().count("L"));
+    // A lock that guards a file stays (the file names it); so do locks of a closed session's waiters.
+    uint64_t tf = d.acquire(a, 300, "F").token;
+    REQUIRE(d.append(a, 301, "F", tf, "f", "x").status == "appended");
+    d.release(a, 302, "F", tf);
+    CHECK(d.m.locks().count("F"));
+    // Ended with the session: its lock goes too.
+    d.acquire(b, 4, "S");
+    d.run(cmd(Op::close, b, 5));
+    CHECK_FALSE(d.m.locks().count("S"));
+    // Restored, the machine knows which locks guard files.
+    Driver e;
+    e.m.restore(d.m.snapshot());
+    e.index = d.index;
+    uint64_t tf2 = e.acquire(a, 303, "F").token;
+    e.release(a, 304, "F", tf2);
+    CHECK(e.m.locks().count("F"));
+}
