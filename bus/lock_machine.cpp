@@ -194,13 +194,12 @@ void LockMachine::apply(const LogEntry& e) {
         r.error = bad;
     } else if (c->op == Op::open) {
         const bool old = c->v == 0;  // (opens were not deduplicated then)
-        auto again = std::find_if(sessions_.begin(), sessions_.end(), [&](auto& s) {
-            return !old && c->req != 0 && s.second.open_req == c->req && s.second.client == c->client;
-        });
-        if (again != sessions_.end()) {
-            r.session = again->first;  // a retried open: the session it made, not a second one
+        auto again = old || c->req == 0 ? opened_.end() : opened_.find({c->client, c->req});
+        if (again != opened_.end()) {
+            r.session = again->second;  // a retried open: the session it made, not a second one
         } else {
             sessions_[e.index] = Session{c->client, c->ttl_ms, e.index, old ? 0 : c->req, {}, 0};
+            if (!old && c->req) opened_[{c->client, c->req}] = e.index;
             trace("session.open", {{"session", e.index}, {"client", c->client}, {"ttl_ms", c->ttl_ms}}, e);
         }
         r.status = "opened";
@@ -417,7 +416,10 @@ void LockMachine::end_session(const LockCommand& c, const LogEntry& e, bool expi
             l.holder = 0;
         }
     }
-    sessions_.erase(session);
+    if (auto s = sessions_.find(session); s != sessions_.end()) {
+        opened_.erase({s->second.client, s->second.open_req});
+        sessions_.erase(s);
+    }
     for (auto& [name, l] : locks_) hand_on(name, l, e);
     if (c.v != 0)
         std::erase_if(locks_, [&](auto& kv) { return kv.second.holder == 0 && kv.second.waiters.empty() && !guarded_.count(kv.first); });
@@ -484,6 +486,9 @@ void LockMachine::restore(const std::string& data) {
     files_ = std::move(files);
     guarded_.clear();
     for (auto& [name, f] : files_) guarded_.insert(f.lock);
+    opened_.clear();
+    for (auto& [id, x] : sessions_)
+        if (x.open_req) opened_[{x.client, x.open_req}] = id;
     if (sink_)
         for (auto& [name, f] : files_) sink_(name, 0, f.data, true);
 }

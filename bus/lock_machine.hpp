@@ -214,6 +214,7 @@ private:
     std::map<std::string, Lock> locks_;
     std::map<std::string, File> files_;
     std::set<std::string> guarded_;  ///< locks that guard a file (from files_)
+    std::map<std::pair<std::string, uint64_t>, uint64_t> opened_;  ///< (client, open_req) -> session (from sessions_)
     std::vector<LockOutput> outputs_;
     std::vector<TraceEvent> events_;
     FileSink sink_;
