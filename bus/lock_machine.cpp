@@ -9,6 +9,7 @@ namespace bus {
 namespace {
 
 constexpr const char* kNotHolder = "you do not hold the lock";
+const std::string kOneStream;  ///< the dedupe key of format-0 entries: one per session
 
 Json bin(const std::string& s) { return Json::binary(std::vector<uint8_t>(s.begin(), s.end())); }
 std::string unbin(const Json& j) {
@@ -108,9 +109,15 @@ std::optional<LockCommand> decode_command(std::string_view bytes, std::string& w
         out = j[k].get<std::string>();
         return true;
     };
+    // The format first: a newer one may have changed any other field.
+    if (j.contains("v") && (!j["v"].is_number_unsigned() || j["v"].get<uint64_t>() > kCommandFormat)) {
+        if (newer) *newer = true;
+        return why = "unknown command format " + j["v"].dump(), std::nullopt;
+    }
     uint64_t op = 0;
     if (!j.contains("op") || !uint("op", op)) return why = why.empty() ? "no op" : why, std::nullopt;
-    if (op < 1 || op > static_cast<uint64_t>(LockCommand::Op::cancel)) {
+    if (op < 1) return why = "op 0", std::nullopt;
+    if (op > static_cast<uint64_t>(LockCommand::Op::cancel)) {
         if (newer) *newer = true;
         return why = "unknown op " + std::to_string(op), std::nullopt;
     }
@@ -119,10 +126,6 @@ std::optional<LockCommand> decode_command(std::string_view bytes, std::string& w
         !str("lock", c.lock) || !uint("token", c.token) || !str("file", c.file) || !uint("epoch", c.epoch) ||
         !uint("v", c.v))
         return std::nullopt;
-    if (c.v > kCommandFormat) {
-        if (newer) *newer = true;
-        return why = "unknown command format " + std::to_string(c.v), std::nullopt;
-    }
     if (j.contains("data")) {
         if (!j["data"].is_binary()) return why = "field 'data' is not bytes", std::nullopt;
         c.data = unbin(j["data"]);
@@ -197,6 +200,7 @@ void LockMachine::apply(const LogEntry& e) {
         auto again = old || c->req == 0 ? opened_.end() : opened_.find({c->client, c->req});
         if (again != opened_.end()) {
             r.session = again->second;  // a retried open: the session it made, not a second one
+            sessions_.at(again->second).epoch = e.index;  // and, as any command of it, it renews
         } else {
             sessions_[e.index] = Session{c->client, c->ttl_ms, e.index, old ? 0 : c->req, {}, 0};
             if (!old && c->req) opened_[{c->client, c->req}] = e.index;
@@ -213,7 +217,8 @@ void LockMachine::apply(const LogEntry& e) {
         r = status(*c);
     } else {
         Session& s = it->second;
-        auto last = s.last.find(c->client);
+        const std::string& client = c->v == 0 ? kOneStream : c->client;  // (format 0: one stream per session)
+        auto last = s.last.find(client);
         if (last != s.last.end() && c->req == last->second.req) {
             r = last->second.reply;  // a retry: the same answer, nothing applied again
         } else if (last != s.last.end() && c->req < last->second.req) {
@@ -229,7 +234,7 @@ void LockMachine::apply(const LogEntry& e) {
             s.epoch = e.index;  // any command renews: a pending expiry is stale now
             r = run(*c, e);
             if (auto still = sessions_.find(c->session); still != sessions_.end())  // (close removed it)
-                remember(still->second, c->client, c->req, e.index, r, c->v == 0);
+                remember(still->second, client, c->req, e.index, r, c->v == 0);
         }
     }
     outputs_.push_back({e.index, false, std::move(r)});
@@ -417,7 +422,8 @@ void LockMachine::end_session(const LockCommand& c, const LogEntry& e, bool expi
         }
     }
     if (auto s = sessions_.find(session); s != sessions_.end()) {
-        opened_.erase({s->second.client, s->second.open_req});
+        if (auto o = opened_.find({s->second.client, s->second.open_req}); o != opened_.end() && o->second == session)
+            opened_.erase(o);
         sessions_.erase(s);
     }
     for (auto& [name, l] : locks_) hand_on(name, l, e);
@@ -515,8 +521,16 @@ std::vector<std::string> LockMachine::check_invariants() const {
             if (s == l.holder) bad.push_back("lock " + name + "'s holder also waits for it");
         }
     }
-    for (auto& [name, f] : files_)
+    std::set<std::string> guarded;
+    for (auto& [name, f] : files_) {
+        guarded.insert(f.lock);
         if (!locks_.count(f.lock)) bad.push_back("file " + name + " guarded by an unknown lock");
+    }
+    if (guarded != guarded_) bad.push_back("the index of file-guarding locks disagrees with the files");
+    std::map<std::pair<std::string, uint64_t>, uint64_t> opened;
+    for (auto& [id, s] : sessions_)
+        if (s.open_req) opened[{s.client, s.open_req}] = id;
+    if (opened != opened_) bad.push_back("the index of opens disagrees with the sessions");
     return bad;
 }
 

@@ -148,7 +148,7 @@ public:
         uint64_t epoch = 0;     ///< index of the last entry applied for it
         uint64_t open_req = 0;  ///< the open's request number: a retried open finds the session
         std::map<std::string, Last> last;  ///< by client, at most kMaxClientsPerSession
-        uint64_t forgotten = 0;  ///< the highest req of the clients dropped from `last`
+        uint64_t forgotten = 0;  ///< the highest req of the clients dropped from `last` (and of format-0 entries)
     };
     struct Lock {
         uint64_t holder = 0;  ///< session, 0 = free
@@ -178,7 +178,8 @@ public:
     const std::map<uint64_t, Session>& sessions() const { return sessions_; }
     const std::map<std::string, Lock>& locks() const { return locks_; }
     const std::map<std::string, File>& files() const { return files_; }
-    /// The holder of `lock` (0: free) and its token.
+    /// The holder of `lock` (0: free) and its token ({0, 0} for a lock not in the table:
+    /// never used, or forgotten while idle).
     std::pair<uint64_t, uint64_t> holder(const std::string& lock) const;
     /// Violations of the machine's invariants (empty when fine).
     std::vector<std::string> check_invariants() const;
