@@ -220,3 +220,21 @@ TEST_CASE("lock server: a new leader pushes a session the grants it holds when i
     t.send(request(8, "keepalive", b), "cb");  // only on its first word to this leader
     CHECK(t.pushes().size() == 1);
 }
+
+TEST_CASE("lock server: over its intake cap of requests waiting for commit, the leader answers busy and proposes "
+          "nothing more; once they commit it takes requests again",
+          "[unit][lock]") {
+    Solo s;
+    for (uint64_t req = 1; req <= kMaxPendingLockRequests; ++req) s.send(request(req, "status", 0));  // none durable yet
+    uint64_t proposed = s.appended;
+    s.send(request(kMaxPendingLockRequests + 1, "status", 0));
+    CHECK(s.reply_to(kMaxPendingLockRequests + 1).status == "busy");
+    CHECK(s.appended == proposed);  // not proposed
+    CHECK(s.reply_to(1).status.empty());  // the others wait for their commit
+    s.durable();
+    CHECK(s.reply_to(1).status == "status");
+    CHECK(s.reply_to(kMaxPendingLockRequests).status == "status");
+    s.send(request(kMaxPendingLockRequests + 2, "status", 0));
+    s.durable();
+    CHECK(s.reply_to(kMaxPendingLockRequests + 2).status == "status");
+}
