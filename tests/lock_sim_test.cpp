@@ -10,6 +10,8 @@
 // and at the end, after quiet: every replica's file is the same, every append a client was
 // told succeeded is in it exactly once, at the offset it was told, and the tokens its lines
 // were appended under never go back (fencing).
+// Each client has a helper: a second process on its session (as `ftbus-lock append` runs
+// inside `hold`), appending alongside it while it holds, with its own id and numbers.
 // Clients are also paused while they hold the lock (a GC pause, a stopped process) for
 // longer than their lease: on waking, the append they had decided on before the pause goes
 // out with their old token, as it would from a real program that checked its lease first.
@@ -59,6 +61,10 @@ struct LockSim {
     SimNetwork net;
     std::map<NodeId, std::unique_ptr<LockMachine>> machines;
     std::vector<Client> clients;
+    /// helpers[k]: a second process of clients[k]'s session (as `ftbus-lock append` runs
+    /// inside `hold`): while clients[k] holds L it appends too, at the same time, with the
+    /// session and token it was given and its own client id and request numbers.
+    std::vector<Client> helpers;
     std::vector<Acked> acked;
     std::vector<std::string> violations;
     std::map<NodeId, std::pair<uint64_t, uint64_t>> last_token;  ///< node -> (inc, token)
@@ -67,6 +73,7 @@ struct LockSim {
     int stale_sent = 0;      ///< appends sent on waking from a pause, with the old token
     int stale_refused = 0;   ///< ... refused because the lock had moved on
     int cancels = 0;         ///< waits given up (cancel answered)
+    int helper_appends = 0;  ///< appends acknowledged to helpers
 
     LockSim(const ClusterConfig& cfg, SimOptions o, int n_clients)
         : replicas(static_cast<NodeId>(cfg.nodes.size())),
@@ -84,12 +91,18 @@ struct LockSim {
             c.id = "client" + std::to_string(k);
             c.node = static_cast<NodeId>(1 + k % replicas);
             clients.push_back(c);
+            Client h;
+            h.k = k;
+            h.id = c.id + "-helper";
+            h.node = c.node;
+            helpers.push_back(h);
         }
         net.set_client_sink([this](NodeId, const std::string& route, const Envelope& env) {
             const auto* m = std::get_if<LockReplyMsg>(&env.body);
             if (!m) return;
-            for (auto& c : clients)
-                if (c.id == route) c.inbox.push_back(*m);
+            for (auto* v : {&clients, &helpers})
+                for (auto& c : *v)
+                    if (c.id == route) c.inbox.push_back(*m);
         });
         net.set_observer([this] { observe(); });
     }
@@ -274,6 +287,49 @@ struct LockSim {
         send(c, r);
     }
 
+    /// A helper's turn: while its client holds L (as the client believes), up to two appends
+    /// per grant, each retried with the same number until answered.
+    void run_helper(Client& h, const Client& c) {
+        Time now = net.now();
+        while (!h.inbox.empty()) {
+            LockReplyMsg m = h.inbox.front();
+            h.inbox.pop_front();
+            if (!h.pending || m.req != h.pending->req) continue;  // a push to the session, or stale
+            if (m.status == "redirect" || m.status == "unavailable" || m.status == "busy") {
+                if (m.status == "redirect" && m.leader)
+                    h.node = m.leader;
+                else if (m.status == "redirect")
+                    next_node(h);
+                h.next_try = now + 20ms;
+                continue;
+            }
+            if (m.status == "appended") {
+                acked.push_back({m.offset, h.pending->data});
+                ++helper_appends;
+            }
+            h.pending.reset();  // appended, or refused (the lock moved on): done either way
+        }
+        if (h.pending) {
+            if (now - h.sent > 300ms && now >= h.next_try) {
+                next_node(h);
+                send(h, *h.pending);  // the same number
+            }
+            return;
+        }
+        bool holds = c.token && !c.dead && c.paused_until == Time{} && now < c.valid_until;
+        if (!holds || now < h.next_try) return;
+        if (h.token != c.token) h.token = c.token, h.appended = 0;  // a new grant
+        if (h.appended >= 2) return;
+        LockRequest r;
+        r.op = "append";
+        r.session = c.session;
+        r.lock = "L";
+        r.token = c.token;
+        r.file = "f";
+        r.data = h.id + " token " + std::to_string(c.token) + " line " + std::to_string(h.appended++) + "\n";
+        send(h, r);
+    }
+
     /// Pauses the client that believes it holds L (if any) for `d`.
     void pause_holder(Duration d) {
         for (auto& c : clients)
@@ -288,6 +344,7 @@ struct LockSim {
         while (net.now() < end) {
             net.run_until(std::min(end, net.now() + 1ms));
             for (auto& c : clients) run(c);
+            for (auto& h : helpers) run_helper(h, clients[static_cast<size_t>(h.k)]);
         }
     }
 };
@@ -298,7 +355,7 @@ TEST_CASE("lock sim: with replicas crashing and restarting, partitions, lost mes
           "their lease, never two holders, tokens never go back, every acknowledged append is on every replica "
           "exactly once, and a paused holder's late append is fenced off",
           "[unit][lock][sim]") {
-    int with_appends = 0, stale_sent = 0, stale_refused = 0, cancels = 0;
+    int with_appends = 0, stale_sent = 0, stale_refused = 0, cancels = 0, helper_appends = 0;
     for (uint64_t seed = 1; seed <= 40; ++seed) {
         // 30 seeds of 3 replicas and 4 clients, then 10 of 5 replicas and 6 clients, where a
         // partition may cut off two replicas at once.
@@ -364,11 +421,14 @@ TEST_CASE("lock sim: with replicas crashing and restarting, partitions, lost mes
         stale_sent += s.stale_sent;
         stale_refused += s.stale_refused;
         cancels += s.cancels;
+        helper_appends += s.helper_appends;
     }
-    INFO("appends sent after a pause: " << stale_sent << ", refused: " << stale_refused << "; cancels: " << cancels);
+    INFO("appends sent after a pause: " << stale_sent << ", refused: " << stale_refused << "; cancels: " << cancels
+                                          << "; helpers' appends acknowledged: " << helper_appends);
     CHECK(with_appends >= 34);
     // The pauses happened, and under some the lease had run out: the late append was refused.
     CHECK(stale_sent >= 5);
     CHECK(stale_refused >= 3);
     CHECK(cancels >= 10);  // waiters gave up, too
+    CHECK(helper_appends >= 100);  // and second processes of the holders' sessions appended alongside
 }
