@@ -282,7 +282,7 @@ LockReply LockMachine::acquire(const LockCommand& c, const LogEntry& e) {
         return r;
     }
     if (l.holder == 0) {
-        l.holder = c.session;
+        set_holder(c.lock, l, c.session);
         l.token = e.index;
         r.status = "granted";
         r.token = l.token;
@@ -316,7 +316,7 @@ LockReply LockMachine::release(const LockCommand& c, const LogEntry& e) {
     if (!held) return r;
     Lock& l = *held;
     trace("lock.release", {{"lock", c.lock}, {"session", c.session}, {"token", l.token}}, e);
-    l.holder = 0;
+    set_holder(c.lock, l, 0);
     hand_on(c.lock, l, e);
     forget_if_idle(c, c.lock);
     r.status = "released";
@@ -333,7 +333,7 @@ LockReply LockMachine::cancel(const LockCommand& c, const LogEntry& e) {
     if (l.holder == c.session) {  // granted before the cancel got here: give it up
         trace("lock.release", {{"lock", c.lock}, {"session", c.session}, {"token", l.token}}, e);
         r.token = l.token;
-        l.holder = 0;
+        set_holder(c.lock, l, 0);
         hand_on(c.lock, l, e);
         forget_if_idle(c, c.lock);
     } else if (auto w = std::find(l.waiters.begin(), l.waiters.end(), c.session); w != l.waiters.end()) {
@@ -385,9 +385,24 @@ LockReply LockMachine::status(const LockCommand& c) const {
     return r;
 }
 
+void LockMachine::set_holder(const std::string& name, Lock& l, uint64_t session) {
+    if (l.holder) {
+        auto h = holding_.find(l.holder);
+        h->second.erase(name);
+        if (h->second.empty()) holding_.erase(h);
+    }
+    l.holder = session;
+    if (session) holding_[session].insert(name);
+}
+
+std::vector<std::string> LockMachine::locks_of(uint64_t session) const {
+    auto h = holding_.find(session);
+    return h == holding_.end() ? std::vector<std::string>{} : std::vector<std::string>(h->second.begin(), h->second.end());
+}
+
 void LockMachine::hand_on(const std::string& name, Lock& l, const LogEntry& e) {
     if (l.holder != 0 || l.waiters.empty()) return;
-    l.holder = l.waiters.front();
+    set_holder(name, l, l.waiters.front());
     l.waiters.pop_front();
     l.token = e.index;
     trace("lock.grant", {{"lock", name}, {"session", l.holder}, {"client", sessions_.at(l.holder).client}, {"token", l.token}}, e);
@@ -418,7 +433,7 @@ void LockMachine::end_session(const LockCommand& c, const LogEntry& e, bool expi
         std::erase(l.waiters, session);
         if (l.holder == session) {
             trace(expired ? "lock.expire" : "lock.release", {{"lock", name}, {"session", session}, {"token", l.token}}, e);
-            l.holder = 0;
+            set_holder(name, l, 0);
         }
     }
     if (auto s = sessions_.find(session); s != sessions_.end()) {
@@ -495,6 +510,9 @@ void LockMachine::restore(const std::string& data) {
     opened_.clear();
     for (auto& [id, x] : sessions_)
         if (x.open_req) opened_[{x.client, x.open_req}] = id;
+    holding_.clear();
+    for (auto& [name, l] : locks_)
+        if (l.holder) holding_[l.holder].insert(name);
     if (sink_)
         for (auto& [name, f] : files_) sink_(name, 0, f.data, true);
 }
@@ -531,6 +549,10 @@ std::vector<std::string> LockMachine::check_invariants() const {
     for (auto& [id, s] : sessions_)
         if (s.open_req) opened[{s.client, s.open_req}] = id;
     if (opened != opened_) bad.push_back("the index of opens disagrees with the sessions");
+    std::map<uint64_t, std::set<std::string>> holding;
+    for (auto& [name, l] : locks_)
+        if (l.holder) holding[l.holder].insert(name);
+    if (holding != holding_) bad.push_back("the index of holders disagrees with the locks");
     return bad;
 }
 

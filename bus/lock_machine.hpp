@@ -181,6 +181,8 @@ public:
     /// The holder of `lock` (0: free) and its token ({0, 0} for a lock not in the table:
     /// never used, or forgotten while idle).
     std::pair<uint64_t, uint64_t> holder(const std::string& lock) const;
+    /// The locks `session` holds.
+    std::vector<std::string> locks_of(uint64_t session) const;
     /// Violations of the machine's invariants (empty when fine).
     std::vector<std::string> check_invariants() const;
 
@@ -205,6 +207,8 @@ private:
     Lock* held_by(const LockCommand& c, LockReply& r);
     /// `lock` is free: the next waiter (if any) gets it, with token e.index, pushed.
     void hand_on(const std::string& name, Lock& l, const LogEntry& e);
+    /// The one place a lock changes hands (0: free), keeping holding_ in step.
+    void set_holder(const std::string& name, Lock& l, uint64_t session);
     void trace(std::string ev, Json fields, const LogEntry& e);
     /// Keeps `r` as `client`'s last reply in `s`, forgetting the least recent client if full.
     /// `old`: a format-0 entry (its req also bounds what a client the session does not know
@@ -216,6 +220,7 @@ private:
     std::map<std::string, File> files_;
     std::set<std::string> guarded_;  ///< locks that guard a file (from files_)
     std::map<std::pair<std::string, uint64_t>, uint64_t> opened_;  ///< (client, open_req) -> session (from sessions_)
+    std::map<uint64_t, std::set<std::string>> holding_;  ///< session -> the locks it holds (from locks_)
     std::vector<LockOutput> outputs_;
     std::vector<TraceEvent> events_;
     FileSink sink_;

@@ -86,15 +86,14 @@ Actions LockServer::on_client(const std::string& route, const Envelope& env, Tim
         // Its first word to this leader: grants an earlier leader decided may never have
         // been pushed (it fell before). Push them again; the client knows the ones it has.
         if (first)
-            for (auto& [name, l] : m_->locks())
-                if (l.holder == r->session) {
-                    LockReply g;
-                    g.session = r->session;
-                    g.status = "granted";
-                    g.lock = name;
-                    g.token = l.token;
-                    reply(a, route, to_msg(g, 0));
-                }
+            for (const std::string& name : m_->locks_of(r->session)) {
+                LockReply g;
+                g.session = r->session;
+                g.status = "granted";
+                g.lock = name;
+                g.token = m_->holder(name).second;
+                reply(a, route, to_msg(g, 0));
+            }
     }
     if (r->op == "keepalive") {
         auto s = m_->sessions().find(r->session);
