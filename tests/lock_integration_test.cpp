@@ -197,8 +197,8 @@ TEST_CASE("lock service: the leader is killed during appends — every acknowled
     CHECK(test::check_traces(c).rfind("0: ok", 0) == 0);
 }
 
-TEST_CASE("lock service: five replicas — with two down, the leader among them, locks and appends go on; with "
-          "three down there is no majority and a client says so; with one back, it goes on with everything kept",
+TEST_CASE("lock service: five replicas — with two down, the leader among them, locks and appends go on, with "
+          "three down there is no majority and a client says so, with one back, it goes on with everything kept",
           "[integration][lock]") {
     Cluster c(5, kLoose);
     const std::vector<int> all = {1, 2, 3, 4, 5};
@@ -236,7 +236,7 @@ TEST_CASE("lock service: five replicas — with two down, the leader among them,
 }
 
 TEST_CASE("lock service: a duplicated request is applied once — the retry gets the first answer, from the same "
-          "leader and from the next one; a stale token is refused and changes nothing",
+          "leader and from the next one, a stale token is refused and changes nothing",
           "[integration][lock]") {
     Cluster c(3, kLoose);
     for (int id : {1, 2, 3}) start(c, id);
@@ -292,7 +292,7 @@ TEST_CASE("lock service: a duplicated request is applied once — the retry gets
     CHECK(c.stop_all(others));
 }
 
-TEST_CASE("lock service: a single server fails — with the lock free, the next acquire works; with it held, the "
+TEST_CASE("lock service: a single server fails — with the lock free, the next acquire works, with it held, the "
           "holder keeps it through the failover and the waiter gets it after",
           "[integration][lock]") {
     Cluster c(3, kLoose);
@@ -350,8 +350,8 @@ TEST_CASE("lock service: a single server fails — with the lock free, the next 
     CHECK(test::check_traces(c).rfind("0: ok", 0) == 0);
 }
 
-TEST_CASE("ftbus-lock: hold gives the command the lock's environment and passes its exit code; acquire and release "
-          "keep a session for a script (exit 3 when not granted in time); a lost lease stops the command, with "
+TEST_CASE("ftbus-lock: hold gives the command the lock's environment and passes its exit code, acquire and release "
+          "keep a session for a script (exit 3 when not granted in time), a lost lease stops the command, with "
           "SIGKILL if it ignores SIGTERM",
           "[integration][lock]") {
     Cluster c(3, kLoose);
@@ -511,7 +511,7 @@ TEST_CASE("lock service: at the client port, a frame that is not a request and a
     CHECK(out.find("at most 16384") != std::string::npos);
 }
 
-TEST_CASE("lock service: a replica whose disk fills up stops acknowledging and says so; the other two carry on, "
+TEST_CASE("lock service: a replica whose disk fills up stops acknowledging and says so, the other two carry on, "
           "and every acknowledged append is on both",
           "[integration][lock][badinput]") {
     Cluster c(3, kLoose);

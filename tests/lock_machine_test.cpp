@@ -197,7 +197,7 @@ TEST_CASE("lock machine: a file is guarded by the lock of its first append — a
     CHECK(d.file("f") == "x");
 }
 
-TEST_CASE("lock machine: an expiry with the session's current epoch ends it — its lock goes to the next waiter; an "
+TEST_CASE("lock machine: an expiry with the session's current epoch ends it — its lock goes to the next waiter, an "
           "expiry made stale by a later command does nothing",
           "[unit][lock]") {
     Driver d;
@@ -234,7 +234,7 @@ TEST_CASE("lock machine: an expiry with the session's current epoch ends it — 
     }
 }
 
-TEST_CASE("lock machine: exactly once — a retried request gets the same reply without applying again; an older "
+TEST_CASE("lock machine: exactly once — a retried request gets the same reply without applying again, an older "
           "request number is refused",
           "[unit][lock]") {
     Driver d;
@@ -368,7 +368,7 @@ TEST_CASE("lock machine: a snapshot restores sessions, holders, queues, files an
 }
 
 TEST_CASE("lock machine: an older log's entries (format 0: exactly once per session) apply as they did then — a "
-          "replica replaying them and one restoring the snapshot the older version wrote agree; requests of the "
+          "replica replaying them and one restoring the snapshot the older version wrote agree, requests of the "
           "current format at or below that session's last are refused",
           "[unit][lock][snapshot]") {
     auto old = [](LockCommand c) {
@@ -490,8 +490,8 @@ TEST_CASE("lock machine: commands round-trip through their bytes", "[unit][lock]
     CHECK(*decode_command(encode_command(e), why) == e);
 }
 
-TEST_CASE("lock machine: cancel takes a waiter out of the queue (those behind move up); a cancel that finds the "
-          "grant got there first gives the lock up, saying which token; with nothing to give up it changes nothing",
+TEST_CASE("lock machine: cancel takes a waiter out of the queue (those behind move up), a cancel that finds the "
+          "grant got there first gives the lock up, saying which token, with nothing to give up it changes nothing",
           "[unit][lock]") {
     Driver d;
     uint64_t a = d.open("a"), b = d.open("b"), c = d.open("c"), e = d.open("e");
@@ -525,7 +525,7 @@ TEST_CASE("lock machine: cancel takes a waiter out of the queue (those behind mo
 }
 
 TEST_CASE("lock machine: a lock nobody holds or waits for is forgotten unless it guards a file — many short-lived "
-          "lock names do not grow the table; tokens still only increase",
+          "lock names do not grow the table, tokens still only increase",
           "[unit][lock]") {
     Driver d;
     uint64_t a = d.open("a"), b = d.open("b");

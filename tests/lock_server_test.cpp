@@ -222,7 +222,7 @@ TEST_CASE("lock server: a new leader pushes a session the grants it holds when i
 }
 
 TEST_CASE("lock server: over its intake cap of requests waiting for commit, the leader answers busy and proposes "
-          "nothing more; once they commit it takes requests again",
+          "nothing more, once they commit it takes requests again",
           "[unit][lock]") {
     Solo s;
     for (uint64_t req = 1; req <= kMaxPendingLockRequests; ++req) s.send(request(req, "status", 0));  // none durable yet

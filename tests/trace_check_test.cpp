@@ -696,7 +696,7 @@ TEST_CASE("checker --file: an acknowledged append missing from the file, changed
 }
 
 TEST_CASE("checker: two clients whose holds of a lock overlap in time (lock.acquired to release, loss or lease end) "
-          "are reported; holds one after the other are not",
+          "are reported, holds one after the other are not",
           "[unit][check][lock]") {
     auto acquired = [](const std::string& c, uint64_t seq, int64_t t, uint64_t token, int64_t valid) {
         return "{\"t\":" + std::to_string(t) + ",\"node\":\"" + c + "\",\"inc\":1,\"seq\":" + std::to_string(seq) +

@@ -262,7 +262,7 @@ TEST_CASE("opening a trace file that cannot be created is a ConfigError", "[unit
     CHECK(t.seq() == 1);
 }
 
-TEST_CASE("a buffered tracer writes nothing until flush, then every line whole and in order; destruction flushes",
+TEST_CASE("a buffered tracer writes nothing until flush, then every line whole and in order, destruction flushes",
           "[unit][trace]") {
     TempPath tmp;
     FakeClock clock;
