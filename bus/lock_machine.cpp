@@ -421,9 +421,7 @@ void LockMachine::hand_on(const std::string& name, Lock& l, const LogEntry& e) {
 
 void LockMachine::forget_if_idle(const LockCommand& c, const std::string& name) {
     if (c.v == 0) return;  // (format 0: locks were kept then)
-    auto it = locks_.find(name);
-    if (it != locks_.end() && it->second.holder == 0 && it->second.waiters.empty() && !guarded_.count(name))
-        locks_.erase(it);
+    if (auto it = locks_.find(name); it != locks_.end() && idle(name, it->second)) locks_.erase(it);
 }
 
 void LockMachine::end_session(const LockCommand& c, const LogEntry& e, bool expired) {
@@ -443,7 +441,7 @@ void LockMachine::end_session(const LockCommand& c, const LogEntry& e, bool expi
     }
     for (auto& [name, l] : locks_) hand_on(name, l, e);
     if (c.v != 0)
-        std::erase_if(locks_, [&](auto& kv) { return kv.second.holder == 0 && kv.second.waiters.empty() && !guarded_.count(kv.first); });
+        std::erase_if(locks_, [&](auto& kv) { return idle(kv.first, kv.second); });
 }
 
 // ---- snapshots ------------------------------------------------------------------------------

@@ -202,6 +202,10 @@ private:
     /// many short-lived lock names does not grow without end (its token is not needed: the
     /// next grant's is a later log index anyway). Not for format-0 entries: kept then.
     void forget_if_idle(const LockCommand& c, const std::string& name);
+    /// Nobody holds or waits for it, and it guards no file.
+    bool idle(const std::string& name, const Lock& l) const {
+        return l.holder == 0 && l.waiters.empty() && !guarded_.count(name);
+    }
     /// The lock `c` names if c's session holds it with c's token; else null, and `r` says
     /// "you do not hold the lock" with the current token.
     Lock* held_by(const LockCommand& c, LockReply& r);

@@ -57,6 +57,24 @@ std::vector<bus::Json> events(const std::string& path) {
     return out;
 }
 
+/// Waits (30 s at most) until the service answers `status` (a leader serves).
+bool serving(const Cluster& c) {
+    return Cluster::wait_for([&] { return !status(c).is_null(); }, 30);
+}
+
+/// Starts replicas `ids` and waits until the service serves.
+bool start_all(Cluster& c, const std::vector<int>& ids = {1, 2, 3}) {
+    for (int id : ids) start(c, id);
+    return serving(c);
+}
+
+/// The fencing token a command wrote to `path` (`echo $FTBUS_TOKEN > path`).
+uint64_t token_in(const std::string& path) {
+    std::string t = slurp(path);
+    REQUIRE_FALSE(t.empty());
+    return std::stoull(t);
+}
+
 /// Waits (30 s at most) until `lock` has a holder: the status then, or null.
 bus::Json wait_held(const Cluster& c, const std::string& lock) {
     bus::Json s;
@@ -89,8 +107,7 @@ TEST_CASE("lock service: a client dies holding the lock — its lease expires an
           "higher token",
           "[integration][lock]") {
     Cluster c(3, kLoose);
-    for (int id : {1, 2, 3}) start(c, id);
-    REQUIRE(Cluster::wait_for([&] { return !status(c).is_null(); }, 30));
+    REQUIRE(start_all(c));
     std::string F = c.cluster_file();
     // A holds L with a 1 s lease, running a command that lives as long as A does.
     c.spawn(-1, "ftbus-lock",
@@ -109,9 +126,7 @@ TEST_CASE("lock service: a client dies holding the lock — its lease expires an
     uint64_t token_a = 0;
     for (auto& e : events(c.dir() + "/a.jsonl"))
         if (e["ev"] == "lock.acquired") token_a = e["token"].get<uint64_t>();
-    std::string b_token = slurp(c.dir() + "/b.token");
-    REQUIRE_FALSE(b_token.empty());
-    CHECK(std::stoull(b_token) > token_a);
+    CHECK(token_in(c.dir() + "/b.token") > token_a);
     size_t expired = 0;
     for (int id : {1, 2, 3}) expired += test::count_events(c.events(id), "lock.expire");
     CHECK(expired == 3);  // applied by every replica
@@ -124,8 +139,7 @@ TEST_CASE("lock service: the leader is killed during appends — every acknowled
           "appends — the whole cluster restarts hard and keeps the file, a held lock and its queue",
           "[integration][lock]") {
     Cluster c(3, kLoose);
-    for (int id : {1, 2, 3}) start(c, id);
-    REQUIRE(Cluster::wait_for([&] { return !status(c).is_null(); }, 30));
+    REQUIRE(start_all(c));
     std::string F = c.cluster_file();
     const int kLines = 60;
     std::string writer = "for i in $(seq 1 " + std::to_string(kLines) + "); do " + bin("ftbus-lock") +
@@ -187,9 +201,7 @@ TEST_CASE("lock service: the leader is killed during appends — every acknowled
     { std::ofstream(go) << "go\n"; }
     CHECK(c.wait_exit(-2, 30) == 0);  // it kept the lock through the outage (its lease: 20 s)
     CHECK(c.wait_exit(-3, 30) == 0);  // and the waiter got it next
-    std::string next_token = slurp(c.dir() + "/next.token");
-    REQUIRE_FALSE(next_token.empty());
-    CHECK(std::stoull(next_token) > held["locks"]["H"]["holder"]["token"].get<uint64_t>());
+    CHECK(token_in(c.dir() + "/next.token") > held["locks"]["H"]["holder"]["token"].get<uint64_t>());
     size_t lost = 0;
     for (auto& e : events(c.dir() + "/h.jsonl")) lost += e["ev"] == "lock.lost";
     CHECK(lost == 0);
@@ -202,8 +214,7 @@ TEST_CASE("lock service: five replicas — with two down, the leader among them,
           "[integration][lock]") {
     Cluster c(5, kLoose);
     const std::vector<int> all = {1, 2, 3, 4, 5};
-    for (int id : all) start(c, id);
-    REQUIRE(Cluster::wait_for([&] { return !status(c).is_null(); }, 30));
+    REQUIRE(start_all(c, all));
     std::string F = c.cluster_file(), L = bin("ftbus-lock");
     auto hold_append = [&](const std::string& data) {
         return test::run_command(L + " --cluster " + F + " hold L -- " + L + " append out.txt '" + data + "' >/dev/null");
@@ -239,8 +250,7 @@ TEST_CASE("lock service: a duplicated request is applied once — the retry gets
           "leader and from the next one, a stale token is refused and changes nothing",
           "[integration][lock]") {
     Cluster c(3, kLoose);
-    for (int id : {1, 2, 3}) start(c, id);
-    REQUIRE(Cluster::wait_for([&] { return !status(c).is_null(); }, 30));
+    REQUIRE(start_all(c));
     bus::ClusterConfig cfg = bus::load_cluster(c.cluster_file());
     bus::LockClient client(cfg);
     client.open();
@@ -296,8 +306,7 @@ TEST_CASE("lock service: a single server fails — with the lock free, the next 
           "holder keeps it through the failover and the waiter gets it after",
           "[integration][lock]") {
     Cluster c(3, kLoose);
-    for (int id : {1, 2, 3}) start(c, id);
-    REQUIRE(Cluster::wait_for([&] { return !status(c).is_null(); }, 30));
+    REQUIRE(start_all(c));
     std::string F = c.cluster_file();
     auto hold_true = [&] {
         return test::run_command(bin("ftbus-lock") + " --cluster " + F + " --timeout 10s hold L --wait 10s -- true") == 0;
@@ -308,7 +317,7 @@ TEST_CASE("lock service: a single server fails — with the lock free, the next 
     c.kill(leader);
     CHECK(hold_true());
     start(c, leader);
-    REQUIRE(Cluster::wait_for([&] { return !status(c).is_null(); }, 30));
+    REQUIRE(serving(c));
     // The lock is held (6 s lease) by a command that waits for a file; the leader dies.
     std::string go = c.dir() + "/go";
     c.spawn(-1, "ftbus-lock",
@@ -331,7 +340,7 @@ TEST_CASE("lock service: a single server fails — with the lock free, the next 
     for (int id : {1, 2, 3})
         if (id != leader) others.push_back(id);
     REQUIRE(Cluster::wait_for([&] { return test::all_follow(c, others, 0) && leader_of(c, others) != leader; }, 30));
-    REQUIRE(Cluster::wait_for([&] { return !status(c).is_null(); }, 30));
+    REQUIRE(serving(c));
     bus::Json s = status(c);
     // Still held by the same session with the same token, and the waiter still waits.
     CHECK(s["locks"]["L"]["holder"] == held["locks"]["L"]["holder"]);  // session, client, token
@@ -342,9 +351,7 @@ TEST_CASE("lock service: a single server fails — with the lock free, the next 
     for (auto& e : events(c.dir() + "/h.jsonl")) lost += e["ev"] == "lock.lost";
     CHECK(lost == 0);
     CHECK(c.wait_exit(-2, 30) == 0);  // the waiter got it next, with a higher token
-    std::string w_token = slurp(c.dir() + "/w.token");
-    REQUIRE_FALSE(w_token.empty());
-    CHECK(std::stoull(w_token) > held["locks"]["L"]["holder"]["token"].get<uint64_t>());
+    CHECK(token_in(c.dir() + "/w.token") > held["locks"]["L"]["holder"]["token"].get<uint64_t>());
     CHECK(hold_true());  // and then anyone
     CHECK(c.stop_all(others));
     CHECK(test::check_traces(c).rfind("0: ok", 0) == 0);
@@ -355,8 +362,7 @@ TEST_CASE("ftbus-lock: hold gives the command the lock's environment and passes 
           "SIGKILL if it ignores SIGTERM",
           "[integration][lock]") {
     Cluster c(3, kLoose);
-    for (int id : {1, 2, 3}) start(c, id);
-    REQUIRE(Cluster::wait_for([&] { return !status(c).is_null(); }, 30));
+    REQUIRE(start_all(c));
     std::string F = c.cluster_file(), L = bin("ftbus-lock"), D = c.dir();
     // hold: the environment, an append under the lock from inside, the exit code.
     CHECK(test::run_command(L + " --cluster " + F + " hold L -- sh -c 'echo \"$FTBUS_LOCK $FTBUS_SESSION $FTBUS_TOKEN\" > " +
@@ -423,8 +429,7 @@ TEST_CASE("ftbus-lock: hold gives the command the lock's environment and passes 
     CHECK(Cluster::wait_for([&] { return gone(grandchild); }, 10));
     // Again, with a command that stops on SIGTERM but started something that ignores it: that
     // is killed too, before ftbus-lock is done (the lock is not its either).
-    for (int id : {1, 2, 3}) start(c, id);
-    REQUIRE(Cluster::wait_for([&] { return !status(c).is_null(); }, 30));
+    REQUIRE(start_all(c));
     c.spawn(-2, "ftbus-lock",
             {"--cluster", F, "--ttl", "1s", "hold", "L", "--kill-after", "500ms", "--", "sh", "-c",
              "sh -c \"trap '' TERM; exec sleep 30\" & echo $! > " + D + "/straggler; touch " + D +
@@ -444,8 +449,7 @@ TEST_CASE("lock service: at the client port, a frame that is not a request and a
           "a rejected answer, traced as rpc.reject, and nothing is applied",
           "[integration][lock][badinput]") {
     Cluster c(3, kLoose);
-    for (int id : {1, 2, 3}) start(c, id);
-    REQUIRE(Cluster::wait_for([&] { return !status(c).is_null(); }, 30));
+    REQUIRE(start_all(c));
     int leader = leader_of(c, {1, 2, 3});
     REQUIRE(leader != 0);
     bus::ClusterConfig cfg = bus::load_cluster(c.cluster_file());
@@ -526,7 +530,7 @@ TEST_CASE("lock service: a replica whose disk fills up stops acknowledging and s
         start(c, 3);
         ::setrlimit(RLIMIT_FSIZE, &old);
     }
-    REQUIRE(Cluster::wait_for([&] { return !status(c).is_null(); }, 30));
+    REQUIRE(serving(c));
     bus::ClusterConfig cfg = bus::load_cluster(c.cluster_file());
     bus::LockClient client(cfg);
     client.open();

@@ -151,6 +151,18 @@ struct LockSim {
 
     void next_node(Client& c) { c.node = static_cast<NodeId>(1 + rng() % replicas); }
 
+    /// An append to "f" under L, for `holder`'s session and token; `who` names the line.
+    static LockRequest append_of(const Client& holder, const std::string& who, const std::string& what) {
+        LockRequest r;
+        r.op = "append";
+        r.session = holder.session;
+        r.lock = "L";
+        r.token = holder.token;
+        r.file = "f";
+        r.data = who + " token " + std::to_string(holder.token) + " " + what + "\n";
+        return r;
+    }
+
     /// One client's turn: read its answers, then act.
     void run(Client& c) {
         if (c.dead) return;
@@ -159,14 +171,7 @@ struct LockSim {
             if (now < c.paused_until) return;
             c.paused_until = Time{};
             if (c.token) {  // it checked its lease before the pause; its next append goes out now
-                LockRequest r;
-                r.op = "append";
-                r.session = c.session;
-                r.lock = "L";
-                r.token = c.token;
-                r.file = "f";
-                r.data = c.id + " token " + std::to_string(c.token) + " after a pause\n";
-                send(c, r);
+                send(c, append_of(c, c.id, "after a pause"));
                 c.stale = c.pending;  // (numbered by send) followed to its answer, even once the lease is given up
                 ++stale_sent;
             }
@@ -273,11 +278,7 @@ struct LockSim {
             r.op = "acquire";
             r.lock = "L";
         } else if (c.appended < 3) {
-            r.op = "append";
-            r.lock = "L";
-            r.token = c.token;
-            r.file = "f";
-            r.data = c.id + " token " + std::to_string(c.token) + " line " + std::to_string(c.appended) + "\n";
+            r = append_of(c, c.id, "line " + std::to_string(c.appended));
         } else {
             r.op = "release";
             r.lock = "L";
@@ -320,14 +321,7 @@ struct LockSim {
         if (!holds || now < h.next_try) return;
         if (h.token != c.token) h.token = c.token, h.appended = 0;  // a new grant
         if (h.appended >= 2) return;
-        LockRequest r;
-        r.op = "append";
-        r.session = c.session;
-        r.lock = "L";
-        r.token = c.token;
-        r.file = "f";
-        r.data = h.id + " token " + std::to_string(c.token) + " line " + std::to_string(h.appended++) + "\n";
-        send(h, r);
+        send(h, append_of(c, h.id, "line " + std::to_string(h.appended++)));
     }
 
     /// Pauses the client that believes it holds L (if any) for `d`.
