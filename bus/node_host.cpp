@@ -293,6 +293,16 @@ int NodeHost::run_loop(const std::atomic<bool>& stop) {
                                 {"detector", cfg_.tunables.detector},
                                 {"control", self_.control},
                                 {"join", join_}});
+    if (disk_ && disk_->log.recovery().bytes > 0) {  // a torn tail cut at open: say so, once
+        const RaftLog::Recovery& r = disk_->log.recovery();
+        tracer_.emit("storage.recover", {{"file", disk_->log.path()},
+                                         {"offset", r.offset},
+                                         {"bytes", r.bytes},
+                                         {"reason", r.why}});
+        std::cerr << "ftbus-" << role_ << ": " << disk_->log.path() << ": cut " << r.bytes << " bytes at offset "
+                  << r.offset << " (" << r.why << "): entries there were never acknowledged, or this replica "
+                  << "catches up on them from the leader\n";
+    }
     Time now = clock_.now();
     carry_out(core_.start(now));
     sync_log();

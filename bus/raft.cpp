@@ -442,6 +442,11 @@ void Raft::handle(NodeId from, const AppendReply& m, Time now, Actions& a) {
         apply_committed(a);
         if (next_[from] <= last_index() && w.size() < kMaxInflight) replicate(from, a);  // more to send
     } else {
+        // A hint below what the follower was known to hold: it lost entries since — its data
+        // directory emptied, or a damaged tail cut when it started (the operator's ways back
+        // from a broken replica). What we knew of it is void: from nothing, then, or it
+        // would be sent from an index it lacks forever, and refuse each time at once.
+        if (m.match < match_[from]) match_[from] = 0;
         // Back up to the follower's hint (never below what it is known to hold) and retry.
         next_[from] = std::max<uint64_t>(match_[from] + 1, std::min(next_[from], m.match + 1));
         inflight_[from].clear();  // what was in flight follows a gap: it is resent from here

@@ -4,6 +4,15 @@ namespace bus {
 
 RaftDisk::RaftDisk(const std::string& dir, RaftLogOptions o) : storage(dir), log(dir, std::move(o)) {
     const Snapshot& s = storage.snapshot();
+    // A replica makes its term durable before it writes any entry or snapshot of that term:
+    // entries without the state file mean the file was lost, and with it the vote.
+    if (!storage.state_found() && (!log.entries().empty() || s.index > 0)) {
+        uint64_t term = std::max(s.term, log.entries().empty() ? 0 : log.entries().back().term);
+        throw ConfigError(dir + "/raft-state is missing, but the log holds entries up to term " + std::to_string(term) +
+                          "; refusing to start rather than risk a second vote in a term. Restore the file or, if "
+                          "this node's state is truly lost, remove the data directory (it then rejoins with no "
+                          "vote; safe only if no other copy of this node runs)");
+    }
     if (s.index > 0 && !log.entries().empty() && log.first_index() != s.index + 1) {
         try {
             log.compact(s.index, s.term);

@@ -118,6 +118,7 @@ RaftStorage::RaftStorage(std::string dir) : dir_(std::move(dir)) {
         bool exists = false;
         std::string text = read_whole(path, exists);
         if (exists) state_ = parse(text, path);
+        state_found_ = exists;
         path = dir_ + "/" + kSnapshotFile;
         std::string bytes = read_whole(path, exists);
         if (exists) snapshot_ = parse_snapshot(bytes, path);

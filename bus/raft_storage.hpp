@@ -47,6 +47,8 @@ public:
     RaftStorage& operator=(const RaftStorage&) = delete;
 
     const HardState& state() const { return state_; }
+    /// Whether DIR/raft-state was there (a fresh directory has none).
+    bool state_found() const { return state_found_; }
     /// Makes `s` durable (write, fsync, rename, fsync the directory). \throws StorageError.
     void save(const HardState& s);
     /// The latest durable snapshot (index 0: none).
@@ -73,6 +75,7 @@ private:
 
     int lock_fd_ = -1;
     HardState state_;
+    bool state_found_ = false;
     Snapshot snapshot_;
     uint64_t fsyncs_ = 0;
 };

@@ -173,6 +173,22 @@ void SimNetwork::crash(NodeId id) {
     end_process(id);
 }
 
+void SimNetwork::wipe_disk(NodeId id) {
+    if (running(id)) throw std::logic_error("SimNetwork: wipe_disk of a running node");
+    fault("wipe", id);
+    disks_.erase(id);
+}
+
+void SimNetwork::cut_log(NodeId id, size_t keep) {
+    if (running(id)) throw std::logic_error("SimNetwork: cut_log of a running node");
+    auto it = disks_.find(id);
+    if (it == disks_.end()) return;
+    fault("cut", id);
+    Disk& d = it->second;
+    d.written.resize(std::min(keep, d.written.size()));
+    d.synced_len = d.written.size();
+}
+
 void SimNetwork::pause(NodeId id) {
     Node* n = running(id);
     if (!n || n->paused) return;

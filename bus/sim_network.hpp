@@ -90,6 +90,11 @@ public:
     std::string endpoint_of(NodeId id) const;
     /// kill -9: the node's state and its queued input are lost.
     void crash(NodeId id);
+    /// The operator's ways back from a damaged replica, on a node that is down: wipe_disk
+    /// empties its data directory (term, vote, log and snapshot gone); cut_log keeps only its
+    /// first `keep` log entries (a damaged tail cut at start-up).
+    void wipe_disk(NodeId id);
+    void cut_log(NodeId id, size_t keep);
     /// SIGSTOP: it runs nothing; messages to it queue. resume(): SIGCONT — as the real loop
     /// does, it notices a stall only if the pause overran the poll timeout it was in by more
     /// than suspect_after; then it reads the queued input, then runs its timers.

@@ -25,6 +25,7 @@ const std::map<std::string, std::vector<const char*>>& required_fields() {
         {"clock.ignore", {"from", "reason"}},
         {"vote", {"term", "candidate"}},
         {"raft.restore", {"term", "vote"}},
+        {"storage.recover", {"file", "offset", "bytes", "reason"}},
         {"raft.snapshot", {"index", "term", "bytes"}},
         {"raft.snapshot.send", {"peer", "index", "term", "bytes"}},
         {"raft.snapshot.install", {"from", "index", "term", "bytes"}},
@@ -53,7 +54,7 @@ bool known_event(const std::string& ev) {
         "msg.send", "msg.recv", "msg.unsent", "msg.drop", "peer.alive", "peer.suspect", "peer.dead",
         "peer.join", "peer.leave", "peer.refuse", "peer.unreachable", "follower.deaf", "follower.hears",
         "config.set", "ctl.reject", "election.start", "election.ignore", "role", "leader", "vote",
-        "raft.restore", "raft.snapshot", "raft.snapshot.send", "raft.snapshot.install", "ring.result", "ring.skip", "storage.slow", "clock.offset", "clock.sample",
+        "raft.restore", "raft.snapshot", "raft.snapshot.send", "raft.snapshot.install", "ring.result", "ring.skip", "storage.slow", "storage.recover", "clock.offset", "clock.sample",
         "clock.adjust", "clock.round", "clock.master", "clock.ignore"};
     if (names.count(ev)) return true;
     for (const char* family : {"session.", "lock.", "file.", "rpc."})

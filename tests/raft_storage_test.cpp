@@ -132,6 +132,7 @@ TEST_CASE("raft disk: a crash between writing a snapshot and compacting the log 
     TempDir d;
     {
         RaftDisk disk(d.path);
+        disk.storage.save(HardState{1, 0});  // a replica's term is durable before its entries
         for (uint64_t i = 1; i <= 6; ++i) disk.log.append({LogEntry{i, 1, "e" + std::to_string(i)}});
         disk.log.sync();
         disk.storage.save_snapshot(Snapshot{4, 1, "up to 4"});  // then "crash" before compact
@@ -140,4 +141,21 @@ TEST_CASE("raft disk: a crash between writing a snapshot and compacting the log 
     CHECK(disk.storage.snapshot().index == 4);
     CHECK(disk.log.first_index() == 5);
     CHECK(disk.log.last_index() == 6);
+}
+
+TEST_CASE("raft disk: a log without its raft-state file is refused — the vote it held is gone — and a fresh "
+          "directory is not",
+          "[unit][storage][badinput]") {
+    TempDir d;
+    { RaftDisk fresh(d.path); }  // creates the log file, no state yet: fine
+    {
+        RaftDisk disk(d.path);
+        disk.storage.save(HardState{3, 2});
+        disk.log.append({LogEntry{1, 3, "e1"}});
+        disk.log.sync();
+    }
+    { RaftDisk again(d.path); }  // everything there: fine
+    REQUIRE(std::filesystem::remove(d.path + "/raft-state"));
+    CHECK_THROWS_WITH(RaftDisk(d.path), Contains("raft-state is missing") && Contains("term 3") &&
+                                            Contains("second vote"));
 }
