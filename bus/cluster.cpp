@@ -1,6 +1,7 @@
 #include "bus/cluster.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -150,6 +151,8 @@ ClusterConfig parse_cluster(std::string_view text, const std::string& origin) {
         if (const toml::node* h = t->get("host")) {
             auto v = h->value<std::string>();
             if (!v || v->empty()) fail(origin, ctx + " 'host' must be a non-empty string");
+            if (!plausible_host(*v))
+                fail(origin, ctx + " 'host' '" + *v + "' is not a host name or an IP address");
             s.host = *v;
         }
         s.priority = read_int(*t, "priority", INT32_MIN, INT32_MAX, 0, ctx, origin);
@@ -195,6 +198,20 @@ void check_raft_timing(const Tunables& t, const std::string& origin) {
         throw ConfigError(origin + ": the Raft heartbeat (" + format_duration(hb) +
                           ") must be positive and shorter than the minimum election timeout (" +
                           format_duration(t.election_timeout_min) + ")");
+}
+
+bool plausible_host(std::string_view h) {
+    if (h.empty() || h.size() > 253) return false;
+    if (h.front() == '[') {
+        if (h.size() < 3 || h.back() != ']') return false;
+        for (char c : h.substr(1, h.size() - 2))
+            if (!std::isxdigit(static_cast<unsigned char>(c)) && c != ':' && c != '.') return false;
+        return true;
+    }
+    if (h.front() == '-' || h.front() == '.') return false;
+    for (char c : h)
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-' && c != '_') return false;
+    return true;
 }
 
 ClusterConfig load_cluster(const std::string& path) {

@@ -13,6 +13,17 @@ CLI::Validator duration_check() {
         "DUR");
 }
 
+CLI::Validator positive_duration_check() {
+    return CLI::Validator(
+        [](std::string& s) -> std::string {
+            auto d = parse_duration(s);
+            if (!d) return "'" + s + "' is not a duration with a unit (e.g. 250us, 20ms, 1.5s)";
+            if (d->count() <= 0) return "'" + s + "': must be positive";
+            return {};
+        },
+        "DUR");
+}
+
 void add_cluster_flag(CLI::App& app, CommonFlags& f, bool required) {
     auto* o = app.add_option("--cluster", f.cluster, "cluster file (TOML; see scripts/gen-cluster)");
     if (required) o->required();
@@ -34,11 +45,11 @@ void add_trace_flags(CLI::App& app, CommonFlags& f) {
 
 void add_detector_flags(CLI::App& app, CommonFlags& f) {
     app.add_option("--heartbeat", f.heartbeat, "heartbeat period (overrides the cluster file)")
-        ->check(duration_check());
+        ->check(positive_duration_check());
     app.add_option("--suspect-after", f.suspect_after, "silence before a peer is suspected")
-        ->check(duration_check());
+        ->check(positive_duration_check());
     app.add_option("--dead-after", f.dead_after, "silence before a peer is declared dead")
-        ->check(duration_check());
+        ->check(positive_duration_check());
     app.add_option("--detector", f.detector, "failure detector: fixed (timeouts) or phi (phi accrual)")
         ->check(CLI::IsMember({"fixed", "phi"}));
 }
@@ -54,7 +65,7 @@ void add_raft_flags(CLI::App& app, CommonFlags& f) {
             },
             "DUR[-DUR]"));
     app.add_option("--raft-heartbeat", f.raft_heartbeat, "raft: the leader's AppendEntries period")
-        ->check(duration_check());
+        ->check(positive_duration_check());
     app.add_option("--snapshot-entries", f.snapshot_entries,
                    "raft: snapshot and compact the log every N applied entries, 0 = never "
                    "(overrides cluster.snapshot_entries)")
@@ -80,7 +91,20 @@ void add_clock_flags(CLI::App& app, ClockFlags& f) {
             "DUR"))
         ->capture_default_str();
     app.add_option("--drift-ppm", f.drift_ppm, "the virtual clock's rate error, parts per million (e.g. -80)")
-        ->check(CLI::Range(-100000.0, 100000.0))
+        ->check(CLI::Validator(
+            [](std::string& s) -> std::string {  // CLI::Range lets NaN through (every comparison is false)
+                double v = 0;
+                try {
+                    size_t used = 0;
+                    v = std::stod(s, &used);
+                    if (used != s.size()) return "'" + s + "' is not a number";
+                } catch (const std::exception&) {
+                    return "'" + s + "' is not a number";
+                }
+                if (!(v >= -100000.0 && v <= 100000.0)) return "'" + s + "' is not a number in [-100000, 100000]";
+                return {};
+            },
+            "PPM"))
         ->capture_default_str();
 }
 

@@ -49,6 +49,8 @@ void add_clock_flags(CLI::App& app, ClockFlags& f);
 
 /// CLI11 validator: a duration with a unit ("250us", "20ms", "1.5s").
 CLI::Validator duration_check();
+/// A duration above zero (a period or a timeout that zero would turn into a busy loop).
+CLI::Validator positive_duration_check();
 
 void add_cluster_flag(CLI::App& app, CommonFlags& f, bool required = true);
 void add_id_flag(CLI::App& app, CommonFlags& f);

@@ -180,6 +180,9 @@ std::optional<LockReplyMsg> LockClient::receive(Duration timeout) {
         DecodeResult d = decode(msg.to_string_view());
         const LockReplyMsg* m = d.env ? std::get_if<LockReplyMsg>(&d.env->body) : nullptr;
         if (!m) continue;  // not for us: ignored
+        // A request the server could not read is refused without its number (it could not
+        // read that either): the answer to the one in flight (call() takes it).
+        if (m->req == 0 && m->status == "rejected") return *m;
         if (m->req == 0) {
             handle_push(*m);
             return std::nullopt;  // the caller looks at what was pushed
@@ -220,7 +223,11 @@ LockReplyMsg LockClient::call(LockRequest r, Duration deadline) {
     if (r.req == 0) r.req = next_req();
     Time start = clock_.now(), end = start + deadline;
     int attempt = 0;
-    for (;;) {
+    for (bool first = true;; first = false) {
+        // Told to stop (Ctrl-C): no more retries. The first try still goes, so that the cancel
+        // and close sent after an interrupted wait reach a server that answers.
+        if (!first && opts_.interrupt && opts_.interrupt->load())
+            throw LockError("interrupted while waiting for an answer to " + r.op);
         Time now = clock_.now();
         if (now >= end)
             throw LockError("no answer to " + r.op + " within " + format_duration(deadline) +
@@ -238,7 +245,9 @@ LockReplyMsg LockClient::call(LockRequest r, Duration deadline) {
             Duration left = attempt_end - clock_.now();
             if (left <= Duration(0) || endpoints_[asked].down) break;  // no answer coming from there
             m = receive(left);
-            if (m && m->req != r.req) m.reset();  // an answer to an earlier attempt of something else
+            // An answer to an earlier attempt of something else (a refusal without a number is
+            // ours: see receive()).
+            if (m && m->req != r.req && !(m->req == 0 && m->status == "rejected")) m.reset();
         }
         // A keepalive answered meanwhile may have moved current_: what follows is about the
         // endpoint this request went to.
@@ -323,14 +332,18 @@ uint64_t LockClient::acquire(const std::string& lock, Duration wait) {
         // Queued: wait for the grant to be pushed. Ask again now and then: a push can be lost
         // (a new leader does not know where we are), asking again is answered "granted".
         Time ask_again = clock_.now() + std::chrono::milliseconds(500);
-        while (clock_.now() < std::min(end, ask_again) && !lost_) {
-            (void)receive(std::min(end, ask_again) - clock_.now());
+        auto interrupted = [&] { return opts_.interrupt && opts_.interrupt->load(); };
+        while (clock_.now() < std::min(end, ask_again) && !lost_ && !interrupted()) {
+            // (In slices, when a signal may end the wait: poll's EINTR is not seen here.)
+            Time until = std::min(end, ask_again);
+            if (opts_.interrupt) until = std::min(until, clock_.now() + std::chrono::milliseconds(100));
+            (void)receive(until - clock_.now());
             auto p = pushed_.find(lock);
             if (!lost_ && p != pushed_.end() && p->second.status == "granted") return granted(lock, p->second.token);
         }
         if (lost_) throw LockError("the session was lost while waiting for " + lock);
-        if (clock_.now() >= end) {
-            // Not granted in time: leave the queue, or a later grant would hold the lock for
+        if (clock_.now() >= end || interrupted()) {
+            // Not granted in time (or told to stop waiting): leave the queue, or a later grant would hold the lock for
             // nobody until the session ends (etcd's mutex deletes its key likewise).
             cancel(lock);
             return 0;

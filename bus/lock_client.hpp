@@ -19,6 +19,7 @@
 // Not thread-safe.
 #pragma once
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <optional>
@@ -48,6 +49,10 @@ struct LockClientOptions {
     /// The ZeroMQ context to make sockets in (the guide's advice: one per process, shared
     /// by its clients); null: the client makes its own. It must outlive the client.
     zmq::context_t* context = nullptr;
+    /// Set (by a signal handler, say): a waiting acquire stops waiting as if its wait had run
+    /// out — it leaves the queue and returns 0 —, and a request that must be retried (no
+    /// answer yet) is not retried: LockError. Null: never.
+    const std::atomic<bool>* interrupt = nullptr;
 };
 
 class LockClient {

@@ -17,14 +17,6 @@ std::string unbin(const Json& j) {
     return std::string(b.begin(), b.end());
 }
 
-bool name_ok(const std::string& s, size_t max) {
-    if (s.empty() || s.size() > max || s[0] == '.' || s[0] == '-') return false;
-    return std::all_of(s.begin(), s.end(), [](char c) {
-        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-               c == '-';
-    });
-}
-
 Json reply_json(const LockReply& r) {
     Json j = {{"session", r.session}, {"req", r.req}, {"status", r.status}};
     if (!r.error.empty()) j["error"] = r.error;
@@ -136,23 +128,23 @@ std::optional<LockCommand> decode_command(std::string_view bytes, std::string& w
 std::string validate(const LockCommand& c) {
     using Op = LockCommand::Op;
     if (c.op == Op::open) {
-        if (!name_ok(c.client, kMaxClientName)) return "a client id of 1.." + std::to_string(kMaxClientName) + " characters [A-Za-z0-9._-]";
+        if (!name_ok(c.client, kMaxClientName)) return name_rule("a client id", kMaxClientName);
         if (c.ttl_ms < kMinTtlMs || c.ttl_ms > kMaxTtlMs)
             return "a ttl of " + std::to_string(c.ttl_ms) + " ms (from " + std::to_string(kMinTtlMs) + " ms to " +
                    std::to_string(kMaxTtlMs / 60000) + " min)";
         return "";
     }
     if (!c.client.empty() && !name_ok(c.client, kMaxClientName))
-        return "a client id of 1.." + std::to_string(kMaxClientName) + " characters [A-Za-z0-9._-]";
+        return name_rule("a client id", kMaxClientName);
     if (c.session == 0 && c.op != Op::status) return "no session";
     if (c.op == Op::expire) return c.epoch ? "" : "an expiry without an epoch";
     if (c.req == 0) return "no request number";
     if (c.op == Op::acquire || c.op == Op::release || c.op == Op::append || c.op == Op::cancel) {
-        if (!name_ok(c.lock, kMaxLockName)) return "a lock name of 1.." + std::to_string(kMaxLockName) + " characters [A-Za-z0-9._-]";
+        if (!name_ok(c.lock, kMaxLockName)) return name_rule("a lock name", kMaxLockName);
     }
-    if (c.op == Op::status && !c.lock.empty() && !name_ok(c.lock, kMaxLockName)) return "a bad lock name";
+    if (c.op == Op::status && !c.lock.empty() && !name_ok(c.lock, kMaxLockName)) return name_rule("a lock name", kMaxLockName);
     if (c.op == Op::append) {
-        if (!name_ok(c.file, kMaxFileName)) return "a file name of 1.." + std::to_string(kMaxFileName) + " characters [A-Za-z0-9._-]";
+        if (!name_ok(c.file, kMaxFileName)) return name_rule("a file name", kMaxFileName);
         if (c.data.size() > kMaxAppendBytes)
             return "an append of " + std::to_string(c.data.size()) + " bytes (at most " + std::to_string(kMaxAppendBytes) + ")";
     }
@@ -552,6 +544,18 @@ std::vector<std::string> LockMachine::check_invariants() const {
         if (l.holder) holding[l.holder].insert(name);
     if (holding != holding_) bad.push_back("the index of holders disagrees with the locks");
     return bad;
+}
+
+bool name_ok(std::string_view s, size_t max) {
+    if (s.empty() || s.size() > max || s[0] == '.' || s[0] == '-') return false;
+    return std::all_of(s.begin(), s.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+               c == '-';
+    });
+}
+
+std::string name_rule(const char* what, size_t max) {
+    return std::string(what) + " of 1.." + std::to_string(max) + " characters [A-Za-z0-9._-], not starting with '.' or '-'";
 }
 
 }  // namespace bus

@@ -68,6 +68,11 @@ inline constexpr size_t kMaxClientName = 64;
 inline constexpr size_t kMaxAppendBytes = 16 * 1024;
 inline constexpr uint64_t kMinTtlMs = 100;
 inline constexpr uint64_t kMaxTtlMs = 10 * 60 * 1000;
+/// Lock, file and client names: 1..max characters [A-Za-z0-9._-], not starting with '.' or
+/// '-' (a file name is a path under the replicas' files directory). name_rule says so, for
+/// the server's replies and for clients that check before they ask.
+bool name_ok(std::string_view s, size_t max);
+std::string name_rule(const char* what, size_t max);
 /// Clients (processes) per session whose last reply is kept; the least recent is forgotten.
 inline constexpr size_t kMaxClientsPerSession = 64;
 /// The format of the commands this version proposes (LockCommand::v). 0: before commands

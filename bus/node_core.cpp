@@ -42,6 +42,8 @@ MemberInfo member_info(const NodeSpec& n, bool is_static) {
 }
 
 NodeSpec node_spec(const MemberInfo& m) {
+    if (!plausible_host(m.host))
+        throw ConfigError("member " + std::to_string(m.id) + "'s host '" + m.host + "' is not a host name or an IP address");
     NodeSpec n;
     n.id = m.id;
     n.name = m.name;

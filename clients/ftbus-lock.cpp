@@ -18,13 +18,19 @@
 //   status [NAME]               holders, queues and files (linearizable)
 //
 // Exit codes: 0 done; 1 refused ("you do not hold the lock") or no answer by the deadline;
-// 2 usage or configuration; 3 not acquired within --wait; hold: CMD's own exit code (a
-// command killed by a signal: 128 + the signal).
+// 2 usage or configuration (bad names, ttl, session or token numbers included); 3 not
+// acquired within --wait; 128 + the signal when SIGINT/SIGTERM interrupted a wait (the
+// session left the queue and was closed); hold: CMD's own exit code (a command killed by a
+// signal: 128 + the signal).
 #include <atomic>
+#include <cctype>
+#include <charconv>
 #include <csignal>
 #include <cstring>
 #include <fcntl.h>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <iterator>
 #include <poll.h>
@@ -34,6 +40,7 @@
 #include "bus/duration.hpp"
 #include "bus/flags.hpp"
 #include "bus/lock_client.hpp"
+#include "bus/lock_machine.hpp"
 
 namespace {
 
@@ -44,15 +51,34 @@ std::string env_or(const char* name, const std::string& dflt = "") {
     return v ? std::string(v) : dflt;
 }
 
-uint64_t env_uint(const char* name, uint64_t flag_value, const char* what) {
-    if (flag_value) return flag_value;
+/// A session or token: a whole number above zero, digits only ("12junk", "-3" and
+/// "99999999999999999999" are refused, not read as 12, 2^64-3 or wrapped).
+uint64_t whole_number(const std::string& v, const std::string& origin) {
+    uint64_t n = 0;
+    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+    if (v.empty() || !std::isdigit(static_cast<unsigned char>(v[0])) || ec != std::errc() || end != v.data() + v.size() ||
+        n == 0)
+        throw bus::ConfigError(origin + "='" + v + "' is not a whole number above zero");
+    return n;
+}
+
+/// --FLAG if given, else $NAME.
+uint64_t flag_or_env(const std::string& flag_value, const char* name, const char* what) {
+    if (!flag_value.empty()) return whole_number(flag_value, std::string("--") + what);
     std::string v = env_or(name);
     if (v.empty()) throw bus::ConfigError(std::string("no ") + what + ": give --" + what + " or set " + name);
-    try {
-        return std::stoull(v);
-    } catch (const std::exception&) {
-        throw bus::ConfigError(std::string(name) + "='" + v + "' is not a number");
-    }
+    return whole_number(v, name);
+}
+
+/// `s` quoted for a POSIX shell's eval: in single quotes, each ' as '\''.
+std::string shell_quote(const std::string& s) {
+    std::string q = "'";
+    for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return q + "'";
+}
+
+void check_name(const std::string& n, const char* what, size_t max) {
+    if (!bus::name_ok(n, max)) throw bus::ConfigError("'" + n + "' is not " + bus::name_rule(what, max));
 }
 
 bus::Duration duration_flag(const std::string& text, const char* flag) {
@@ -62,7 +88,24 @@ bus::Duration duration_flag(const std::string& text, const char* flag) {
 }
 
 std::atomic<bool> g_term{false};
-extern "C" void on_term(int) { g_term = true; }
+std::atomic<int> g_sig{0};
+/// While we only wait for a lock (nothing runs under it yet), a second SIGINT/SIGTERM ends us
+/// at once; the first asks the wait to stop, so that the session leaves the queue.
+std::atomic<bool> g_waiting{false};
+extern "C" void on_term(int sig) {
+    if (g_waiting && g_term) ::_exit(128 + sig);
+    g_sig = sig;
+    g_term = true;
+}
+
+void catch_stop_signals() {
+    struct sigaction sa {};
+    sa.sa_handler = on_term;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;  // poll(2) still returns EINTR; the loops look at g_term
+    ::sigaction(SIGINT, &sa, nullptr);
+    ::sigaction(SIGTERM, &sa, nullptr);
+}
 
 }  // namespace
 
@@ -81,7 +124,7 @@ int main(int argc, char** argv) {
 
     std::string name, file, data;
     std::vector<std::string> cmd;
-    uint64_t session = 0, token = 0;
+    std::string session_text, token_text;
     CLI::App* hold = app.add_subcommand("hold", "run a command while holding a lock");
     hold->add_option("name", name, "the lock")->required();
     hold->add_option("--wait", wait_text, "how long to wait in the queue")->capture_default_str();
@@ -95,12 +138,12 @@ int main(int argc, char** argv) {
     acquire->add_option("--wait", wait_text, "how long to wait in the queue")->capture_default_str();
     CLI::App* release = app.add_subcommand("release", "release a lock (and end the session that holds it)");
     release->add_option("name", name, "the lock (default: $FTBUS_LOCK)");
-    release->add_option("--session", session, "default: $FTBUS_SESSION");
-    release->add_option("--token", token, "default: $FTBUS_TOKEN");
+    release->add_option("--session", session_text, "default: $FTBUS_SESSION");
+    release->add_option("--token", token_text, "default: $FTBUS_TOKEN");
     CLI::App* append = app.add_subcommand("append", "append to a replicated file under its lock");
     append->add_option("--lock", name, "the guarding lock (default: $FTBUS_LOCK)");
-    append->add_option("--session", session, "default: $FTBUS_SESSION");
-    append->add_option("--token", token, "default: $FTBUS_TOKEN");
+    append->add_option("--session", session_text, "default: $FTBUS_SESSION");
+    append->add_option("--token", token_text, "default: $FTBUS_TOKEN");
     append->add_option("file", file, "the replicated file's name")->required();
     append->add_option("data", data, "what to append; - reads stdin")->required();
     CLI::App* status = app.add_subcommand("status", "holders, queues and files");
@@ -114,6 +157,17 @@ int main(int argc, char** argv) {
         o.deadline = duration_flag(timeout_text, "timeout");
         bus::Duration ttl = duration_flag(ttl_text, "ttl");
         o.ttl_ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(ttl).count());
+        if (o.ttl_ms < bus::kMinTtlMs || o.ttl_ms > bus::kMaxTtlMs)
+            throw bus::ConfigError("--ttl " + ttl_text + ": a session's lease is from " +
+                                   bus::format_duration(std::chrono::milliseconds(bus::kMinTtlMs)) + " to " +
+                                   bus::format_duration(std::chrono::milliseconds(bus::kMaxTtlMs)));
+        o.interrupt = &g_term;
+        // Names are checked here, before anything is asked (and the server says the same).
+        if ((*release || *append) && name.empty()) name = env_or("FTBUS_LOCK");
+        if (!name.empty()) check_name(name, "a lock name", bus::kMaxLockName);
+        if (*append) check_name(file, "a file name", bus::kMaxFileName);
+        if (*acquire && f.trace == "-")
+            throw bus::ConfigError("acquire prints its export lines on stdout: give --trace a file, not '-'");
         bus::Duration wait = duration_flag(wait_text, "wait");
         // By default CMD is gone before the service could give the lock to anyone else: the
         // client counts its lease a tenth short of the server's; half of that margin is left.
@@ -125,17 +179,41 @@ int main(int argc, char** argv) {
         if (*acquire) {
             // The session must outlive this process: a background keeper does all of it (it
             // is forked before any ZeroMQ context exists) and reports through a pipe.
+            if (!f.trace.empty()) {  // the keeper opens it: a bad path is a usage error, here
+                std::ofstream probe(f.trace, std::ios::app);
+                if (!probe) throw bus::ConfigError("cannot open trace file " + f.trace + ": " + std::strerror(errno));
+            }
             int fds[2];
             if (::pipe(fds) != 0) throw std::runtime_error("pipe failed");
+            catch_stop_signals();
             pid_t pid = ::fork();
             if (pid < 0) throw std::runtime_error("fork failed");
             if (pid > 0) {
                 ::close(fds[1]);
+                // Until the keeper reports. A signal meanwhile is passed on to it: it leaves
+                // the queue, or gives the lock back, and ends its session; a second ends us.
+                g_waiting = true;
                 std::string out;
+                bool told = false;
                 char buf[512];
-                ssize_t n;
-                while ((n = ::read(fds[0], buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+                for (;;) {
+                    if (g_term && !told) {
+                        ::kill(pid, SIGTERM);
+                        told = true;
+                    }
+                    pollfd p{fds[0], POLLIN, 0};
+                    if (::poll(&p, 1, 100) <= 0) continue;
+                    ssize_t n = ::read(fds[0], buf, sizeof buf);
+                    if (n > 0)
+                        out.append(buf, static_cast<size_t>(n));
+                    else if (n == 0 || errno != EINTR)
+                        break;
+                }
                 ::close(fds[0]);
+                if (told) {
+                    std::cerr << "ftbus-lock: interrupted: " << name << " not acquired\n";
+                    return 128 + g_sig;
+                }
                 if (out.rfind("ok\n", 0) == 0) {
                     std::cout << out.substr(3);
                     return bus::kExitOk;
@@ -149,6 +227,7 @@ int main(int argc, char** argv) {
             }
             ::close(fds[0]);
             ::setsid();
+            std::signal(SIGPIPE, SIG_IGN);  // a reader gone is seen as a failed write
             std::string report;
             int code = 0;
             {
@@ -171,18 +250,24 @@ int main(int argc, char** argv) {
                     }
                     if (t == 0) {
                         c.close();
-                        report = "wait\n";
+                        report = g_term ? "interrupted\n" : "wait\n";
                     } else {
-                        report = "ok\nexport FTBUS_CLUSTER='" + f.cluster + "' FTBUS_LOCK='" + name +
-                                 "' FTBUS_SESSION=" + std::to_string(s) + " FTBUS_TOKEN=" + std::to_string(t) + "\n";
+                        report = "ok\nexport FTBUS_CLUSTER=" + shell_quote(std::filesystem::absolute(f.cluster).string()) +
+                                 " FTBUS_LOCK=" + shell_quote(name) + " FTBUS_SESSION=" + std::to_string(s) +
+                                 " FTBUS_TOKEN=" + std::to_string(t) + "\n";
                     }
-                    (void)!::write(fds[1], report.data(), report.size());
+                    bool told = ::write(fds[1], report.data(), report.size()) == static_cast<ssize_t>(report.size());
                     ::close(fds[1]);
+                    if (t != 0 && (!told || g_term)) {  // nobody will use the lock: give it back now
+                        c.close();
+                        t = 0;
+                    }
                     int devnull = ::open("/dev/null", O_RDWR);
                     ::dup2(devnull, 0), ::dup2(devnull, 1), ::dup2(devnull, 2);
-                    // Keep the session alive until it is released (release ends it) or lost.
-                    std::signal(SIGTERM, on_term);
+                    // Keep the session alive until it is released (release ends it) or lost, or
+                    // we are told to stop (then it ends here, and the lock with it).
                     while (t != 0 && !c.lease_lost() && !g_term) c.pump(std::chrono::milliseconds(200));
+                    if (t != 0 && g_term && !c.lease_lost()) c.close();
                 } catch (const std::exception& e) {
                     report = std::string(e.what()) + "\n";
                     (void)!::write(fds[1], report.data(), report.size());
@@ -192,6 +277,10 @@ int main(int argc, char** argv) {
             std::_Exit(code);
         }
 
+        if (*hold) {  // a signal while we wait: leave the queue, end the session, exit 128+sig
+            catch_stop_signals();
+            g_waiting = true;
+        }
         bus::RealClock clock;
         bus::LockClient client(cfg, o);
         std::unique_ptr<bus::Tracer> tracer;
@@ -206,20 +295,18 @@ int main(int argc, char** argv) {
                 return bus::kExitOk;
             }
             if (*append) {
-                if (name.empty()) name = env_or("FTBUS_LOCK");
                 if (name.empty()) throw bus::ConfigError("no lock: give --lock NAME or set FTBUS_LOCK");
-                client.attach(env_uint("FTBUS_SESSION", session, "session"));
-                uint64_t t = env_uint("FTBUS_TOKEN", token, "token");
+                client.attach(flag_or_env(session_text, "FTBUS_SESSION", "session"));
+                uint64_t t = flag_or_env(token_text, "FTBUS_TOKEN", "token");
                 if (data == "-") data.assign(std::istreambuf_iterator<char>(std::cin), {});
                 uint64_t off = client.append(name, t, file, data);
                 std::cout << file << " offset " << off << " bytes " << data.size() << "\n";
                 return bus::kExitOk;
             }
             if (*release) {
-                if (name.empty()) name = env_or("FTBUS_LOCK");
                 if (name.empty()) throw bus::ConfigError("no lock: give NAME or set FTBUS_LOCK");
-                client.attach(env_uint("FTBUS_SESSION", session, "session"));
-                client.release(name, env_uint("FTBUS_TOKEN", token, "token"));
+                client.attach(flag_or_env(session_text, "FTBUS_SESSION", "session"));
+                client.release(name, flag_or_env(token_text, "FTBUS_TOKEN", "token"));
                 client.close();  // the keeper of `acquire` sees its session end and exits
                 return bus::kExitOk;
             }
@@ -232,12 +319,18 @@ int main(int argc, char** argv) {
                 client.close();  // our session: nothing of it may linger in the queue
                 throw;
             }
-            if (t == 0) {
+            g_waiting = false;  // from here on a signal is for CMD (and we release after it)
+            if (t == 0 || g_term) {  // not granted in time, or told to stop first
+                if (t != 0) client.release(name, t);
                 client.close();
+                if (g_term) {
+                    std::cerr << "ftbus-lock: interrupted: " << name << " not held\n";
+                    return 128 + g_sig;
+                }
                 std::cerr << "ftbus-lock: " << name << " not acquired within " << wait_text << "\n";
                 return kExitNotAcquired;
             }
-            ::setenv("FTBUS_CLUSTER", f.cluster.c_str(), 1);
+            ::setenv("FTBUS_CLUSTER", std::filesystem::absolute(f.cluster).c_str(), 1);
             ::setenv("FTBUS_LOCK", name.c_str(), 1);
             ::setenv("FTBUS_SESSION", std::to_string(s).c_str(), 1);
             ::setenv("FTBUS_TOKEN", std::to_string(t).c_str(), 1);
@@ -264,8 +357,6 @@ int main(int argc, char** argv) {
             }
             if (own_group) ::setpgid(pid, pid);  // (whichever of the two runs first)
             pid_t target = own_group ? -pid : pid;
-            std::signal(SIGTERM, on_term);
-            std::signal(SIGINT, on_term);
             int wstatus = 0;
             bool reaped = false, told = false, killed = false;
             // SIGKILL at (wall µs): --kill-after past the end of the lease, set once it is lost.
@@ -317,7 +408,7 @@ int main(int argc, char** argv) {
             return code;
         } catch (const bus::LockError& e) {
             std::cerr << "ftbus-lock: " << e.what() << "\n";
-            return bus::kExitFailure;
+            return g_waiting && g_term ? 128 + g_sig : bus::kExitFailure;
         }
     });
 }

@@ -21,7 +21,7 @@ int main(int argc, char** argv) {
     bus::add_trace_flags(app, f);
     bus::add_detector_flags(app, f);
     bus::add_clock_flags(app, cf);
-    app.add_option("--interval", interval, "between rounds (default 2s)")->check(bus::duration_check());
+    app.add_option("--interval", interval, "between rounds (default 2s)")->check(bus::positive_duration_check());
     app.add_option("--max-deviation", max_dev, "clocks further than this from the median are left out of the average (default 60s)")
         ->check(bus::duration_check());
     app.add_option("--max-rtt", max_rtt, "readings with a longer round trip are discarded (default 50ms)")

@@ -28,6 +28,12 @@ public:
     explicit FileMirror(std::string dir) : dir_(std::move(dir)) {
         if (::mkdir(dir_.c_str(), 0755) != 0 && errno != EEXIST)
             throw bus::ConfigError("cannot create " + dir_ + ": " + std::strerror(errno));
+        // Found unusable at start-up, not at the first append (which would stop the replica).
+        struct stat st {};
+        if (::stat(dir_.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+            throw bus::ConfigError(dir_ + " is not a directory (the replicated files live there)");
+        if (::access(dir_.c_str(), W_OK | X_OK) != 0)
+            throw bus::ConfigError("cannot write in " + dir_ + ": " + std::strerror(errno));
     }
     void write(const std::string& file, uint64_t offset, const std::string& data, bool whole) {
         std::string path = dir_ + "/" + file;
@@ -79,7 +85,15 @@ int main(int argc, char** argv) {
             auto raft = std::make_unique<bus::Raft>(cfg, f.id, disk->storage.state(), std::random_device{}(),
                                                     disk->log.entries(), disk->storage.snapshot());
             raft->set_batching(true);  // a round's proposals share one AppendEntries per follower
-            auto server = std::make_unique<bus::LockServer>(std::move(raft), &machine, cfg.tunables.election_timeout_max);
+            std::unique_ptr<bus::LockServer> server;
+            try {  // (restores the snapshot into the machine)
+                server = std::make_unique<bus::LockServer>(std::move(raft), &machine, cfg.tunables.election_timeout_max);
+            } catch (const std::invalid_argument& e) {  // its checksum held, but not its contents
+                throw bus::ConfigError("the snapshot in " + f.data + " cannot be restored (" + e.what() +
+                                       "); refusing to start. Restore this replica from a healthy one (an empty data "
+                                       "directory rejoins and receives a snapshot, safe only if the other replicas "
+                                       "hold a majority)");
+            }
             bus::NodeHostOptions opts{"lockd", f.trace, f.level(), disk.get(), ""};
             bus::NodeHost host(cfg, f.id, clock, std::move(opts), std::move(server));
             auto& stop = bus::install_stop_signals();

@@ -202,6 +202,18 @@ TEST_CASE("out-of-range or mistyped node values are a ConfigError", "[unit][clus
         CHECK_THAT(config_error("[[node]]\nid = 1\nhost = \"\"\npub = 7101\npeer = 7102\n"),
                    Contains("'host'"));
     }
+    SECTION("a host ZeroMQ could not connect to") {
+        for (const char* h : {"bad host!", "-x", "a/b", "[::1", "[zz]", "host:1"})
+            CHECK_THAT(config_error(std::string("[[node]]\nid = 1\nhost = \"") + h + "\"\npub = 7101\npeer = 7102\n"),
+                       Contains(std::string("'host' '") + h + "' is not a host name or an IP address"));
+    }
+}
+
+TEST_CASE("plausible hosts: names, IPv4 and bracketed IPv6 pass, spaces, slashes, ports and stray brackets do not",
+          "[unit][cluster][badinput]") {
+    for (const char* h : {"127.0.0.1", "localhost", "node-1.example.org", "my_host", "[::1]", "[fe80::1]"})
+        CHECK(plausible_host(h));
+    for (const char* h : {"", "bad host!", "-x", ".x", "a/b", "[::1", "[zz]", "host:1", "a\nb"}) CHECK_FALSE(plausible_host(h));
 }
 
 TEST_CASE("an unknown key is a ConfigError naming it", "[unit][cluster]") {

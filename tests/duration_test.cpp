@@ -1,6 +1,9 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+
 #include "bus/duration.hpp"
+#include "bus/flags.hpp"
 
 using namespace bus;
 using namespace std::chrono_literals;
@@ -118,4 +121,38 @@ TEST_CASE("format_duration gives the shortest exact spelling", "[unit][duration]
 TEST_CASE("to_ms converts to fractional milliseconds", "[unit][duration]") {
     CHECK(to_ms(1500us) == Approx(1.5));
     CHECK(to_ms(2s) == Approx(2000.0));
+}
+
+namespace {
+
+/// What CLI11 says of `args` given to an app with the node flags (empty: accepted).
+std::string flag_error(std::vector<std::string> args) {
+    CLI::App app{"test"};
+    CommonFlags f;
+    ClockFlags c;
+    add_detector_flags(app, f);
+    add_raft_flags(app, f);
+    add_clock_flags(app, c);
+    std::reverse(args.begin(), args.end());  // CLI11 takes them last first
+    try {
+        app.parse(args);
+    } catch (const CLI::ParseError& e) {
+        return e.what();
+    }
+    return "";
+}
+
+}  // namespace
+
+TEST_CASE("flags: a zero period is refused (it would spin the loop), and a drift that is not a number too",
+          "[unit][duration][badinput]") {
+    for (const char* flag : {"--heartbeat", "--suspect-after", "--dead-after", "--raft-heartbeat"}) {
+        INFO(flag);
+        CHECK_THAT(flag_error({flag, "0ms"}), Catch::Matchers::Contains("must be positive"));
+        CHECK(flag_error({flag, "2s"}).empty());
+    }
+    for (const char* v : {"nan", "-nan", "inf", "1e6", "-80x", ""})
+        CHECK_THAT(flag_error({"--drift-ppm", v}), Catch::Matchers::Contains("not a number"));
+    CHECK(flag_error({"--drift-ppm", "-80"}).empty());
+    CHECK(flag_error({"--drift-ppm", "12.5"}).empty());
 }

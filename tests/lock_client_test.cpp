@@ -273,3 +273,54 @@ TEST_CASE("lock client: a replica that knows no leader does not hold the client:
     }
     CHECK(asked_the_cut_off_one);
 }
+
+TEST_CASE("lock client: a request the server could not read is refused without its number — that refusal ends "
+          "the call at once with the server's words, not after the deadline",
+          "[integration][lock][badinput]") {
+    ScriptedServer s;
+    std::jthread server([&] {
+        auto r = s.next();  // open
+        s.answer(r, "opened");
+        r = s.next();  // acquire: "could not read it" (the server's answer to a frame it cannot decode)
+        bus::LockReplyMsg m;
+        m.status = "rejected";
+        m.error = "malformed request: body field 'lock' is longer than 256 bytes";
+        s.send(m);  // req 0
+    });
+    bus::LockClientOptions o;
+    o.deadline = 20s;
+    bus::LockClient c(s.cfg, o);
+    REQUIRE(c.open() == 7);
+    auto start = std::chrono::steady_clock::now();
+    CHECK_THROWS_WITH(c.acquire("L", 10s), Catch::Matchers::Contains("longer than 256 bytes"));
+    CHECK(std::chrono::steady_clock::now() - start < 10s);  // (the deadline is 20 s)
+    server.join();
+}
+
+TEST_CASE("lock client: an interrupt (a signal's flag) while waiting in the queue leaves the queue and returns 0",
+          "[integration][lock]") {
+    ScriptedServer s;
+    std::atomic<bool> stop{false};
+    std::vector<std::string> seen;
+    std::jthread server([&] {
+        auto r = s.next();  // open
+        s.answer(r, "opened");
+        r = s.next();  // acquire: queued behind someone
+        seen.push_back(r.op);
+        s.answer(r, "queued", 0, 1);
+        stop = true;  // Ctrl-C
+        r = s.next();
+        seen.push_back(r.op);
+        s.answer(r, "cancelled");
+    });
+    bus::LockClientOptions o;
+    o.deadline = 5s;
+    o.interrupt = &stop;
+    bus::LockClient c(s.cfg, o);
+    REQUIRE(c.open() == 7);
+    auto start = std::chrono::steady_clock::now();
+    CHECK(c.acquire("L", 60s) == 0);
+    CHECK(std::chrono::steady_clock::now() - start < 30s);  // (the wait was 60 s)
+    server.join();
+    CHECK(seen == std::vector<std::string>{"acquire", "cancel"});
+}

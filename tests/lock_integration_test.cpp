@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 #include <csignal>
 #include <sys/resource.h>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -443,6 +444,61 @@ TEST_CASE("ftbus-lock: hold gives the command the lock's environment and passes 
     CHECK(c.wait_exit(-2, 20) == 128 + SIGTERM);  // the command's own end
     CHECK(gone(straggler));                       // and nothing of it outlived ftbus-lock
     CHECK(slurp(D + "/hold2.out.err").find("process group still running") != std::string::npos);
+}
+
+TEST_CASE("ftbus-lock: interrupted while waiting, hold and acquire leave the queue, end their session and exit "
+          "128+signal, acquire's export lines survive eval whatever the cluster file's path, bad names, ttls, "
+          "sessions and tokens are usage errors before anything is asked",
+          "[integration][lock][badinput]") {
+    Cluster c(3, kLoose);
+    REQUIRE(start_all(c));
+    std::string F = c.cluster_file(), L = bin("ftbus-lock"), D = c.dir();
+    // Someone holds Q; a hold and an acquire queue behind it, and are interrupted there.
+    c.spawn(-1, "ftbus-lock", {"--cluster", F, "hold", "Q", "--", "sh", "-c", "touch " + D + "/held; sleep 30"}, D + "/h.out");
+    REQUIRE(Cluster::wait_for([&] { return std::ifstream(D + "/held").good(); }, 30));
+    // (Their leases are long: had they left their sessions behind, nothing would clean up.)
+    c.spawn(-2, "ftbus-lock", {"--cluster", F, "--ttl", "10m", "hold", "Q", "--", "touch", D + "/never"}, D + "/w.out");
+    c.spawn(-3, "ftbus-lock", {"--cluster", F, "--ttl", "10m", "acquire", "Q"}, D + "/a.out");
+    REQUIRE(wait_waiters(c, "Q", 2));
+    c.signal(-2, SIGINT, "interrupt");
+    c.signal(-3, SIGTERM, "interrupt");
+    CHECK(c.wait_exit(-2, 20) == 128 + SIGINT);
+    CHECK(c.wait_exit(-3, 20) == 128 + SIGTERM);
+    CHECK(slurp(D + "/w.out.err").find("interrupted") != std::string::npos);
+    CHECK(slurp(D + "/a.out").empty());  // no export lines
+    CHECK(wait_waiters(c, "Q", 0));
+    // Their sessions are closed, not left to expire: only the holder's is left.
+    CHECK(Cluster::wait_for([&] { bus::Json s = status(c); return !s.is_null() && s["sessions"] == 1; }, 30));
+    c.signal(-1, SIGTERM, "interrupt");
+    CHECK(c.wait_exit(-1, 20) == 128 + SIGTERM);  // the command's own end, passed through
+    CHECK_FALSE(std::ifstream(D + "/never").good());
+
+    // A cluster file whose path holds a quote and a command substitution: eval exports it as
+    // it is (absolute), and runs nothing.
+    auto sq = [](const std::string& x) {  // a shell word
+        std::string q = "'";
+        for (char ch : x) q += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
+        return q + "'";
+    };
+    std::string odd = "it's $(touch pwned).toml";  // relative: exported absolute
+    std::filesystem::copy_file(F, D + "/" + odd);
+    std::string out;
+    CHECK(test::run_command("cd " + sq(D) + " && eval \"$(" + L + " --cluster " + sq(odd) +
+                                " acquire Z)\" && cd / && printf '%s\\n' \"$FTBUS_CLUSTER\" && " + L + " release",
+                            &out) == 0);
+    CHECK(out == std::filesystem::absolute(D + "/" + odd).string() + "\n");
+    CHECK_FALSE(std::ifstream(D + "/pwned").good());
+
+    // Usage errors (exit 2), each before anything is sent.
+    for (const std::string& args : std::vector<std::string>{"hold " + std::string(257, 'a') + " -- true", "hold .x -- true", "acquire 'a b'", "--ttl 50ms hold L -- true",
+          "--ttl 11m hold L -- true", "append --lock L --session 7 --token 12junk f.txt x",
+          "append --lock L --session -3 --token 12 f.txt x", "append --lock L --session 99999999999999999999 --token 1 f.txt x",
+          "append --lock L --session 7 --token 12 ../f.txt x", "acquire L --trace -"}) {
+        INFO(args);
+        CHECK(test::run_command(L + " --cluster " + F + " " + args + " 2>" + D + "/usage.err") == 2);
+        CHECK_FALSE(slurp(D + "/usage.err").empty());
+    }
+    CHECK(test::run_command("FTBUS_SESSION=7x FTBUS_TOKEN=12 " + L + " --cluster " + F + " append --lock L f.txt x 2>/dev/null") == 2);
 }
 
 TEST_CASE("lock service: at the client port, a frame that is not a request and an append over the limit each get "
