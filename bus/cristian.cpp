@@ -1,6 +1,9 @@
 #include "bus/cristian.hpp"
 
 #include <algorithm>
+#include <cctype>
+
+#include "bus/cluster.hpp"
 
 namespace bus {
 
@@ -30,6 +33,21 @@ std::optional<TimeEstimate> CristianEstimator::best() const {
     TimeEstimate e = estimate(*best_, min_one_way_);
     e.samples = count_;
     return e;
+}
+
+std::string endpoint_problem(std::string_view ep) {
+    constexpr std::string_view kScheme = "tcp://";
+    if (ep.substr(0, kScheme.size()) != kScheme) return "not tcp://HOST:PORT";
+    std::string_view rest = ep.substr(kScheme.size());
+    size_t colon = rest.rfind(':');
+    if (colon == std::string_view::npos) return "no :PORT (tcp://HOST:PORT)";
+    std::string_view host = rest.substr(0, colon), port = rest.substr(colon + 1);
+    if (!plausible_host(host)) return "'" + std::string(host) + "' is not a host name or an IP address";
+    bool digits = !port.empty() && port.size() <= 5;
+    for (char c : port) digits = digits && std::isdigit(static_cast<unsigned char>(c));
+    if (!digits || std::stoi(std::string(port)) < 1 || std::stoi(std::string(port)) > 65535)
+        return "port '" + std::string(port) + "' is not a number in 1..65535";
+    return "";
 }
 
 }  // namespace bus

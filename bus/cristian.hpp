@@ -13,6 +13,8 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
+#include <string_view>
 
 #include "bus/duration.hpp"
 
@@ -49,5 +51,11 @@ private:
     int64_t best_rtt_ = 0;
     size_t count_ = 0;
 };
+
+/// Why `endpoint` cannot be a time server's address, or "" if it can: the client connects
+/// over TCP only, `tcp://HOST:PORT` with a host name, an IPv4 address or a bracketed IPv6
+/// one and a port 1..65535 (checked up front: ZeroMQ would fail later and less clearly, with
+/// "Invalid argument", or accept a port it cannot reach and leave the client retrying).
+std::string endpoint_problem(std::string_view endpoint);
 
 }  // namespace bus

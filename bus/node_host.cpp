@@ -58,6 +58,8 @@ std::atomic<bool>& install_stop_signals() {
     return g_stop;
 }
 
+int stop_signal() { return g_signal.load(); }
+
 NodeHost::NodeHost(const ClusterConfig& cfg, NodeId self, const Clock& clock, NodeHostOptions opts,
                    std::unique_ptr<Algorithm> algo)
     : cfg_(cfg),

@@ -117,5 +117,7 @@ private:
 /// the node off (every frame it would send or has received is lost, connections stay up:
 /// a network partition around it, traced as node.isolated), SIGUSR2 reconnects it.
 std::atomic<bool>& install_stop_signals();
+/// The signal that set the stop flag (SIGTERM, SIGINT), or 0: for node.stop's reason.
+int stop_signal();
 
 }  // namespace bus

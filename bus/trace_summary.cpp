@@ -24,18 +24,16 @@ std::string str_or(const Json& e, const char* k) {
     return e.contains(k) && e[k].is_string() ? e[k].get<std::string>() : std::string();
 }
 
-bool usable(const Json& e) {
-    return e.is_object() && e.contains("t") && e["t"].is_number_integer() && e.contains("node") &&
-           (e["node"].is_number_integer() || e["node"].is_string()) && e.contains("inc") &&
-           e["inc"].is_number_integer() && e.contains("ev") && e["ev"].is_string();
-}
-
-void sort_by_time(std::vector<Json>& events) {
-    events.erase(std::remove_if(events.begin(), events.end(), [](const Json& e) { return !usable(e); }), events.end());
+/// Leaves out the events without the common fields. \return how many.
+size_t sort_by_time(std::vector<Json>& events) {
+    size_t before = events.size();
+    events.erase(std::remove_if(events.begin(), events.end(), [](const Json& e) { return !is_trace_event(e); }), events.end());
+    size_t unusable = before - events.size();
     std::stable_sort(events.begin(), events.end(), [](const Json& a, const Json& b) {
         return std::make_pair(a["t"].get<int64_t>(), u64_or(a, "seq", 0)) <
                std::make_pair(b["t"].get<int64_t>(), u64_or(b, "seq", 0));
     });
+    return unusable;
 }
 
 Json quantiles_ms(std::vector<int64_t> us) {
@@ -108,10 +106,21 @@ void walk_clocks(const std::vector<Json>& events, F sample) {
 
 }  // namespace
 
+bool is_trace_event(const Json& e) {
+    // Parsed text has its non-negative integers unsigned; Json built in code may hold them signed.
+    auto count = [&](const char* k) {
+        return e.contains(k) && (e[k].is_number_unsigned() || (e[k].is_number_integer() && e[k].get<int64_t>() >= 0));
+    };
+    return e.is_object() && e.contains("t") && e["t"].is_number_integer() && e.contains("node") &&
+           (e["node"].is_number_integer() || e["node"].is_string()) && count("inc") && count("seq") && e.contains("ev") &&
+           e["ev"].is_string();
+}
+
 Json summarize(std::vector<Json> events) {
-    sort_by_time(events);
+    size_t unusable = sort_by_time(events);
     Json out = Json::object();
     out["events"] = events.size();
+    out["unusable_lines"] = unusable;
 
     // Messages per type.
     std::map<std::string, std::pair<uint64_t, uint64_t>> types;
@@ -237,6 +246,37 @@ Json summarize(std::vector<Json> events) {
         lk[name] = {{"grants", l.grants}, {"expiries", l.expiries}, {"hold", quantiles_ms(l.hold)},
                     {"wait", quantiles_ms(l.wait)}};
     out["locks"] = lk;
+    return out;
+}
+
+LiveTrace::Line LiveTrace::add(std::string_view topic, std::string_view payload) {
+    Line out;
+    if (topic != "trace") {
+        out.kind = Line::Kind::other_topic;
+        return out;
+    }
+    Json ev = Json::parse(payload, nullptr, false);
+    if (ev.is_discarded() || !ev.is_object() || !ev.contains("seq") || !ev.contains("inc") ||
+        !ev["seq"].is_number_unsigned() || !ev["inc"].is_number_unsigned()) {
+        ++malformed_;
+        return out;
+    }
+    out.kind = Line::Kind::event;
+    // JSON allows newlines between tokens; JSON Lines does not.
+    out.text = payload.find_first_of("\r\n") == std::string_view::npos ? std::string(payload) : ev.dump();
+    auto key = std::make_pair(emitter_of(ev), ev["inc"].get<uint64_t>());
+    uint64_t seq = ev["seq"].get<uint64_t>();
+    auto [it, fresh] = highest_.emplace(key, seq);
+    if (!fresh && seq > it->second) {
+        if (seq - it->second > 1) {  // no overflow: seq > highest
+            out.gap = SeqGap{key.first, key.second, it->second + 1, seq - 1};
+            ++gaps_;
+            uint64_t n = out.gap->missing();
+            lost_ = n > UINT64_MAX - lost_ ? UINT64_MAX : lost_ + n;
+        }
+        it->second = seq;
+    }
+    out.event = std::move(ev);
     return out;
 }
 

@@ -1,6 +1,9 @@
 // ftbus-check: checks trace files (or a merged stream on stdin) against the trace contract
 // and the algorithms' invariants (bus/trace_check.hpp). Exit 0 ok, 1 violation, 2 usage
 // error, unreadable file or no events.
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 
@@ -59,7 +62,7 @@ int main(int argc, char** argv) {
     app.add_option("--max-shown", max_shown, "findings listed in the text report")->capture_default_str();
     std::string export_format, max_spread;
     bool summary = false;
-    app.add_flag("--summary", summary,
+    auto* summary_flag = app.add_flag("--summary", summary,
                  "instead of the report, print one JSON summary: messages per type, events per node, "
                  "leaderless intervals, clock spread");
     app.add_option("--max-spread", max_spread,
@@ -69,7 +72,8 @@ int main(int argc, char** argv) {
     app.add_option("--export", export_format,
                    "instead of checking, write the traces as a ShiViz log on stdout (two lines per event; "
                    "hosts node@inc; parse with ShiViz's default regex)")
-        ->check(CLI::IsMember({"shiviz"}));
+        ->check(CLI::IsMember({"shiviz"}))
+        ->excludes(summary_flag);
     std::vector<std::string> file_paths;
     app.add_option("--file", file_paths,
                    "lock service: a replicated file as found on disk (its name in the traces is the base name); "
@@ -84,14 +88,24 @@ int main(int argc, char** argv) {
     std::vector<bus::Json> events;
     const bool need_events = !export_format.empty() || summary || !max_spread.empty();
     size_t unparsed = 0;
+    bool any_event = false;  // a line that is_trace_event (parsed in text mode until one is seen)
     for (const std::string& f : files) {
         std::ifstream file;
         std::istream* in = &std::cin;
         std::string name = f == "-" ? "stdin" : f;
         if (f != "-") {
-            file.open(f);
-            if (!file) {
-                std::cerr << "ftbus-check: cannot read " << f << "\n";
+            // An ifstream opens a directory and then reads nothing: say so rather than skip it.
+            std::error_code ec;
+            int err = 0;
+            if (std::filesystem::is_directory(f, ec)) {
+                err = EISDIR;
+            } else {
+                errno = 0;
+                file.open(f);
+                if (!file) err = errno ? errno : EIO;
+            }
+            if (err) {
+                std::cerr << "ftbus-check: cannot read " << f << ": " << std::strerror(err) << "\n";
                 return bus::kExitUsage;
             }
             in = &file;
@@ -101,31 +115,43 @@ int main(int argc, char** argv) {
         while (std::getline(*in, line)) {
             if (need_events) {
                 bus::Json e = bus::Json::parse(line, nullptr, false);
+                any_event = any_event || bus::is_trace_event(e);
                 if (e.is_object())
                     events.push_back(std::move(e));
                 else if (line.find_first_not_of(" \t\r") != std::string::npos)
                     ++unparsed;
+            } else if (!any_event) {
+                any_event = bus::is_trace_event(bus::Json::parse(line, nullptr, false));
             }
             if (export_format.empty() && !summary) checker.add_line(line, name + ":" + std::to_string(++n));
         }
-    }
-    if (!export_format.empty()) {
-        if (events.empty()) {
-            std::cerr << "ftbus-check: no trace events in the input\n";
+        if (in->bad()) {
+            std::cerr << "ftbus-check: cannot read " << name << ": " << std::strerror(errno ? errno : EIO) << "\n";
             return bus::kExitUsage;
         }
+    }
+    // Lines that are JSON objects but not trace events (a common field missing or mistyped)
+    // are counted in every mode, and input with no usable event at all is exit 2 in every
+    // mode: there is nothing to check, summarize or export.
+    auto no_usable_events = [](size_t objects) {
+        std::cerr << "ftbus-check: no trace events in the input";
+        if (objects)
+            std::cerr << " (" << objects << " JSON object" << (objects == 1 ? "" : "s")
+                      << " without the common fields: t, node, inc, seq, ev)";
+        std::cerr << "\n";
+        return bus::kExitUsage;
+    };
+    if (!export_format.empty()) {
         // Each host's events in seq order (the exporter needs that), the hosts merged by time.
         std::map<std::string, std::vector<const bus::Json*>> per_host;
         size_t unusable = 0;
         for (const bus::Json& e : events) {
-            bool ok = e.contains("node") && (e["node"].is_string() || e["node"].is_number_integer()) && e.contains("inc") &&
-                      e["inc"].is_number_integer() && e.contains("t") && e["t"].is_number_integer() &&
-                      e.contains("seq") && e["seq"].is_number_unsigned() && e.contains("ev") && e["ev"].is_string();
-            if (ok)
+            if (bus::is_trace_event(e))
                 per_host[bus::ShivizExporter::host_of(e)].push_back(&e);
             else
                 ++unusable;
         }
+        if (per_host.empty()) return no_usable_events(unusable);
         using Head = std::pair<int64_t, std::string>;  // (t of the next event, host)
         std::set<Head> heads;
         std::map<std::string, size_t> next;
@@ -152,11 +178,8 @@ int main(int argc, char** argv) {
         return bus::kExitOk;
     }
     if (summary) {
-        if (events.empty()) {
-            std::cerr << "ftbus-check: no trace events in the input\n";
-            return bus::kExitUsage;
-        }
         bus::Json s = bus::summarize(std::move(events));
+        if (s["events"] == 0) return no_usable_events(s["unusable_lines"].get<size_t>());
         s["unparsed_lines"] = unparsed;
         std::cout << s.dump() << "\n";
         return bus::kExitOk;
@@ -179,10 +202,8 @@ int main(int argc, char** argv) {
                                  bus::Json::array({cite(v->low), cite(v->high)})});
         }
     }
-    if (checker.events() == 0) {
-        std::cerr << "ftbus-check: no trace events in the input\n";
-        return bus::kExitUsage;
-    }
+    // The checker counts every JSON object as an event (and reports the fields it lacks).
+    if (!any_event) return no_usable_events(checker.events());
     const auto& fs = checker.findings();
     bus::Json report = checker.report_json();
     std::string elections = elections_line(report);

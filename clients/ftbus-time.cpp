@@ -71,7 +71,11 @@ public:
 private:
     void open() {
         sock_ = bus::make_socket(ctx_, zmq::socket_type::req);
-        sock_.connect(endpoint_);
+        try {
+            sock_.connect(endpoint_);
+        } catch (const zmq::error_t& e) {
+            throw bus::ConfigError("cannot connect to " + endpoint_ + ": " + e.what());
+        }
     }
     zmq::context_t& ctx_;
     std::string endpoint_, id_;
@@ -121,7 +125,8 @@ int main(int argc, char** argv) {
     if (name.empty()) name = "time-" + std::to_string(::getpid());
 
     return bus::run_program("ftbus-time", [&]() -> int {
-        if (o.endpoint.empty()) {
+        const bool endpoint_given = !o.endpoint.empty();
+        if (!endpoint_given) {
             if (f.cluster.empty() || server == 0) throw bus::ConfigError("give --cluster FILE --server ID, or --endpoint");
             bus::ClusterConfig cfg = bus::load_cluster(f.cluster);
             const bus::NodeSpec* s = cfg.find(server);
@@ -129,6 +134,8 @@ int main(int argc, char** argv) {
             if (s->client == 0) throw bus::ConfigError(f.cluster + ": node " + s->label() + " has no client port");
             o.endpoint = s->endpoint(s->client);
         }
+        if (std::string why = bus::endpoint_problem(o.endpoint); !why.empty())
+            throw bus::ConfigError((endpoint_given ? "--endpoint " : "endpoint ") + o.endpoint + ": " + why);
         bus::RealClock real;
         bus::VirtualClock clock(real, cf.skew(), cf.drift_ppm);
         bus::Tracer tracer(real, bus::Json(name), static_cast<uint64_t>(real.wall_us()), f.level());
@@ -142,13 +149,20 @@ int main(int argc, char** argv) {
             for (int i = 0; i < o.samples; ++i) {
                 auto sample = pirate.ask(clock, o, tracer);
                 if (!sample) {
-                    std::cerr << "ftbus-time: no answer from " << o.endpoint << " after " << o.retries + 1
-                              << (o.retries == 0 ? " try of " : " tries of ") << bus::format_duration(o.timeout)
-                              << " each\n";
-                    tracer.emit("node.stop", {{"reason", "server not answering"}});
+                    std::string why = "no answer from " + o.endpoint + " after " + std::to_string(o.retries + 1) +
+                                      (o.retries == 0 ? " try of " : " tries of ") + bus::format_duration(o.timeout) +
+                                      " each";
+                    std::cerr << "ftbus-time: " << why << "\n";
+                    tracer.emit("node.stop", {{"reason", "failure: " + why}});
                     return bus::kExitFailure;
                 }
                 est.add(*sample);
+            }
+            if (!est.best()) {  // every round trip came out negative: a clock was stepped meanwhile
+                std::string why = "no usable sample from " + o.endpoint + " (every round trip came out negative)";
+                std::cerr << "ftbus-time: " << why << "\n";
+                tracer.emit("node.stop", {{"reason", "failure: " + why}});
+                return bus::kExitFailure;
             }
             bus::TimeEstimate e = *est.best();
             tracer.emit("clock.sample", {{"peer", o.endpoint}, {"rtt_us", e.rtt_us}, {"offset_us", e.offset_us},
@@ -170,7 +184,7 @@ int main(int argc, char** argv) {
             }
             if (o.interval.count() > 0 && q + 1 < o.count) ::usleep(static_cast<useconds_t>(o.interval.count()));
         }
-        tracer.emit("node.stop", {{"reason", "done"}});
+        tracer.emit("node.stop", {{"reason", "stopped"}});  // every query made (docs/TRACE.md)
         return bus::kExitOk;
     });
 }

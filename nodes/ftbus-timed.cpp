@@ -5,6 +5,7 @@
 // Traces clock.offset at start and every second, TIME_* messages at level msgs.
 #include <csignal>
 #include <iostream>
+#include <vector>
 
 #include "bus/flags.hpp"
 #include "bus/loop.hpp"
@@ -15,16 +16,25 @@
 namespace {
 
 /// One reply for one request: REP must answer every request, even a bad one (an empty frame).
+/// A request is read whole, every frame of it: REP refuses to send while a frame of the
+/// request is unread (EFSM), so a multipart request must be drained before the reply.
 void serve(zmq::socket_t& rep, bus::VirtualClock& vclock, bus::Tracer& tracer, bus::NodeId self, uint64_t inc,
            uint64_t& seq, uint64_t& dropped) {
-    zmq::message_t req;
-    if (!rep.recv(req, zmq::recv_flags::dontwait)) return;
+    std::vector<zmq::message_t> parts;
+    if (!zmq::recv_multipart(rep, std::back_inserter(parts), zmq::recv_flags::dontwait)) return;
     int64_t t1 = vclock.wall_us();  // stamped on arrival
-    bus::DecodeResult d = bus::decode(req.to_string_view());
+    bus::DecodeResult d = bus::decode(parts[0].to_string_view());
     std::string from = d.env ? bus::to_string(d.env->from) : "?";
-    if (!d.env || !std::holds_alternative<bus::TimeRequest>(d.env->body)) {
+    std::string reason;
+    if (parts.size() != 1)
+        reason = std::to_string(parts.size()) + " frames, expected 1";
+    else if (!d.env)
+        reason = d.error;
+    else if (!std::holds_alternative<bus::TimeRequest>(d.env->body))
+        reason = "not a TIME_REQUEST";
+    if (!reason.empty()) {
         ++dropped;
-        tracer.emit("msg.drop", {{"from", from}, {"reason", d.env ? "not a TIME_REQUEST" : d.error}});
+        tracer.emit("msg.drop", {{"from", from}, {"reason", reason}});
         rep.send(zmq::message_t(), zmq::send_flags::dontwait);
         return;
     }
@@ -67,24 +77,32 @@ int main(int argc, char** argv) {
         uint64_t seq = 0, dropped = 0, served = 0;
         bus::Time next_offset = clock.now();
         std::vector<zmq::pollitem_t> items = {{rep.handle(), 0, ZMQ_POLLIN, 0}};
-        while (!stop) {
-            bus::Time now = clock.now();
-            if (now >= next_offset) {
-                tracer.emit("clock.offset", {{"offset_us", vclock.offset_us()}, {"rate_ppm", vclock.rate_ppm()}});
-                next_offset = now + std::chrono::seconds(1);
+        try {
+            while (!stop) {
+                bus::Time now = clock.now();
+                if (now >= next_offset) {
+                    tracer.emit("clock.offset", {{"offset_us", vclock.offset_us()}, {"rate_ppm", vclock.rate_ppm()}});
+                    next_offset = now + std::chrono::seconds(1);
+                }
+                try {
+                    zmq::poll(items, std::chrono::milliseconds(bus::poll_timeout_ms(next_offset, now)));
+                } catch (const zmq::error_t& e) {
+                    if (e.num() != EINTR) throw;
+                }
+                if (items[0].revents & ZMQ_POLLIN) {
+                    uint64_t before = seq;
+                    serve(rep, vclock, tracer, f.id, inc, seq, dropped);
+                    served += seq - before;
+                }
             }
-            try {
-                zmq::poll(items, std::chrono::milliseconds(bus::poll_timeout_ms(next_offset, now)));
-            } catch (const zmq::error_t& e) {
-                if (e.num() != EINTR) throw;
-            }
-            if (items[0].revents & ZMQ_POLLIN) {
-                uint64_t before = seq;
-                serve(rep, vclock, tracer, f.id, inc, seq, dropped);
-                served += seq - before;
-            }
+        } catch (const std::exception& e) {
+            tracer.emit("node.stop", {{"reason", std::string("failure: ") + e.what()}});
+            throw;
         }
-        tracer.emit("node.stop", {{"reason", "signal"}, {"served", served}, {"dropped", dropped}});
+        int sig = bus::stop_signal();
+        tracer.emit("node.stop", {{"reason", sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "stopped"},
+                                  {"served", served},
+                                  {"dropped", dropped}});
         return bus::kExitOk;
     });
 }

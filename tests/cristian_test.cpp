@@ -70,3 +70,19 @@ TEST_CASE("cristian: of several exchanges, the smallest round trip is kept", "[u
         CHECK(c.best()->samples == 3);
     }
 }
+
+TEST_CASE("cristian: a time server endpoint must be tcp://HOST:PORT with a port in 1..65535", "[unit][cristian]") {
+    for (const char* ok : {"tcp://127.0.0.1:7102", "tcp://time.example.org:1", "tcp://[::1]:65535", "tcp://a_b:80"})
+        CHECK(endpoint_problem(ok).empty());
+    CHECK(endpoint_problem("garbage") == "not tcp://HOST:PORT");
+    CHECK(endpoint_problem("udp://127.0.0.1:7102") == "not tcp://HOST:PORT");
+    CHECK(endpoint_problem("tcp://127.0.0.1") == "no :PORT (tcp://HOST:PORT)");
+    CHECK(endpoint_problem("tcp://127.0.0.1:99999") == "port '99999' is not a number in 1..65535");
+    CHECK(endpoint_problem("tcp://127.0.0.1:0") == "port '0' is not a number in 1..65535");
+    CHECK(endpoint_problem("tcp://127.0.0.1:") == "port '' is not a number in 1..65535");
+    CHECK(endpoint_problem("tcp://127.0.0.1:*") == "port '*' is not a number in 1..65535");
+    CHECK(endpoint_problem("tcp://127.0.0.1:-5") == "port '-5' is not a number in 1..65535");
+    CHECK(endpoint_problem("tcp://bad host!:7102") == "'bad host!' is not a host name or an IP address");
+    CHECK(endpoint_problem("tcp://:7102") == "'' is not a host name or an IP address");
+    CHECK(endpoint_problem("tcp://[zz]:7102") == "'[zz]' is not a host name or an IP address");
+}

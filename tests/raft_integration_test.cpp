@@ -5,7 +5,9 @@
 // Election timeouts are looser than the defaults so a loaded 2-core machine does not start
 // needless elections; every wait is for a condition, with a generous deadline.
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <csignal>
+#include <iterator>
 #include <filesystem>
 #include <fstream>
 
@@ -261,4 +263,21 @@ TEST_CASE("ftbus-bench floor times a ZeroMQ round trip and an fdatasync, alone a
     // A directory it cannot write in: one message, exit 2.
     CHECK(test::run_command(bin("ftbus-bench") + " floor --rounds 50 --dir " + d.path + "/missing 2>&1", &out) == 2);
     CHECK(out.find("cannot create") != std::string::npos);
+}
+
+TEST_CASE("ftbus-bench raft with no replica up prints no figures: one line on stderr and exit 1, and a zero "
+          "duration is a usage error",
+          "[integration][bench]") {
+    test::Cluster c(3);
+    std::string out, err = c.dir() + "/bench.err";
+    CHECK(test::run_command(bin("ftbus-bench") + " raft --cluster " + c.cluster_file() +
+                                " --warmup 0 --duration 300ms --timeout 100ms 2>" + err,
+                            &out) == 1);
+    CHECK(out.empty());
+    std::ifstream in(err);
+    std::string all((std::istreambuf_iterator<char>(in)), {});
+    CHECK(all.find("ftbus-bench: raft: no replica answered") == 0);
+    CHECK(std::count(all.begin(), all.end(), '\n') == 1);
+    CHECK(test::run_command(bin("ftbus-bench") + " raft --cluster " + c.cluster_file() + " --duration 0ms 2>&1", &out) == 2);
+    CHECK(out.find("'0ms': must be positive") != std::string::npos);
 }

@@ -5,6 +5,10 @@
 #include "bus/trace_check.hpp"
 #include "bus/trace_summary.hpp"
 #include "bus/raft_storage.hpp"
+#include "harness.hpp"
+#include "test_util.hpp"
+
+#include <fstream>
 
 using bus::TraceChecker;
 
@@ -507,6 +511,85 @@ TEST_CASE("summary: messages per type, events per node, leaderless time, clock s
     REQUIRE(v.has_value());
     CHECK(v->spread_us == 20);
     CHECK(v->high["node"] == 2);
+}
+
+TEST_CASE("summary: JSON objects without the common fields are counted as unusable_lines and left out",
+          "[unit][check][summary][badinput]") {
+    bus::Json good = {{"t", 1'700'000'000'000'000}, {"node", 1}, {"inc", 7}, {"seq", 1}, {"ev", "node.start"}};
+    CHECK(bus::is_trace_event(good));
+    for (const char* k : {"t", "node", "inc", "seq", "ev"}) {
+        bus::Json bad = good;
+        bad.erase(k);
+        INFO(k);
+        CHECK_FALSE(bus::is_trace_event(bad));
+    }
+    bus::Json s = bus::summarize({bus::Json::object(), bus::Json{{"ev", "leader"}}});
+    CHECK(s["events"] == 0);
+    CHECK(s["unusable_lines"] == 2);
+    s = bus::summarize({good, bus::Json::object()});
+    CHECK(s["events"] == 1);
+    CHECK(s["unusable_lines"] == 1);
+    CHECK(s["nodes"]["1@7"]["events"] == 1);
+}
+
+namespace {
+
+std::string check_bin() { return std::string(FTBUS_BIN_DIR) + "/ftbus-check"; }
+
+/// A file `name` in `d` holding `text`; \return its path.
+std::string write_file(const test::TempDir& d, const std::string& name, const std::string& text) {
+    std::string path = d.path + "/" + name;
+    std::ofstream(path) << text;
+    return path;
+}
+
+}  // namespace
+
+TEST_CASE("ftbus-check: an input that is a directory or missing is exit 2 naming it and why, beside good files too",
+          "[integration][check][badinput]") {
+    test::TempDir d("ftbus-check");
+    std::string good = write_file(d, "good.jsonl", ev(1, 1, 1) + "\n");
+    std::string out;
+    REQUIRE(test::run_command(check_bin() + " " + good + " 2>&1", &out) == 0);
+    CHECK(test::run_command(check_bin() + " " + good + " " + d.path + " 2>&1", &out) == 2);
+    CHECK(out == "ftbus-check: cannot read " + d.path + ": Is a directory\n");
+    CHECK(test::run_command(check_bin() + " " + d.path + " 2>&1", &out) == 2);
+    CHECK(out == "ftbus-check: cannot read " + d.path + ": Is a directory\n");
+    for (const char* mode : {"--summary", "--export shiviz"}) {
+        INFO(mode);
+        CHECK(test::run_command(check_bin() + " " + mode + " " + good + " " + d.path + " 2>&1 >/dev/null", &out) == 2);
+        CHECK(out == "ftbus-check: cannot read " + d.path + ": Is a directory\n");
+    }
+    CHECK(test::run_command(check_bin() + " " + d.path + "/missing.jsonl 2>&1", &out) == 2);
+    CHECK(out == "ftbus-check: cannot read " + d.path + "/missing.jsonl: No such file or directory\n");
+}
+
+TEST_CASE("ftbus-check: JSON objects that are not trace events are counted, and none usable is exit 2 in every mode",
+          "[integration][check][summary][badinput]") {
+    test::TempDir d("ftbus-check");
+    std::string junk = write_file(d, "junk.jsonl", "{}\n{\"ev\":\"leader\"}\n");
+    std::string mixed = write_file(d, "mixed.jsonl", ev(1, 1, 1) + "\n{}\nnot json\n");
+    std::string out;
+    for (const char* mode : {"", "--json", "--summary", "--export shiviz"}) {
+        INFO(mode);
+        CHECK(test::run_command(check_bin() + " " + mode + " " + junk + " 2>&1", &out) == 2);
+        CHECK(out == "ftbus-check: no trace events in the input (2 JSON objects without the common fields: t, node, "
+                     "inc, seq, ev)\n");
+    }
+    // With a usable event beside them: the summary counts them apart from unparsed lines.
+    REQUIRE(test::run_command(check_bin() + " --summary " + mixed + " 2>/dev/null", &out) == 0);
+    bus::Json s = bus::Json::parse(out);
+    CHECK(s["events"] == 1);
+    CHECK(s["unusable_lines"] == 1);
+    CHECK(s["unparsed_lines"] == 1);
+    CHECK(test::run_command(check_bin() + " --export shiviz " + mixed + " 2>&1 >/dev/null", &out) == 0);
+    CHECK(out.find("2 lines skipped (not trace events)") != std::string::npos);
+    // Text mode reports them (`fields`, `parse`): violations, exit 1.
+    CHECK(test::run_command(check_bin() + " " + mixed + " 2>&1", &out) == 1);
+    CHECK(out.find("[fields]") != std::string::npos);
+    // One output at a time.
+    CHECK(test::run_command(check_bin() + " --summary --export shiviz " + mixed + " 2>&1", &out) == 2);
+    CHECK(out.find("--summary excludes --export") != std::string::npos);
 }
 
 TEST_CASE("checker: unknown event names and timestamps going back are reported with their lines",

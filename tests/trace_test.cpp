@@ -1,11 +1,15 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <unistd.h>
 
 #include "bus/cluster.hpp"
 #include "bus/trace.hpp"
+#include "bus/trace_summary.hpp"
+#include "bus/transport.hpp"
+#include "harness.hpp"
 
 using namespace bus;
 using namespace std::chrono_literals;
@@ -297,4 +301,127 @@ TEST_CASE("fields named like the line's own keys never duplicate them: a line st
     CHECK(j["node"] == 3);
     CHECK(j["ok"] == true);
     CHECK(keys(j) == std::vector<std::string>{"t", "node", "inc", "seq", "lc", "vc", "ev", "ok", "text"});
+}
+
+namespace {
+
+std::string live_line(const Json& node, uint64_t inc, uint64_t seq, const std::string& ev) {
+    return Json{{"t", 1}, {"node", node}, {"inc", inc}, {"seq", seq}, {"lc", 1}, {"ev", ev}}.dump();
+}
+
+}  // namespace
+
+TEST_CASE("live trace: a gap is reported once per emitter incarnation, a late or repeated line is no gap",
+          "[unit][trace]") {
+    LiveTrace live;
+    CHECK_FALSE(live.add("trace", live_line(3, 9, 40, "a")).gap);  // first heard: no gap before it
+    auto l = live.add("trace", live_line(3, 9, 44, "b"));
+    REQUIRE(l.kind == LiveTrace::Line::Kind::event);
+    REQUIRE(l.gap);
+    CHECK(l.gap->emitter == "3");
+    CHECK(l.gap->inc == 9);
+    CHECK(l.gap->first == 41);
+    CHECK(l.gap->last == 43);
+    CHECK_FALSE(live.add("trace", live_line(3, 9, 42, "late")).gap);
+    CHECK_FALSE(live.add("trace", live_line(3, 9, 44, "again")).gap);
+    CHECK_FALSE(live.add("trace", live_line(3, 9, 45, "c")).gap);
+    CHECK_FALSE(live.add("trace", live_line(3, 10, 7, "restarted")).gap);  // another incarnation
+    CHECK(live.gaps() == 1);
+    CHECK(live.lost() == 3);
+    CHECK(live.streams() == 2);
+}
+
+TEST_CASE("live trace: after seq 2^64-1 a lower seq is no wrapped gap, and huge gaps saturate the lost count",
+          "[unit][trace][badinput]") {
+    LiveTrace live;
+    CHECK_FALSE(live.add("trace", live_line(1, 1, UINT64_MAX, "a")).gap);
+    CHECK_FALSE(live.add("trace", live_line(1, 1, 5, "b")).gap);
+    CHECK(live.gaps() == 0);
+    CHECK(live.lost() == 0);
+    CHECK_FALSE(live.add("trace", live_line(2, 1, 1, "a")).gap);
+    auto l = live.add("trace", live_line(2, 1, UINT64_MAX, "b"));
+    REQUIRE(l.gap);
+    CHECK(l.gap->first == 2);
+    CHECK(l.gap->last == UINT64_MAX - 1);
+    CHECK(l.gap->missing() == UINT64_MAX - 2);
+    live.add("trace", live_line(4, 1, 1, "a"));
+    live.add("trace", live_line(4, 1, UINT64_MAX, "b"));
+    CHECK(live.gaps() == 2);
+    CHECK(live.lost() == UINT64_MAX);  // saturated, not wrapped round to a small number
+}
+
+TEST_CASE("live trace: a line spread over several lines is printed on one, as the same JSON", "[unit][trace][badinput]") {
+    LiveTrace live;
+    std::string spread = "{\"t\":1,\n\"node\":1,\r\n\"inc\":1,\"seq\":1,\"lc\":1,\"ev\":\"a\",\"k\":[1,\n2]}";
+    auto l = live.add("trace", spread);
+    REQUIRE(l.kind == LiveTrace::Line::Kind::event);
+    CHECK(l.text.find_first_of("\r\n") == std::string::npos);
+    CHECK(Json::parse(l.text) == Json::parse(spread));
+    std::string plain = live_line(1, 1, 2, "b");
+    CHECK(live.add("trace", plain).text == plain);  // a one-line line goes through as it came
+}
+
+TEST_CASE("live trace: only the topic trace itself is taken, not a topic it is a prefix of, and junk is counted",
+          "[unit][trace][badinput]") {
+    LiveTrace live;
+    CHECK(live.add("tracex", live_line(1, 1, 1, "a")).kind == LiveTrace::Line::Kind::other_topic);
+    CHECK(live.add("trac", live_line(1, 1, 1, "a")).kind == LiveTrace::Line::Kind::other_topic);
+    CHECK(live.add("trace", "{\"seq\":-1,\"inc\":1}").kind == LiveTrace::Line::Kind::malformed);
+    CHECK(live.add("trace", "[1,2]").kind == LiveTrace::Line::Kind::malformed);
+    CHECK(live.add("trace", "{\"t\":1,").kind == LiveTrace::Line::Kind::malformed);
+    CHECK(live.malformed() == 3);
+    CHECK(live.streams() == 0);
+    CHECK(live.add("trace", live_line(1, 1, 1, "a")).kind == LiveTrace::Line::Kind::event);
+}
+
+TEST_CASE("ftbus-trace prints one line per event, takes only the topic trace, and sees no gap below seq 2^64-1",
+          "[integration][trace][badinput]") {
+    test::Cluster c(1);
+    ClusterConfig cfg = load_cluster(c.cluster_file());
+    const NodeSpec& n = *cfg.find(1);
+    zmq::context_t ctx(1);
+    zmq::socket_t pub = make_socket(ctx, zmq::socket_type::xpub);  // XPUB: tells us of the subscription
+    pub.bind(n.endpoint(n.pub));
+    std::string out = c.dir() + "/ftbus-trace.out";
+    c.spawn(-1, "ftbus-trace", {"--cluster", c.cluster_file(), "--count", "3", "--duration", "60s"}, out);
+    zmq::pollitem_t item{pub.handle(), 0, ZMQ_POLLIN, 0};
+    REQUIRE(zmq::poll(&item, 1, std::chrono::seconds(30)) == 1);
+    zmq::message_t subscription;
+    REQUIRE(pub.recv(subscription));
+    CHECK(subscription.to_string() == std::string("\x01trace"));  // subscribed: nothing sent now is lost
+    auto publish = [&](const std::string& topic, const std::string& line) {
+        pub.send(zmq::buffer(topic), zmq::send_flags::sndmore);
+        pub.send(zmq::buffer(line), zmq::send_flags::none);
+    };
+    publish("tracex", live_line(1, 1, 1, "not-ours"));
+    publish("trace", "{\"t\":1,\n\"node\":1,\"inc\":1,\"seq\":18446744073709551615,\"lc\":1,\"ev\":\"a\"}");
+    publish("trace", live_line(1, 1, 5, "b"));
+    publish("trace", live_line(2, 1, 1, "c"));
+    REQUIRE(c.wait_exit(-1, 30) == 0);
+    std::vector<std::string> lines = read_lines(out);
+    std::vector<std::string> names;
+    for (auto& l : lines) names.push_back(Json::parse(l)["ev"].get<std::string>());
+    CHECK(names == std::vector<std::string>{"a", "b", "c"});
+    std::string err;
+    for (auto& l : read_lines(out + ".err")) err += l + "\n";
+    INFO(err);
+    CHECK(err.find("gap:") == std::string::npos);
+    CHECK(err.find("3 events printed from 2 emitter incarnations; 0 gaps (0 events not received)") != std::string::npos);
+}
+
+TEST_CASE("ftbus-trace: a negative --count or a node it cannot connect to is one line on stderr and exit 2",
+          "[integration][trace][badinput]") {
+    test::Cluster c(1);
+    std::string bin = std::string(FTBUS_BIN_DIR) + "/ftbus-trace --cluster ";
+    std::string out;
+    CHECK(test::run_command(bin + c.cluster_file() + " --count -1 --duration 1ms 2>&1", &out) == 2);
+    CHECK(out.find("--count: '-1' is not a count (0 or more)") != std::string::npos);
+    // A host ZeroMQ refuses: one line naming it, never an abort (the cluster loader may refuse it first).
+    std::string bad = c.dir() + "/bad-host.toml";
+    std::ofstream(bad) << "[[node]]\nid = 1\nhost = \"bad host!\"\npub = " << c.base_port() << "\npeer = "
+                       << c.base_port() + 1 << "\n";
+    CHECK(test::run_command(bin + bad + " --duration 1ms 2>&1", &out) == 2);
+    CHECK(out.rfind("ftbus-trace: ", 0) == 0);
+    CHECK(out.find("bad host!") != std::string::npos);
+    CHECK(std::count(out.begin(), out.end(), '\n') == 1);
 }
