@@ -6,11 +6,13 @@ one), and the election messages sent from the fault until the next fault (or the
 A fault after which the survivors never agreed is reported with "new": null.
 usage: scripts/failover.py TRACE_FILE_OR_DIR... [--summary]
   --summary   instead, print one line: trials, min / median / mean / p99 / max failover ms,
-              and mean election messages per failover"""
+              and mean election messages per failover
+Exit 1 if the traces hold no usable events or no fault (or, with --summary, no measured
+failover); 2 for a usage error or a path that does not exist."""
 import json, os, sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ftbus_trace import Replay, load  # noqa: E402
+from ftbus_trace import Replay, load, missing_paths  # noqa: E402
 
 ELECTION_TYPES = {"ELECTION", "ANSWER", "COORDINATOR", "RING_ELECTION", "RING_COORDINATOR",
                   "REQUEST_VOTE", "VOTE", "PRE_VOTE", "PRE_VOTE_REPLY"}
@@ -59,7 +61,23 @@ def main():
     if not args or "-h" in sys.argv or "--help" in sys.argv:
         print(__doc__)
         return 0 if ("-h" in sys.argv or "--help" in sys.argv) else 2
-    res = failovers(load(args))
+    bad = [a for a in sys.argv[1:] if a.startswith("--") and a != "--summary"]
+    if bad:
+        print(f"failover: unknown option {bad[0]} (see --help)", file=sys.stderr)
+        return 2
+    if missing_paths(args, "failover"):
+        return 2
+    skipped = []
+    evs = load(args, lambda path, n: skipped.append((path, n)))
+    if not evs:
+        print(f"failover: no usable trace events in {' '.join(args)}"
+              + (f" ({len(skipped)} line(s) unreadable or of the wrong shape)" if skipped else ""), file=sys.stderr)
+        return 1
+    if not any(e["ev"] == "fault" for e in evs):
+        print(f"failover: no fault events in {' '.join(args)}: nothing to measure"
+              " (a run directory's faults are in its ctl.jsonl)", file=sys.stderr)
+        return 1
+    res = failovers(evs)
     if "--summary" not in sys.argv:
         for r in res:
             print(json.dumps(r))

@@ -5,15 +5,105 @@ and running gnuplot for the plotting scripts."""
 import glob, json, os, shutil, subprocess, sys
 
 
+def _int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _num(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _str(v):
+    return isinstance(v, str)
+
+
+def _bool(v):
+    return isinstance(v, bool)
+
+
+def _id(v):  # a node id, or a name (a client, "ctl", an endpoint)
+    return _int(v) or _str(v)
+
+
+def _ints(v):
+    return isinstance(v, list) and all(_int(x) for x in v)
+
+
+# The types of the fields the scripts read (docs/TRACE.md), checked wherever they appear;
+# FIELDS_OF overrides them for one event. REQUIRED: the fields an event is useless without.
+# An event that breaks either is of the wrong shape: load() skips it like an unreadable line.
+FIELDS = {
+    "t": _int, "node": _id, "ev": _str, "inc": _int, "seq": _int, "pid": _int,
+    "term": _int, "index": _int, "session": _int, "token": _int, "pos": _int, "leader": _int,
+    "backup": _int, "round": _int, "epoch": _int, "members": _int, "samples": _int, "offset": _int,
+    "bytes": _int, "crc32c": _int, "vote": _int, "candidate": _int,
+    "lock": _str, "file": _str, "client": _str, "op": _str, "reason": _str, "state": _str,
+    "action": _str, "type": _str, "ch": _str, "algo": _str, "role": _str, "mode": _str,
+    "target": _id, "peer": _id, "from": _id, "via": _id, "by": _id, "to": _id,
+    "offset_us": _num, "delta_us": _num, "average_us": _num, "rtt_us": _num, "bound_us": _num,
+    "rate_ppm": _num, "silence_ms": _num, "stalled_ms": _num,
+    "used": _ints, "too_far": _ints, "too_slow": _ints, "missing": _ints, "dead": _ints, "ids": _ints,
+    "restarted": _bool, "static": _bool,
+}
+FIELDS_OF = {
+    "election.start": {"to": _ints},
+    "node.isolated": {"isolated": _bool},
+}
+REQUIRED = {
+    "fault": ("action", "target"),
+    "node.stall": ("stalled_ms",),
+    "peer.alive": ("peer",), "peer.suspect": ("peer",), "peer.dead": ("peer",),
+    "peer.join": ("peer",), "peer.leave": ("peer",),
+    "leader": ("leader",),
+    "msg.send": ("type",), "msg.recv": ("type",), "msg.unsent": ("type",),
+    "clock.offset": ("offset_us",),
+    "clock.sample": ("rtt_us", "offset_us"),
+    "clock.adjust": ("delta_us", "mode"),
+    "clock.round": ("round", "average_us", "used"),
+    "clock.master": ("epoch",),
+    "session.open": ("session",),
+    "lock.grant": ("lock", "token"), "lock.release": ("lock", "token"), "lock.expire": ("lock", "token"),
+    "lock.queue": ("lock", "pos"), "lock.leave": ("lock", "pos"), "lock.lost": ("lock", "token"),
+    "file.append": ("file", "lock", "token", "offset", "bytes", "crc32c"),
+}
+
+
+def well_formed(e):
+    """True if `e` is an event the scripts can read: an object with the common fields `t`,
+    `node` and `ev`, every field of FIELDS (or FIELDS_OF) of its type, and the REQUIRED ones."""
+    if not isinstance(e, dict) or not all(k in e for k in ("t", "node", "ev")):
+        return False
+    own = FIELDS_OF.get(e["ev"]) if _str(e["ev"]) else None
+    for k, v in e.items():
+        check = (own or {}).get(k) or FIELDS.get(k)
+        if check and not check(v):
+            return False
+    return all(k in e for k in REQUIRED.get(e["ev"], ()))
+
+
+def nkey(n):
+    """A sort key for node ids, which may be integers or names: the integers first, in order."""
+    return (1, n, 0) if isinstance(n, str) else (0, "", n)
+
+
+def missing_paths(paths, who):
+    """Says on stderr which of `paths` do not exist (`who`: the script's name); True if any."""
+    gone = [p for p in paths if not os.path.exists(p)]
+    for p in gone:
+        print(f"{who}: {p}: no such file or directory", file=sys.stderr)
+    return bool(gone)
+
+
 def load(paths, complain=None):
     """Events of the given files (or of every *.jsonl in the given directories), sorted by
-    (t, node, seq). Unreadable lines are skipped; `complain(path, lineno)` hears of them."""
+    (t, node, seq). Lines that are not JSON, and events of the wrong shape (well_formed),
+    are skipped; `complain(path, lineno)` hears of them."""
     evs = []
     for p in paths:
-        files = sorted(glob.glob(os.path.join(p, "*.jsonl"))) if os.path.isdir(p) else [p]
+        files = sorted(glob.glob(os.path.join(glob.escape(p), "*.jsonl"))) if os.path.isdir(p) else [p]
         for path in files:
             try:
-                f = open(path)
+                f = open(path, "rb")
             except OSError:
                 continue
             with f:
@@ -22,11 +112,24 @@ def load(paths, complain=None):
                     if not line:
                         continue
                     try:
-                        evs.append(json.loads(line))
-                    except ValueError:
-                        if complain:
-                            complain(path, n)
-    evs.sort(key=lambda e: (e.get("t", 0), str(e.get("node")), e.get("seq", 0)))
+                        e = json.loads(line)
+                    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested too deep
+                        e = None
+                    if well_formed(e):
+                        evs.append(e)
+                    elif complain:
+                        complain(path, n)
+    evs.sort(key=lambda e: (e["t"], str(e["node"]), e.get("seq", 0)))
+    return evs
+
+
+def load_noting(paths, who):
+    """load(paths), saying on stderr (`who`: the script's name) how many lines it skipped."""
+    skipped = []
+    evs = load(paths, lambda path, n: skipped.append(f"{path}:{n}"))
+    if skipped:
+        print(f"{who}: skipped {len(skipped)} trace line(s) that are not JSON events of the expected shape"
+              f" (the first: {skipped[0]})", file=sys.stderr)
     return evs
 
 
@@ -112,6 +215,16 @@ class Offsets:
         return (max(vals) - min(vals)) if len(vals) >= 2 else None
 
 
+def gp_str(x):
+    """x as a gnuplot string literal (single quotes; '' is a quote inside)."""
+    return "'" + str(x).replace("'", "''") + "'"
+
+
+def gp_label(x):
+    """x as a double-quoted field of a gnuplot data block: no quotes, backslashes or line breaks inside."""
+    return '"%s"' % "".join("'" if c == '"' else " " if c == "\\" or ord(c) < 32 else c for c in str(x))
+
+
 def node_names(run_dir):
     """Node id -> "3 (KMC)" from the run directory's cluster.toml, if any."""
     import tomllib
@@ -120,12 +233,13 @@ def node_names(run_dir):
             nodes = tomllib.load(f).get("node", [])
     except (OSError, ValueError):
         return {}
-    return {n["id"]: (f"{n['id']} ({n['name']})" if n.get("name") else str(n["id"])) for n in nodes}
+    return {n["id"]: (f"{n['id']} ({n['name']})" if n.get("name") else str(n["id"]))
+            for n in (nodes if isinstance(nodes, list) else []) if isinstance(n, dict) and _int(n.get("id"))}
 
 
 def run_gnuplot(script_path, who):
     """Runs gnuplot on `script_path`, installing it first if it is missing (scripts/setup
-    --with-plots). False (and a message naming `who` and the script) if it is still missing."""
+    --with-plots). False (and a message naming `who` and the script) if it is still missing or fails."""
     if not shutil.which("gnuplot"):
         print(f"{who}: gnuplot is missing; installing it (scripts/setup --with-plots)", file=sys.stderr)
         subprocess.run([os.path.join(os.path.dirname(os.path.abspath(__file__)), "setup"), "--no-build", "--with-plots"],
@@ -134,5 +248,8 @@ def run_gnuplot(script_path, who):
         print(f"{who}: gnuplot is not installed (scripts/setup --with-plots); the script is in {script_path}",
               file=sys.stderr)
         return False
-    subprocess.run(["gnuplot", script_path], check=True)
+    done = subprocess.run(["gnuplot", script_path], check=False)
+    if done.returncode != 0:
+        print(f"{who}: gnuplot failed (exit {done.returncode}) on {script_path}", file=sys.stderr)
+        return False
     return True

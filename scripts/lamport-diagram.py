@@ -18,7 +18,7 @@ Writes OUT.svg (and OUT.gp with the data, for re-drawing); exit 2 if there is no
 import argparse, collections, os, sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ftbus_trace import load, run_gnuplot  # noqa: E402
+from ftbus_trace import gp_label, gp_str, load_noting, missing_paths, run_gnuplot  # noqa: E402
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173"]
@@ -35,8 +35,12 @@ def main():
     ap.add_argument("--width", type=int, default=1400)
     ap.add_argument("--timeline", action="store_true", help="no message arrows: leaders, faults and detections only")
     a = ap.parse_args()
+    if a.width < 100:
+        ap.error("--width must be at least 100 pixels")
 
-    evs = [e for e in load(a.paths) if isinstance(e.get("t"), int)]
+    if missing_paths(a.paths, "lamport-diagram"):
+        return 2
+    evs = load_noting(a.paths, "lamport-diagram")
     if not evs:
         print("lamport-diagram: no trace events", file=sys.stderr)
         return 2
@@ -132,14 +136,14 @@ def main():
                      % (i, LEADERS[i % len(LEADERS)], l))
     for i, (typ, rows) in enumerate(sorted(arrows.items())):
         block("msg%d" % i, [(x1, y1, x2 - x1, y2 - y1) for x1, y1, x2, y2 in rows])
-        plots.append("$msg%d using 1:2:3:4 with vectors head filled size screen 0.006,20 lw 1 lc rgb '%s' title '%s (%d)'"
-                     % (i, PALETTE[i % len(PALETTE)], typ, len(rows)))
+        plots.append("$msg%d using 1:2:3:4 with vectors head filled size screen 0.006,20 lw 1 lc rgb '%s' title %s"
+                     % (i, PALETTE[i % len(PALETTE)], gp_str("%s (%d)" % (typ, len(rows)))))
     styles = {"fault": ("pt 2 ps 2 lc rgb '#d62728'", "faults"), "dead": ("pt 1 ps 1 lc rgb '#444444'", "peer.dead (peer)"),
               "grant": ("pt 9 ps 1.5 lc rgb '#2ca02c'", "lock grants"), "start": ("pt 6 ps 1 lc rgb '#000000'", "node.start")}
     for k, rows in marks.items():
         if not rows:
             continue
-        block(k, [(x, y, '"%s"' % lab) for x, y, lab in rows])
+        block(k, [(x, y, gp_label(lab)) for x, y, lab in rows])
         st, title = styles[k]
         plots.append("$%s using 1:2 with points %s title '%s'" % (k, st, title))
         plots.append("$%s using 1:2:3 with labels offset 0,0.55 font ',8' notitle" % k)
@@ -147,7 +151,7 @@ def main():
     ytics = ", ".join('"node %s" %d' % (n, i) for n, i in lane.items())
     script = "".join(blocks) + f"""
 set terminal svg size {a.width},{height} dynamic font 'sans,11' background '#ffffff'
-set output '{out}.svg'
+set output {gp_str(out + '.svg')}
 set title 'space-time diagram: {len(nodes)} nodes, {sum(len(r) for r in arrows.values())} messages, {ms(hi):.0f} ms'
 set xlabel 'ms since {a.t_from or 0:.0f} ms into the trace'
 set ytics ({ytics})
@@ -157,8 +161,12 @@ set grid xtics
 set key outside right top
 plot {", ".join(plots)}
 """
-    with open(data, "w") as f:
-        f.write(script)
+    try:
+        with open(data, "w") as f:
+            f.write(script)
+    except OSError as e:
+        print(f"lamport-diagram: cannot write {data}: {e.strerror}", file=sys.stderr)
+        return 1
     if not run_gnuplot(data, "lamport-diagram"):
         return 1
     print(f"{out}.svg: {len(nodes)} lanes, {sum(len(r) for r in arrows.values())} arrows, "

@@ -13,7 +13,7 @@ Writes OUT.svg (and OUT.gp); exit 2 if the traces hold no grants.
 import argparse, os, sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ftbus_trace import load, run_gnuplot  # noqa: E402
+from ftbus_trace import gp_label, gp_str, load_noting, missing_paths, run_gnuplot  # noqa: E402
 
 
 def main():
@@ -22,7 +22,11 @@ def main():
     ap.add_argument("--out", default="holders.svg")
     ap.add_argument("--width", type=int, default=1200)
     a = ap.parse_args()
-    evs = [e for e in load(a.paths) if isinstance(e.get("t"), int)]
+    if a.width < 100:
+        ap.error("--width must be at least 100 pixels")
+    if missing_paths(a.paths, "lock-holders"):
+        return 2
+    evs = load_noting(a.paths, "lock-holders")
     if not evs:
         print("lock-holders: no trace events", file=sys.stderr)
         return 2
@@ -68,16 +72,16 @@ def main():
         return "$%s << EOD\n%s\nEOD\n" % (name, "\n".join(" ".join(str(x) for x in r) for r in rows) or "0 0 0 0")
     held_rows = [(ms(f), row[c], ms(t) - ms(f), 0) for c, f, t, _, x in bars if not x]
     exp_rows = [(ms(f), row[c], ms(t) - ms(f), 0) for c, f, t, _, x in bars if x]
-    labels = [((ms(f) + ms(t)) / 2, row[c] + 0.3, '"%s"' % lab) for c, f, t, lab, _ in bars]
+    labels = [((ms(f) + ms(t)) / 2, row[c] + 0.3, gp_label(lab)) for c, f, t, lab, _ in bars]
     wait_rows = [(ms(f), row[c], ms(t) - ms(f), 0) for c, f, t in waits]
-    faults = [(ms(e["t"]), -0.6, '"%s %s"' % (e.get("action"), e.get("target"))) for e in evs if e.get("ev") == "fault"]
+    faults = [(ms(e["t"]), -0.6, gp_label("%s %s" % (e.get("action"), e.get("target")))) for e in evs if e.get("ev") == "fault"]
     script = block("held", held_rows) + block("expired", exp_rows) + block("labels", labels) + \
         block("waits", wait_rows) + block("faults", faults or [(0, -5, '""')]) + f"""
 set terminal svg size {a.width},{max(300, 60 * len(clients) + 160)} dynamic font 'sans,11' background '#ffffff'
-set output '{out}.svg'
+set output {gp_str(out + '.svg')}
 set title 'lock holders over time: {len(bars)} holds by {len(clients)} clients'
 set xlabel 'ms since the first event'
-set ytics ({", ".join('"%s" %d' % (c, i) for c, i in row.items())})
+set ytics ({", ".join('%s %d' % (gp_label(c), i) for c, i in row.items())})
 set yrange [-0.9:{len(clients) - 0.3}]
 set xrange [0:{ms(end):.3f}]
 set grid xtics
@@ -88,8 +92,12 @@ plot $waits using 1:2:3:4 with vectors nohead lw 2 lc rgb '#bbbbbb' title 'waiti
      $labels using 1:2:3 with labels font ',8' notitle, \\
      $faults using 1:2:3 with labels font ',8' tc rgb '#d62728' point pt 2 lc rgb '#d62728' offset 0,0.6 title 'faults'
 """
-    with open(out + ".gp", "w") as f:
-        f.write(script)
+    try:
+        with open(out + ".gp", "w") as f:
+            f.write(script)
+    except OSError as e:
+        print(f"lock-holders: cannot write {out}.gp: {e.strerror}", file=sys.stderr)
+        return 1
     if not run_gnuplot(out + ".gp", "lock-holders"):
         return 1
     print(f"{out}.svg: {len(bars)} holds by {len(clients)} clients, {len(waits)} waits, {len(faults)} faults")

@@ -7,14 +7,14 @@ usage: scripts/narrate.py RUN_DIR [--messages]
 import os, sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ftbus_trace import Offsets, Replay, load, node_names  # noqa: E402
+from ftbus_trace import Offsets, Replay, load, missing_paths, nkey, node_names  # noqa: E402
 
 ELECTION_TYPES = ("ELECTION", "ANSWER", "COORDINATOR", "RING_ELECTION", "PRE_VOTE", "PRE_VOTE_REPLY",
                   "REQUEST_VOTE", "VOTE")
 
 
 def who(nodes):
-    nodes = sorted(nodes)
+    nodes = sorted(nodes, key=nkey)
     return ", ".join(str(n) for n in nodes) if nodes else "nobody"
 
 
@@ -159,14 +159,14 @@ def narrate_elections(evs, ms, show_messages, raft):
             elif show_messages and ev == "msg.unsent" and e.get("type") in ELECTION_TYPES:
                 print(f"        node {node} -> node {e.get('to')}: {e['type']} not sent: no live connection"
                       f" (node {e.get('to')} is gone)")
-        for node, (rounds, first) in sorted(prevotes.items()):
+        for node, (rounds, first) in sorted(prevotes.items(), key=lambda kv: nkey(kv[0])):
             if rounds > 1:
                 print(f"    node {node} ran {rounds} pre-vote rounds in all; none won a majority, so its term"
                       f" never rose (PreVote)")
         base = f["t"] if f else start
         end_leader = cl.agreed()
         if end_leader is None:
-            views = ", ".join(f"{n}->{cl.leader.get(n, 0) or 'none'}" for n in sorted(cl.live))
+            views = ", ".join(f"{n}->{cl.leader.get(n, 0) or 'none'}" for n in sorted(cl.live, key=nkey))
             print(f"    no agreement among the live nodes before the next fault (node->leader: {views})")
         elif last_agree is None:
             print(f"    all {len(cl.live)} live nodes follow node {end_leader} throughout")
@@ -197,7 +197,10 @@ def narrate_berkeley(evs, ms, run):
     names = node_names(run)
     name = lambda n: names.get(n, str(n))
     offs = Offsets(evs)
-    nodes = sorted(offs.series)
+    if not offs.series:
+        print("\nNo clock.offset events: no clock to show.")
+        return
+    nodes = sorted(offs.series, key=nkey)
     t0 = min(s[0][0] for s in offs.series.values())
     first = {n: offs.series[n][0][1] for n in nodes}
     print("\nClocks at start (virtual minus real): " + ", ".join(f"{name(n)} {fmt_s(first[n])}" for n in nodes))
@@ -243,7 +246,7 @@ def narrate_berkeley(evs, ms, run):
            and e.get("from") == first_master]
     if adj:
         print("\nRound " + str(first_round) + " corrections, each node its own delta:")
-        for e in sorted(adj, key=lambda e: e["node"]):
+        for e in sorted(adj, key=lambda e: nkey(e["node"])):
             print(f"    {name(e['node'])}: {fmt_s(e['delta_us'])} ({e['mode']})")
     t_end = max(s[-1][0] for s in offs.series.values())
     ends = {n: offs.at(n, offs.series[n][-1][0]) for n in nodes}
@@ -267,8 +270,9 @@ def narrate_cristian(evs, ms, run):
             print(f"    its clock started {fmt_s(offs[0]['offset_us'] - srv_off)} from the server's")
         for e in mine:
             if e.get("ev") == "clock.sample":
+                bound = f" ± {e['bound_us'] / 1000:.3f} ms" if "bound_us" in e else ""
                 print(f"    [{ms(e['t']):9.1f} ms] asked {e.get('samples')} times; best round trip {e['rtt_us'] / 1000:.3f} ms:"
-                      f" server minus me = {fmt_s(e['offset_us'])} ± {e['bound_us'] / 1000:.3f} ms")
+                      f" server minus me = {fmt_s(e['offset_us'])}{bound}")
             elif e.get("ev") == "clock.adjust":
                 print(f"    stepped its clock by {fmt_s(e['delta_us'])}")
             elif e.get("ev") == "clock.offset" and e is not offs[0] and srv_off is not None:
@@ -308,13 +312,13 @@ def narrate_membership(evs, ms):
         elif ev == "follower.deaf":
             print(f"[{ms(t):9.1f} ms] leader {node}: follower {e.get('peer')} has not acknowledged a heartbeat for"
                   f" {e.get('silence_ms', 0):.0f} ms (it does not hear the leader)")
-    for peer, seen in sorted(admitted.items()):
-        first = min(seen)
+    for peer, seen in sorted(admitted.items(), key=lambda kv: nkey(kv[0])):
+        first = min(seen, key=lambda x: x[0])
         direct = [n for (_, n, r, _) in seen if r == "join"]
         print(f"node {peer} became a member of {len({n for (_, n, _, _) in seen})} node(s), the first at"
               f" {ms(first[0]):.1f} ms" + (f" (admitted by node {direct[0]}, the others told by it)" if direct else ""))
-    for (peer, reason), seen in sorted(removed.items(), key=lambda kv: min(kv[1])):
-        first, last = min(seen)[0], max(seen)[0]
+    for (peer, reason), seen in sorted(removed.items(), key=lambda kv: min((t, nkey(n)) for t, n in kv[1])):
+        first, last = min(t for t, _ in seen), max(t for t, _ in seen)
         if reason == "left" and peer in left:
             print(f"node {peer} was removed by {who({n for (_, n) in seen})} within {(last - left[peer]) / 1000:.1f} ms of"
                   f" its leave — no waiting for a detection timeout")
@@ -392,7 +396,13 @@ def main():
     if len(args) != 1 or "-h" in sys.argv or "--help" in sys.argv:
         print(__doc__)
         return 0 if ("-h" in sys.argv or "--help" in sys.argv) else 2
-    evs = load([args[0]], lambda path, n: print(f"  (unreadable trace line {path}:{n})"))
+    bad = [a for a in sys.argv[1:] if a.startswith("--") and a != "--messages"]
+    if bad:
+        print(f"narrate: unknown option {bad[0]} (see --help)", file=sys.stderr)
+        return 2
+    if missing_paths(args, "narrate"):
+        return 2
+    evs = load([args[0]], lambda path, n: print(f"  (unreadable or malformed trace line {path}:{n}, skipped)"))
     if not evs:
         print("narrate: no trace events", file=sys.stderr)
         return 2
