@@ -116,7 +116,13 @@ std::optional<int> parse_flags(CLI::App& app, int argc, char** argv) {
     } catch (const CLI::CallForAllHelp& e) {
         return app.exit(e);
     } catch (const CLI::ParseError& e) {
-        std::cerr << app.get_name() << ": " << e.what() << "\n"
+        // CLI11 checks required flags and subcommands before it complains of arguments it
+        // did not recognise: a mistyped flag would be reported as a missing one.
+        std::vector<std::string> extra = app.remaining();
+        std::string what = e.what();
+        if (!extra.empty() && (dynamic_cast<const CLI::RequiredError*>(&e) != nullptr))
+            what = "unknown argument '" + extra.front() + "'" + (extra.size() > 1 ? " (and more)" : "");
+        std::cerr << app.get_name() << ": " << what << "\n"
                   << "Run with --help for usage.\n";
         return kExitUsage;
     }

@@ -1,6 +1,8 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <iostream>
+#include <sstream>
 
 #include "bus/duration.hpp"
 #include "bus/flags.hpp"
@@ -155,4 +157,28 @@ TEST_CASE("flags: a zero period is refused (it would spin the loop), and a drift
         CHECK_THAT(flag_error({"--drift-ppm", v}), Catch::Matchers::Contains("not a number"));
     CHECK(flag_error({"--drift-ppm", "-80"}).empty());
     CHECK(flag_error({"--drift-ppm", "12.5"}).empty());
+}
+
+TEST_CASE("flags: a mistyped flag is named as unknown, not reported as a missing required one", "[unit][duration][badinput]") {
+    auto run = [](std::vector<std::string> args) {
+        CLI::App app{"test"};
+        CommonFlags f;
+        add_cluster_flag(app, f);
+        add_id_flag(app, f);
+        std::vector<char*> argv;
+        for (auto& a : args) argv.push_back(a.data());
+        std::ostringstream err;
+        auto* old = std::cerr.rdbuf(err.rdbuf());
+        std::optional<int> code = parse_flags(app, static_cast<int>(argv.size()), argv.data());
+        std::cerr.rdbuf(old);
+        return std::make_pair(code, err.str());
+    };
+    auto [code, err] = run({"prog", "--bogus"});
+    CHECK(code == kExitUsage);
+    CHECK_THAT(err, Catch::Matchers::Contains("unknown argument '--bogus'"));
+    std::tie(code, err) = run({"prog", "--cluster", "c.toml"});  // only a required one missing
+    CHECK(code == kExitUsage);
+    CHECK_THAT(err, Catch::Matchers::Contains("--id is required"));
+    std::tie(code, err) = run({"prog", "--cluster", "c.toml", "--id", "1"});
+    CHECK_FALSE(code.has_value());
 }
