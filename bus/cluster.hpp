@@ -147,7 +147,9 @@ ClusterConfig load_cluster(const std::string& path);
 /// A host name, an IPv4 address or a bracketed IPv6 one, as a tcp:// endpoint takes it:
 /// letters, digits, '.', '-', '_' (or, in brackets, hex digits, ':' and '.'). The check a
 /// cluster file's and a joining member's host pass, so that a bad one is refused with its
-/// name rather than failing deep in ZeroMQ as "Invalid argument".
+/// name rather than failing deep in ZeroMQ as "Invalid argument". (A node also binds its own
+/// host: that must be an IPv4 address or an interface — ZeroMQ binds no host names, and IPv6
+/// is not switched on —, and a bind that fails says so, naming the endpoint.)
 bool plausible_host(std::string_view host);
 /// The same, from TOML text (tests). `origin` names it in errors.
 ClusterConfig parse_cluster(std::string_view toml_text, const std::string& origin);

@@ -64,8 +64,9 @@ void add_raft_flags(CLI::App& app, CommonFlags& f) {
                 return "'" + s + "' is not a duration or a range like 150ms-300ms";
             },
             "DUR[-DUR]"));
-    app.add_option("--raft-heartbeat", f.raft_heartbeat, "raft: the leader's AppendEntries period")
-        ->check(positive_duration_check());
+    app.add_option("--raft-heartbeat", f.raft_heartbeat,
+                   "raft: the leader's AppendEntries period (0: a third of the minimum election timeout)")
+        ->check(duration_check());
     app.add_option("--snapshot-entries", f.snapshot_entries,
                    "raft: snapshot and compact the log every N applied entries, 0 = never "
                    "(overrides cluster.snapshot_entries)")

@@ -171,10 +171,12 @@ std::optional<LockReplyMsg> LockClient::receive(Duration timeout) {
         for (size_t i = 0; i < endpoints_.size() && !got; ++i) {
             if (!poller_.ready(i)) continue;
             got = endpoints_[i].sock.recv(msg, zmq::recv_flags::dontwait).has_value();
-            if (got)
+            if (got) {
                 poller_.touched(i);  // there may be more
-            else
+                last_from_ = i;
+            } else {
                 poller_.idle(i);
+            }
         }
         if (!got) continue;
         DecodeResult d = decode(msg.to_string_view());
@@ -219,14 +221,13 @@ std::optional<LockReplyMsg> LockClient::receive(Duration timeout) {
     }
 }
 
-LockReplyMsg LockClient::call(LockRequest r, Duration deadline) {
+LockReplyMsg LockClient::call(LockRequest r, Duration deadline, bool waiting) {
     if (r.req == 0) r.req = next_req();
     Time start = clock_.now(), end = start + deadline;
     int attempt = 0;
     for (bool first = true;; first = false) {
-        // Told to stop (Ctrl-C): no more retries. The first try still goes, so that the cancel
-        // and close sent after an interrupted wait reach a server that answers.
-        if (!first && opts_.interrupt && opts_.interrupt->load())
+        // Told to stop (Ctrl-C) while only waiting: no more retries (the first try still goes).
+        if (waiting && !first && opts_.interrupt && opts_.interrupt->load())
             throw LockError("interrupted while waiting for an answer to " + r.op);
         Time now = clock_.now();
         if (now >= end)
@@ -247,7 +248,7 @@ LockReplyMsg LockClient::call(LockRequest r, Duration deadline) {
             m = receive(left);
             // An answer to an earlier attempt of something else (a refusal without a number is
             // ours: see receive()).
-            if (m && m->req != r.req && !(m->req == 0 && m->status == "rejected")) m.reset();
+            if (m && m->req != r.req && !(m->req == 0 && m->status == "rejected" && last_from_ == asked)) m.reset();
         }
         // A keepalive answered meanwhile may have moved current_: what follows is about the
         // endpoint this request went to.
@@ -285,7 +286,7 @@ uint64_t LockClient::open() {
     r.op = "open";
     r.ttl_ms = opts_.ttl_ms;
     int64_t sent = clock_.wall_us();
-    LockReplyMsg m = call(r, opts_.deadline);
+    LockReplyMsg m = call(r, opts_.deadline, true);
     if (m.status != "opened") throw LockError("cannot open a session: " + m.error);
     session_ = m.session;
     lost_ = false;
@@ -326,7 +327,7 @@ uint64_t LockClient::acquire(const std::string& lock, Duration wait) {
         r.op = "acquire";
         r.session = session_;
         r.lock = lock;
-        LockReplyMsg m = call(r, opts_.deadline);
+        LockReplyMsg m = call(r, opts_.deadline, true);
         if (m.status == "rejected") throw LockError(m.error);
         if (m.status == "granted") return granted(lock, m.token);
         // Queued: wait for the grant to be pushed. Ask again now and then: a push can be lost

@@ -94,7 +94,9 @@ public:
     Json status(const std::string& lock);
 
     /// One request (req filled in), answered or \throws LockError at the deadline.
-    LockReplyMsg call(LockRequest r, Duration deadline);
+    /// `waiting`: a request that only waits (open, acquire) — an interrupt ends its retries.
+    /// What cleans up after one (cancel, release, close) keeps retrying to its deadline.
+    LockReplyMsg call(LockRequest r, Duration deadline, bool waiting = false);
     uint64_t retries() const { return retries_; }
 
 private:
@@ -142,6 +144,7 @@ private:
     std::vector<Endpoint> endpoints_;
     Poller poller_;  ///< endpoints' sockets, then their monitors
     size_t current_ = 0;
+    size_t last_from_ = 0;  ///< the endpoint the last message received came from
     std::mt19937_64 rng_;
     uint64_t session_ = 0;
     bool lost_ = false;

@@ -9,9 +9,7 @@ RaftDisk::RaftDisk(const std::string& dir, RaftLogOptions o) : storage(dir), log
     if (!storage.state_found() && (!log.entries().empty() || s.index > 0)) {
         uint64_t term = std::max(s.term, log.entries().empty() ? 0 : log.entries().back().term);
         throw ConfigError(dir + "/raft-state is missing, but the log holds entries up to term " + std::to_string(term) +
-                          "; refusing to start rather than risk a second vote in a term. Restore the file or, if "
-                          "this node's state is truly lost, remove the data directory (it then rejoins with no "
-                          "vote; safe only if no other copy of this node runs)");
+                          "; refusing to start rather than risk a second vote in a term. " + rejoin_advice());
     }
     if (s.index > 0 && !log.entries().empty() && log.first_index() != s.index + 1) {
         try {

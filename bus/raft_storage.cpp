@@ -79,12 +79,17 @@ std::string RaftStorage::format(const HardState& s) {
     return body + "crc32c " + crc + "\n";
 }
 
+std::string rejoin_advice() {
+    return "Restore the data directory from a backup or, if it is truly lost, empty it: the replica then "
+           "rejoins with no log and no vote and catches up from the leader. That is safe only if no other "
+           "copy of this node runs, the other replicas are a majority holding every committed entry, and "
+           "no election of the current term is still under way (the vote it cast there is forgotten)";
+}
+
 HardState RaftStorage::parse(const std::string& text, const std::string& origin) {
     auto bad = [&](const std::string& why) -> ConfigError {
         return ConfigError(origin + ": corrupt Raft state (" + why +
-                           "); refusing to start rather than risk a second vote in a term. Restore the "
-                           "file or, if this node's state is truly lost, remove the data directory "
-                           "(it then rejoins with no vote; safe only if no other copy of this node runs)");
+                           "); refusing to start rather than risk a second vote in a term. " + rejoin_advice());
     };
     size_t crc_at = text.rfind("crc32c ");
     if (crc_at == std::string::npos || (crc_at > 0 && text[crc_at - 1] != '\n')) throw bad("no checksum line");
@@ -144,8 +149,7 @@ Snapshot RaftStorage::parse_snapshot(const std::string& bytes, const std::string
     auto bad = [&](const std::string& why) -> ConfigError {
         return ConfigError(origin + ": corrupt snapshot (" + why +
                            "); refusing to start: it stands for acknowledged entries that are no longer in the "
-                           "log. Restore this replica from a healthy one (an empty data directory rejoins and "
-                           "receives a snapshot, safe only if the other replicas hold a majority)");
+                           "log. " + rejoin_advice());
     };
     std::string_view b(bytes);
     if (b.size() < kSnapshotHeader.size() || b.substr(0, kSnapshotHeader.size()) != kSnapshotHeader)

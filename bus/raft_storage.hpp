@@ -80,6 +80,11 @@ private:
     uint64_t fsyncs_ = 0;
 };
 
+/// What to tell an operator whose replica's data is damaged beyond use: restore it, or empty
+/// the data directory, and when that is safe (a wiped replica forgets its vote and what it
+/// acknowledged: Raft's safety assumes neither is lost).
+std::string rejoin_advice();
+
 /// CRC-32C (Castagnoli) of `data`.
 uint32_t crc32c(std::string_view data);
 

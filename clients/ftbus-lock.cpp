@@ -92,8 +92,13 @@ std::atomic<int> g_sig{0};
 /// While we only wait for a lock (nothing runs under it yet), a second SIGINT/SIGTERM ends us
 /// at once; the first asks the wait to stop, so that the session leaves the queue.
 std::atomic<bool> g_waiting{false};
+/// acquire's background keeper, told before a second signal ends us (it then gives up).
+std::atomic<pid_t> g_keeper{0};
 extern "C" void on_term(int sig) {
-    if (g_waiting && g_term) ::_exit(128 + sig);
+    if (g_waiting && g_term) {
+        if (pid_t k = g_keeper.load(); k > 0) ::kill(k, SIGTERM);
+        ::_exit(128 + sig);
+    }
     g_sig = sig;
     g_term = true;
 }
@@ -192,6 +197,7 @@ int main(int argc, char** argv) {
                 ::close(fds[1]);
                 // Until the keeper reports. A signal meanwhile is passed on to it: it leaves
                 // the queue, or gives the lock back, and ends its session; a second ends us.
+                g_keeper = pid;
                 g_waiting = true;
                 std::string out;
                 bool told = false;
@@ -217,6 +223,10 @@ int main(int argc, char** argv) {
                 if (out.rfind("ok\n", 0) == 0) {
                     std::cout << out.substr(3);
                     return bus::kExitOk;
+                }
+                if (out.rfind("interrupted ", 0) == 0) {  // the keeper itself was signalled
+                    std::cerr << "ftbus-lock: interrupted: " << name << " not acquired\n";
+                    return 128 + std::atoi(out.c_str() + 12);
                 }
                 if (out.rfind("wait\n", 0) == 0) {
                     std::cerr << "ftbus-lock: " << name << " not acquired within " << wait_text << "\n";
@@ -250,7 +260,7 @@ int main(int argc, char** argv) {
                     }
                     if (t == 0) {
                         c.close();
-                        report = g_term ? "interrupted\n" : "wait\n";
+                        report = g_term ? "interrupted " + std::to_string(g_sig.load()) + "\n" : "wait\n";
                     } else {
                         report = "ok\nexport FTBUS_CLUSTER=" + shell_quote(std::filesystem::absolute(f.cluster).string()) +
                                  " FTBUS_LOCK=" + shell_quote(name) + " FTBUS_SESSION=" + std::to_string(s) +

@@ -90,9 +90,7 @@ int main(int argc, char** argv) {
                 server = std::make_unique<bus::LockServer>(std::move(raft), &machine, cfg.tunables.election_timeout_max);
             } catch (const std::invalid_argument& e) {  // its checksum held, but not its contents
                 throw bus::ConfigError("the snapshot in " + f.data + " cannot be restored (" + e.what() +
-                                       "); refusing to start. Restore this replica from a healthy one (an empty data "
-                                       "directory rejoins and receives a snapshot, safe only if the other replicas "
-                                       "hold a majority)");
+                                       "); refusing to start. " + bus::rejoin_advice());
             }
             bus::NodeHostOptions opts{"lockd", f.trace, f.level(), disk.get(), ""};
             bus::NodeHost host(cfg, f.id, clock, std::move(opts), std::move(server));

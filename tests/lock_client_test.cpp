@@ -297,7 +297,8 @@ TEST_CASE("lock client: a request the server could not read is refused without i
     server.join();
 }
 
-TEST_CASE("lock client: an interrupt (a signal's flag) while waiting in the queue leaves the queue and returns 0",
+TEST_CASE("lock client: an interrupt (a signal's flag) while waiting in the queue leaves the queue and returns 0 — "
+          "the cancel is retried through a leader change, the interrupt notwithstanding",
           "[integration][lock]") {
     ScriptedServer s;
     std::atomic<bool> stop{false};
@@ -311,6 +312,9 @@ TEST_CASE("lock client: an interrupt (a signal's flag) while waiting in the queu
         stop = true;  // Ctrl-C
         r = s.next();
         seen.push_back(r.op);
+        s.answer(r, "unavailable");  // a leader change: the cancel must be retried, interrupt or not
+        r = s.next();
+        seen.push_back(r.op);
         s.answer(r, "cancelled");
     });
     bus::LockClientOptions o;
@@ -322,5 +326,5 @@ TEST_CASE("lock client: an interrupt (a signal's flag) while waiting in the queu
     CHECK(c.acquire("L", 60s) == 0);
     CHECK(std::chrono::steady_clock::now() - start < 30s);  // (the wait was 60 s)
     server.join();
-    CHECK(seen == std::vector<std::string>{"acquire", "cancel"});
+    CHECK(seen == std::vector<std::string>{"acquire", "cancel", "cancel"});
 }
