@@ -266,9 +266,9 @@ int main(int argc, char** argv) {
                                  " FTBUS_LOCK=" + shell_quote(name) + " FTBUS_SESSION=" + std::to_string(s) +
                                  " FTBUS_TOKEN=" + std::to_string(t) + "\n";
                     }
-                    bool told = ::write(fds[1], report.data(), report.size()) == static_cast<ssize_t>(report.size());
+                    bool delivered = ::write(fds[1], report.data(), report.size()) == static_cast<ssize_t>(report.size());
                     ::close(fds[1]);
-                    if (t != 0 && (!told || g_term)) {  // nobody will use the lock: give it back now
+                    if (t != 0 && (!delivered || g_term)) {  // nobody will use the lock: give it back now
                         c.close();
                         t = 0;
                     }
