@@ -4,25 +4,24 @@
 
 namespace bus {
 
-CLI::Validator duration_check() {
-    return CLI::Validator(
-        [](std::string& s) -> std::string {
-            if (parse_duration(s)) return {};
-            return "'" + s + "' is not a duration with a unit (e.g. 250us, 20ms, 1.5s)";
-        },
-        "DUR");
-}
+namespace {
 
-CLI::Validator positive_duration_check() {
+CLI::Validator duration_validator(bool positive) {
     return CLI::Validator(
-        [](std::string& s) -> std::string {
+        [positive](std::string& s) -> std::string {
             auto d = parse_duration(s);
             if (!d) return "'" + s + "' is not a duration with a unit (e.g. 250us, 20ms, 1.5s)";
-            if (d->count() <= 0) return "'" + s + "': must be positive";
+            if (positive && d->count() <= 0) return "'" + s + "': must be positive";
             return {};
         },
         "DUR");
 }
+
+}  // namespace
+
+CLI::Validator duration_check() { return duration_validator(false); }
+
+CLI::Validator positive_duration_check() { return duration_validator(true); }
 
 void add_cluster_flag(CLI::App& app, CommonFlags& f, bool required) {
     auto* o = app.add_option("--cluster", f.cluster, "cluster file (TOML; see scripts/gen-cluster)");

@@ -12,7 +12,7 @@ failover); 2 for a usage error or a path that does not exist."""
 import json, os, sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ftbus_trace import Replay, load, missing_paths  # noqa: E402
+from ftbus_trace import Replay, load, plain_args  # noqa: E402
 
 ELECTION_TYPES = {"ELECTION", "ANSWER", "COORDINATOR", "RING_ELECTION", "RING_COORDINATOR",
                   "REQUEST_VOTE", "VOTE", "PRE_VOTE", "PRE_VOTE_REPLY"}
@@ -57,16 +57,9 @@ def percentile(xs, p):
 
 
 def main():
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    if not args or "-h" in sys.argv or "--help" in sys.argv:
-        print(__doc__)
-        return 0 if ("-h" in sys.argv or "--help" in sys.argv) else 2
-    bad = [a for a in sys.argv[1:] if a.startswith("--") and a != "--summary"]
-    if bad:
-        print(f"failover: unknown option {bad[0]} (see --help)", file=sys.stderr)
-        return 2
-    if missing_paths(args, "failover"):
-        return 2
+    args, code = plain_args("failover", __doc__, ("--summary",), lambda a: len(a) > 0)
+    if args is None:
+        return code
     skipped = []
     evs = load(args, lambda path, n: skipped.append((path, n)))
     if not evs:

@@ -94,6 +94,25 @@ def missing_paths(paths, who):
     return bool(gone)
 
 
+def plain_args(who, doc, flags, ok):
+    """The paths a script was given, when it takes only on/off `flags` besides them: (paths,
+    None), or (None, exit code) once --help was printed (0), or the paths are not what
+    `ok(paths)` wants (the help, 2), or an unknown option or a missing path was said (2)."""
+    argv = sys.argv[1:]
+    args = [a for a in argv if not a.startswith("--")]
+    asked = "-h" in argv or "--help" in argv
+    if asked or not ok(args):
+        print(doc)
+        return None, 0 if asked else 2
+    bad = [a for a in argv if a.startswith("--") and a not in flags]
+    if bad:
+        print(f"{who}: unknown option {bad[0]} (see --help)", file=sys.stderr)
+        return None, 2
+    if missing_paths(args, who):
+        return None, 2
+    return args, None
+
+
 def load(paths, complain=None):
     """Events of the given files (or of every *.jsonl in the given directories), sorted by
     (t, node, seq). Lines that are not JSON, and events of the wrong shape (well_formed),

@@ -7,7 +7,7 @@ usage: scripts/narrate.py RUN_DIR [--messages]
 import os, sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ftbus_trace import Offsets, Replay, load, missing_paths, nkey, node_names  # noqa: E402
+from ftbus_trace import Offsets, Replay, load, nkey, node_names, plain_args  # noqa: E402
 
 ELECTION_TYPES = ("ELECTION", "ANSWER", "COORDINATOR", "RING_ELECTION", "PRE_VOTE", "PRE_VOTE_REPLY",
                   "REQUEST_VOTE", "VOTE")
@@ -392,16 +392,9 @@ def narrate_locks(evs, ms):
 
 
 def main():
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    if len(args) != 1 or "-h" in sys.argv or "--help" in sys.argv:
-        print(__doc__)
-        return 0 if ("-h" in sys.argv or "--help" in sys.argv) else 2
-    bad = [a for a in sys.argv[1:] if a.startswith("--") and a != "--messages"]
-    if bad:
-        print(f"narrate: unknown option {bad[0]} (see --help)", file=sys.stderr)
-        return 2
-    if missing_paths(args, "narrate"):
-        return 2
+    args, code = plain_args("narrate", __doc__, ("--messages",), lambda a: len(a) == 1)
+    if args is None:
+        return code
     evs = load([args[0]], lambda path, n: print(f"  (unreadable or malformed trace line {path}:{n}, skipped)"))
     if not evs:
         print("narrate: no trace events", file=sys.stderr)
