@@ -300,8 +300,12 @@ std::optional<Incoming> Transport::receive(size_t i) {
     in.dealer_peer = peer;
     size_t want = channel == Channel::dealer ? 1 : channel == Channel::control ? 3 : 2;
     if (parts.size() != want || (channel == Channel::control && parts[1].size() != 0)) {
-        in.malformed = "expected " + std::to_string(want) + " frame(s), got " +
-                       std::to_string(parts.size());
+        // Counted as the sender sent them: a ROUTER adds the routing id frame itself.
+        bool routed = channel == Channel::router || channel == Channel::control || channel == Channel::client;
+        size_t added = routed ? 1 : 0;
+        in.malformed = "expected " + std::to_string(want - added) + " frame(s)" +
+                       (channel == Channel::control ? " (an empty delimiter, then the request)" : "") + ", got " +
+                       std::to_string(parts.size() - std::min(parts.size(), added));
         if (channel == Channel::router || channel == Channel::control || channel == Channel::client)
             in.routing_id = parts[0].to_string();
         return in;

@@ -137,7 +137,7 @@ int main(int argc, char** argv) {
     hold->add_option("--kill-after", kill_after_text,
                      "if the lease is lost: SIGKILL what is still running of CMD this long after the lease ran out "
                      "(default: a twentieth of --ttl, half the lease's safety margin)");
-    hold->add_option("cmd", cmd, "the command and its arguments (after --)")->required();
+    hold->add_option("cmd", cmd, "the command and its arguments (after --)");  // checked below, with usage
     CLI::App* acquire = app.add_subcommand("acquire", "acquire a lock for a script (prints export lines for eval)");
     acquire->add_option("name", name, "the lock")->required();
     acquire->add_option("--wait", wait_text, "how long to wait in the queue")->capture_default_str();
@@ -171,6 +171,8 @@ int main(int argc, char** argv) {
         if ((*release || *append) && name.empty()) name = env_or("FTBUS_LOCK");
         if (!name.empty()) check_name(name, "a lock name", bus::kMaxLockName);
         if (*append) check_name(file, "a file name", bus::kMaxFileName);
+        if (*hold && cmd.empty())  // `hold -- true` takes "true" for the lock's name
+            throw bus::ConfigError("hold needs a lock name and, after --, a command: hold NAME [--ttl DUR] -- CMD [ARGS...]");
         if (*acquire && f.trace == "-")
             throw bus::ConfigError("acquire prints its export lines on stdout: give --trace a file, not '-'");
         bus::Duration wait = duration_flag(wait_text, "wait");

@@ -499,6 +499,9 @@ TEST_CASE("ftbus-lock: interrupted while waiting, hold and acquire leave the que
         CHECK_FALSE(slurp(D + "/usage.err").empty());
     }
     CHECK(test::run_command("FTBUS_SESSION=7x FTBUS_TOKEN=12 " + L + " --cluster " + F + " append --lock L f.txt x 2>/dev/null") == 2);
+    // No NAME before --: the command is taken for the name, and the message gives the usage.
+    CHECK(test::run_command(L + " --cluster " + F + " hold -- true 2>" + D + "/usage.err") == 2);
+    CHECK_THAT(slurp(D + "/usage.err"), Catch::Matchers::Contains("hold NAME [--ttl DUR] -- CMD"));
 }
 
 TEST_CASE("lock service: at the client port, a frame that is not a request and an append over the limit each get "
@@ -529,6 +532,14 @@ TEST_CASE("lock service: at the client port, a frame that is not a request and a
     CHECK(r.status == "rejected");
     CHECK(r.req == 0);
     CHECK(r.error.rfind("malformed request: ", 0) == 0);
+    // Three frames where one is expected: counted as sent (the ROUTER's own routing id frame
+    // is not the client's doing).
+    s.send(zmq::str_buffer("a"), zmq::send_flags::sndmore);
+    s.send(zmq::str_buffer("b"), zmq::send_flags::sndmore);
+    s.send(zmq::str_buffer("c"), zmq::send_flags::none);
+    r = answer();
+    CHECK(r.status == "rejected");
+    CHECK(r.error == "malformed request: expected 1 frame(s), got 3");
     // A well-formed append of 20 KiB (over the 16 KiB limit), from a session that exists.
     bus::Envelope env;
     env.from = std::string("raw-client");
@@ -562,7 +573,7 @@ TEST_CASE("lock service: at the client port, a frame that is not a request and a
     CHECK_FALSE(st["files"].contains("big.txt"));
     int rejects = 0;
     for (auto& e : c.events(leader)) rejects += e["ev"] == "rpc.reject";
-    CHECK(rejects == 2);
+    CHECK(rejects == 3);  // the frame that is not a request, the three frames, the big append
     // The client library says the same at once, without a round trip.
     std::string out;
     CHECK(test::run_command("head -c 20000 /dev/zero | " + bin("ftbus-lock") + " --cluster " + c.cluster_file() +
