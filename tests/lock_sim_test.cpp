@@ -343,86 +343,116 @@ struct LockSim {
     }
 };
 
+/// What one seed's run saw, for the totals a test checks (so that the faults did happen).
+struct SeedStats {
+    int with_appends = 0, stale_sent = 0, stale_refused = 0, cancels = 0, helper_appends = 0;
+    uint64_t installs = 0;  ///< INSTALL_SNAPSHOT messages sent
+    void add(const SeedStats& o) {
+        installs += o.installs;
+        with_appends += o.with_appends;
+        stale_sent += o.stale_sent;
+        stale_refused += o.stale_refused;
+        cancels += o.cancels;
+        helper_appends += o.helper_appends;
+    }
+};
+
+/// One seed: `rounds` rounds of faults, then quiet; checks the invariants after every step
+/// (in LockSim) and the files at the end.
+SeedStats run_seed(uint64_t seed, NodeId n, int snapshot_entries, int rounds) {
+    INFO("seed " << seed << ", " << n << " replicas, snapshot_entries " << snapshot_entries);
+    SimOptions o;
+    o.seed = seed;
+    o.drop = 0.02;
+    LockSim s(test::make_cluster(n, "snapshot_entries = " + std::to_string(snapshot_entries) + "\n"), o,
+              n == 3 ? 4 : 6);
+    s.net.start_all();
+    std::mt19937_64 rng(seed * 7919);
+    for (int round = 0; round < rounds; ++round) {
+        s.run_for(std::chrono::milliseconds(300 + rng() % 500));
+        NodeId a = static_cast<NodeId>(1 + rng() % n), b = static_cast<NodeId>(1 + rng() % n);
+        switch (rng() % 6) {
+            case 0: s.net.crash(a); break;
+            case 1: s.net.start(a); break;
+            case 2: n == 5 && a != b ? s.net.partition({{a, b}}) : s.net.partition({{a}}); break;
+            case 3: s.net.heal(); break;
+            case 4:  // a client dies; its lease must run out before anyone else holds
+                if (round == 5) s.clients[0].dead = true;
+                break;
+            case 5:  // the holder stops for longer than its lease and then goes on
+                s.pause_holder(std::chrono::milliseconds(kTtlMs * 5 / 2));
+                break;
+            default: break;
+        }
+        for (NodeId id = 1; id <= n; ++id)  // keep a majority able to make progress most of the time
+            if (!s.net.is_running(id) && rng() % 2) s.net.start(id);
+    }
+    s.net.heal();
+    s.net.set_drop(0);
+    for (NodeId id = 1; id <= n; ++id)
+        if (!s.net.is_running(id)) s.net.start(id);
+    s.run_for(3s);
+    for (auto& c : s.clients) c.dead = true;  // clients stop; the replicas settle
+    s.run_for(1s);
+    for (auto& v : s.violations) UNSCOPED_INFO(v);
+    CHECK(s.violations.empty());
+    // Every replica has the same file, and every acknowledged append is in it once, at its offset.
+    std::string f1;
+    for (NodeId id = 1; id <= n; ++id) {
+        const auto& files = s.machines[id]->files();
+        std::string f = files.count("f") ? files.at("f").data : std::string();
+        if (id == 1) f1 = f;
+        CHECK(f == f1);
+    }
+    for (const Acked& a : s.acked) {
+        INFO(a.data);
+        REQUIRE(a.offset + a.data.size() <= f1.size());
+        CHECK(f1.substr(a.offset, a.data.size()) == a.data);
+        CHECK(f1.find(a.data) == a.offset);  // and nowhere else (lines are unique)
+    }
+    // Fencing: each line was appended under the token current then, so they never go back.
+    uint64_t last = 0;
+    for (size_t at = f1.find(" token "); at != std::string::npos; at = f1.find(" token ", at + 1)) {
+        uint64_t token = std::stoull(f1.substr(at + 7));
+        INFO("line at offset " << at);
+        CHECK(token >= last);
+        last = token;
+    }
+    auto installs = s.net.sent().find("INSTALL_SNAPSHOT");
+    return {!s.acked.empty(), s.stale_sent, s.stale_refused, s.cancels, s.helper_appends,
+            installs == s.net.sent().end() ? 0 : installs->second};
+}
+
 }  // namespace
 
 TEST_CASE("lock sim: with replicas crashing and restarting, partitions, lost messages and holders paused past "
           "their lease, never two holders, tokens never go back, every acknowledged append is on every replica "
           "exactly once, and a paused holder's late append is fenced off",
           "[unit][lock][sim]") {
-    int with_appends = 0, stale_sent = 0, stale_refused = 0, cancels = 0, helper_appends = 0;
-    for (uint64_t seed = 1; seed <= 40; ++seed) {
-        // 30 seeds of 3 replicas and 4 clients, then 10 of 5 replicas and 6 clients, where a
-        // partition may cut off two replicas at once.
-        const NodeId n = seed <= 30 ? 3 : 5;
-        INFO("seed " << seed << ", " << n << " replicas");
-        SimOptions o;
-        o.seed = seed;
-        o.drop = 0.02;
-        LockSim s(test::make_cluster(n, "snapshot_entries = 40\n"), o, n == 3 ? 4 : 6);
-        s.net.start_all();
-        std::mt19937_64 rng(seed * 7919);
-        for (int round = 0; round < 12; ++round) {
-            s.run_for(std::chrono::milliseconds(300 + rng() % 500));
-            NodeId a = static_cast<NodeId>(1 + rng() % n), b = static_cast<NodeId>(1 + rng() % n);
-            switch (rng() % 6) {
-                case 0: s.net.crash(a); break;
-                case 1: s.net.start(a); break;
-                case 2: n == 5 && a != b ? s.net.partition({{a, b}}) : s.net.partition({{a}}); break;
-                case 3: s.net.heal(); break;
-                case 4:  // a client dies; its lease must run out before anyone else holds
-                    if (round == 5) s.clients[0].dead = true;
-                    break;
-                case 5:  // the holder stops for longer than its lease and then goes on
-                    s.pause_holder(std::chrono::milliseconds(kTtlMs * 5 / 2));
-                    break;
-                default: break;
-            }
-            for (NodeId id = 1; id <= n; ++id)  // keep a majority able to make progress most of the time
-                if (!s.net.is_running(id) && rng() % 2) s.net.start(id);
-        }
-        s.net.heal();
-        s.net.set_drop(0);
-        for (NodeId id = 1; id <= n; ++id)
-            if (!s.net.is_running(id)) s.net.start(id);
-        s.run_for(3s);
-        for (auto& c : s.clients) c.dead = true;  // clients stop; the replicas settle
-        s.run_for(1s);
-        for (auto& v : s.violations) UNSCOPED_INFO(v);
-        CHECK(s.violations.empty());
-        // Every replica has the same file, and every acknowledged append is in it once, at its offset.
-        std::string f1;
-        for (NodeId id = 1; id <= n; ++id) {
-            const auto& files = s.machines[id]->files();
-            std::string f = files.count("f") ? files.at("f").data : std::string();
-            if (id == 1) f1 = f;
-            CHECK(f == f1);
-        }
-        for (const Acked& a : s.acked) {
-            INFO(a.data);
-            REQUIRE(a.offset + a.data.size() <= f1.size());
-            CHECK(f1.substr(a.offset, a.data.size()) == a.data);
-            CHECK(f1.find(a.data) == a.offset);  // and nowhere else (lines are unique)
-        }
-        // Fencing: each line was appended under the token current then, so they never go back.
-        uint64_t last = 0;
-        for (size_t at = f1.find(" token "); at != std::string::npos; at = f1.find(" token ", at + 1)) {
-            uint64_t token = std::stoull(f1.substr(at + 7));
-            INFO("line at offset " << at);
-            CHECK(token >= last);
-            last = token;
-        }
-        with_appends += !s.acked.empty();
-        stale_sent += s.stale_sent;
-        stale_refused += s.stale_refused;
-        cancels += s.cancels;
-        helper_appends += s.helper_appends;
-    }
-    INFO("appends sent after a pause: " << stale_sent << ", refused: " << stale_refused << "; cancels: " << cancels
-                                          << "; helpers' appends acknowledged: " << helper_appends);
-    CHECK(with_appends >= 34);
+    SeedStats t;
+    // 30 seeds of 3 replicas and 4 clients, then 10 of 5 replicas and 6 clients, where a
+    // partition may cut off two replicas at once.
+    for (uint64_t seed = 1; seed <= 40; ++seed) t.add(run_seed(seed, seed <= 30 ? 3 : 5, 40, 12));
+    INFO("appends sent after a pause: " << t.stale_sent << ", refused: " << t.stale_refused << "; cancels: "
+                                          << t.cancels << "; helpers' appends acknowledged: " << t.helper_appends);
+    CHECK(t.with_appends >= 34);
     // The pauses happened, and under some the lease had run out: the late append was refused.
-    CHECK(stale_sent >= 5);
-    CHECK(stale_refused >= 3);
-    CHECK(cancels >= 10);  // waiters gave up, too
-    CHECK(helper_appends >= 100);  // and second processes of the holders' sessions appended alongside
+    CHECK(t.stale_sent >= 5);
+    CHECK(t.stale_refused >= 3);
+    CHECK(t.cancels >= 10);  // waiters gave up, too
+    CHECK(t.helper_appends >= 100);  // and second processes of the holders' sessions appended alongside
+}
+
+TEST_CASE("lock sim, long: 200 more seeds, twice the faults, a snapshot every 8 entries (so restarted and "
+          "lagging replicas are brought up by snapshot and the session table goes through it often)",
+          "[slow][lock][sim]") {
+    SeedStats t;
+    for (uint64_t seed = 1001; seed <= 1200; ++seed) t.add(run_seed(seed, seed % 4 == 0 ? 5 : 3, 8, 24));
+    INFO("appends sent after a pause: " << t.stale_sent << ", refused: " << t.stale_refused << "; cancels: "
+                                          << t.cancels << "; helpers' appends acknowledged: " << t.helper_appends
+                                          << "; snapshots sent: " << t.installs);
+    CHECK(t.with_appends >= 190);
+    CHECK(t.installs >= 1000);  // lagging and restarted replicas were brought up by snapshot
+    CHECK(t.stale_refused >= 100);
+    CHECK(t.helper_appends >= 10000);
 }
