@@ -9,7 +9,7 @@ usage: scripts/clock-report.py RUN_DIR [--skip-nodes 6,7] [--from SECONDS] [--pl
 import json, math, os, shutil, subprocess, sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ftbus_trace import Offsets, gp_str, load, nkey, node_names  # noqa: E402
+from ftbus_trace import Offsets, gp_str, load_noting, nkey, node_names  # noqa: E402
 
 
 def usage_error(msg):
@@ -58,7 +58,7 @@ def main():
     if not os.path.exists(run):
         print(f"clock-report: {run}: no such directory", file=sys.stderr)
         return 2
-    evs = load([run])
+    evs = load_noting([run], "clock-report")
     offs = Offsets(evs, skip=skip)
     if not offs.series:
         print("clock-report: no clock.offset events", file=sys.stderr)
@@ -155,6 +155,8 @@ def main():
             return 1
         if shutil.which("gnuplot"):
             series = sorted(offs.series, key=nkey)
+            # The lower panel starts 20 s in, or half-way through a shorter run (started at the
+            # run's end, it held no data, and gnuplot refused the range when the end rounded up).
             lines = ", ".join(f"{gp_str(plot + '.dat')} index {i} with lines lw 2 title {gp_str(names.get(n, n))}"
                               for i, n in enumerate(series))
             done = subprocess.run(["gnuplot"], check=False, text=True, input=f"""set terminal svg size 1000,600 font 'sans,12' background '#ffffff'
@@ -169,7 +171,7 @@ set xrange [*:*]
 set xlabel 'seconds since start'
 set ylabel 'offset (ms), after the first rounds'
 set yrange [*:*]
-set xrange [{min(20, (t_end - t0) / 1e6):.1f}:*]
+set xrange [{min(20, (t_end - t0) / 2e6):.3f}:*]
 plot {lines}
 unset multiplot
 """)

@@ -9,7 +9,7 @@ usage: scripts/failover.py TRACE_FILE_OR_DIR... [--summary]
               and mean election messages per failover
 Exit 1 if the traces hold no usable events or no fault (or, with --summary, no measured
 failover); 2 for a usage error or a path that does not exist."""
-import json, os, sys
+import json, math, os, sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ftbus_trace import Replay, load, plain_args  # noqa: E402
@@ -49,10 +49,11 @@ def failovers(evs):
 
 
 def percentile(xs, p):
+    """Nearest rank: the smallest x with at least p% of xs at or below it."""
     xs = sorted(xs)
     if not xs:
         return float("nan")
-    k = max(0, min(len(xs) - 1, int(round(p / 100.0 * len(xs) + 0.5)) - 1))
+    k = max(0, min(len(xs) - 1, math.ceil(p * len(xs) / 100) - 1))
     return xs[k]
 
 

@@ -5,12 +5,12 @@ and running gnuplot for the plotting scripts."""
 import glob, json, os, shutil, subprocess, sys
 
 
-def _int(v):
-    return isinstance(v, int) and not isinstance(v, bool)
+def _int(v):  # as the nodes write integers (64 bits): a larger one is forged, and overflows a float
+    return isinstance(v, int) and not isinstance(v, bool) and -2**63 <= v < 2**64
 
 
 def _num(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    return isinstance(v, float) or _int(v)
 
 
 def _str(v):

@@ -51,16 +51,16 @@ def main():
             queued[(lock, s)] = e["t"]
         elif ev == "lock.leave":  # gave up waiting
             queued.pop((lock, s), None)
-        elif ev == "lock.grant":
-            held[lock] = (s, e["t"], e.get("token"))
+        elif ev == "lock.grant":  # per (lock, session): a grant while another holds it is an overlap to show
+            held[(lock, s)] = (e["t"], e.get("token"))
             q = queued.pop((lock, s), None)
             if q is not None:
                 waits.append((client_of.get(s, str(s)), q, e["t"]))
-        elif ev in ("lock.release", "lock.expire") and lock in held:
-            hs, since, token = held.pop(lock)
-            bars.append((client_of.get(hs, str(hs)), since, e["t"], f"{lock} #{token}", ev == "lock.expire"))
+        elif ev in ("lock.release", "lock.expire") and (lock, s) in held:
+            since, token = held.pop((lock, s))
+            bars.append((client_of.get(s, str(s)), since, e["t"], f"{lock} #{token}", ev == "lock.expire"))
     end = max(e["t"] for e in evs)
-    for lock, (hs, since, token) in held.items():  # still held at the end of the trace
+    for (lock, hs), (since, token) in held.items():  # still held at the end of the trace
         bars.append((client_of.get(hs, str(hs)), since, end, f"{lock} #{token}", False))
     if not bars:
         print("lock-holders: no lock grants in the traces", file=sys.stderr)
