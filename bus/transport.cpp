@@ -156,9 +156,12 @@ zmq::socket_t Transport::make_dealer(const std::string& endpoint, bool immediate
     d.set(zmq::sockopt::routing_id, std::to_string(self_));
     d.set(zmq::sockopt::immediate, immediate ? 1 : 0);
     d.set(zmq::sockopt::sndhwm, opts_.peer_send_hwm);
-    d.set(zmq::sockopt::heartbeat_ivl, static_cast<int>(opts_.zmtp_heartbeat.count()));
-    d.set(zmq::sockopt::heartbeat_timeout, static_cast<int>(opts_.zmtp_timeout.count()));
-    d.set(zmq::sockopt::heartbeat_ttl, static_cast<int>(opts_.zmtp_timeout.count()));
+    // Within what libzmq takes: an int of ms, and a TTL it sends in tenths of a second in 16
+    // bits (at most 6553.5 s; more is EINVAL). A cluster with --dead-after 1h gets that.
+    auto ms = [](std::chrono::milliseconds d, int64_t most) { return static_cast<int>(std::min<int64_t>(d.count(), most)); };
+    d.set(zmq::sockopt::heartbeat_ivl, ms(opts_.zmtp_heartbeat, 86'400'000));
+    d.set(zmq::sockopt::heartbeat_timeout, ms(opts_.zmtp_timeout, 86'400'000));
+    d.set(zmq::sockopt::heartbeat_ttl, ms(opts_.zmtp_timeout, 6'553'500));
     d.set(zmq::sockopt::reconnect_ivl, 100);
     // A restarted peer must hear from us within its shortest timeout (Raft: 150 ms):
     // back off to at most 250 ms, not libzmq's usual seconds. Cheap on a LAN.

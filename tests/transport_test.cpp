@@ -2,6 +2,7 @@
 // Uses real sockets on 127.0.0.1, so it is an integration test (no sleeps: bounded loops).
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <memory>
 
 #include "bus/transport.hpp"
 #include "harness.hpp"
@@ -61,6 +62,19 @@ TEST_CASE("a send to a paused peer fills a small queue, then reports would-block
     }
     CHECK(sent > 0);
     CHECK(blocked > 0);
+}
+
+TEST_CASE("peer connections with a keepalive timeout beyond libzmq's limit (a cluster's dead_after of 1h) are "
+          "made with the limit, not refused",
+          "[integration][transport]") {
+    auto cfg = two_nodes();
+    bus::TransportOptions o;
+    o.zmtp_heartbeat = std::chrono::hours(30);
+    o.zmtp_timeout = std::chrono::hours(2);  // libzmq's TTL stops at 6553.5 s
+    std::unique_ptr<bus::Transport> t;
+    CHECK_NOTHROW(t = std::make_unique<bus::Transport>(cfg, 1, o));
+    REQUIRE(t);
+    CHECK(t->send_to(2, "x") != bus::SendResult::unroutable);
 }
 
 TEST_CASE("a reply to an unknown routing id is reported, not lost silently", "[integration][transport]") {
