@@ -1,5 +1,7 @@
 #include "bus/cluster.hpp"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <cctype>
 #include <fstream>
@@ -151,8 +153,7 @@ ClusterConfig parse_cluster(std::string_view text, const std::string& origin) {
         if (const toml::node* h = t->get("host")) {
             auto v = h->value<std::string>();
             if (!v || v->empty()) fail(origin, ctx + " 'host' must be a non-empty string");
-            if (!plausible_host(*v))
-                fail(origin, ctx + " 'host' '" + *v + "' is not a host name or an IP address");
+            if (!node_host_ok(*v)) fail(origin, ctx + " 'host' '" + *v + "' " + node_host_rule());
             s.host = *v;
         }
         s.priority = read_int(*t, "priority", INT32_MIN, INT32_MAX, 0, ctx, origin);
@@ -212,6 +213,16 @@ bool plausible_host(std::string_view h) {
     for (char c : h)
         if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-' && c != '_') return false;
     return true;
+}
+
+bool node_host_ok(std::string_view h) {
+    in_addr a{};
+    return h.size() < 16 && ::inet_pton(AF_INET, std::string(h).c_str(), &a) == 1;
+}
+
+std::string node_host_rule() {
+    return "is not an IPv4 address (a node binds its host, and ZeroMQ binds addresses, not names: "
+           "e.g. 127.0.0.1)";
 }
 
 ClusterConfig load_cluster(const std::string& path) {

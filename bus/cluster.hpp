@@ -144,13 +144,18 @@ void check_raft_timing(const Tunables& t, const std::string& origin);
 /// Reads and validates a cluster file. \throws ConfigError naming the file and the problem.
 ClusterConfig load_cluster(const std::string& path);
 
-/// A host name, an IPv4 address or a bracketed IPv6 one, as a tcp:// endpoint takes it:
-/// letters, digits, '.', '-', '_' (or, in brackets, hex digits, ':' and '.'). The check a
-/// cluster file's and a joining member's host pass, so that a bad one is refused with its
-/// name rather than failing deep in ZeroMQ as "Invalid argument". (A node also binds its own
-/// host: that must be an IPv4 address or an interface — ZeroMQ binds no host names, and IPv6
-/// is not switched on —, and a bind that fails says so, naming the endpoint.)
+/// A host name, an IPv4 address or a bracketed IPv6 one, as a tcp:// endpoint takes it to
+/// connect: letters, digits, '.', '-', '_' (or, in brackets, hex digits, ':' and '.'). The
+/// check a server's endpoint passes (ftbus-time), so that a bad one is refused with its name
+/// rather than failing deep in ZeroMQ as "Invalid argument".
 bool plausible_host(std::string_view host);
+/// A dotted IPv4 address: what a node's host must be (a cluster file's, a joining member's).
+/// Each node binds its own host and the others connect to it; ZeroMQ binds addresses, not
+/// host names (and IPv6 is not switched on), so `localhost` would pass every check and then
+/// fail at the bind.
+bool node_host_ok(std::string_view host);
+/// The one message for a host node_host_ok refuses.
+std::string node_host_rule();
 /// The same, from TOML text (tests). `origin` names it in errors.
 ClusterConfig parse_cluster(std::string_view toml_text, const std::string& origin);
 

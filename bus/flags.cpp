@@ -186,7 +186,7 @@ void add_membership_flags(CLI::App& app, CommonFlags& f, JoinFlags& j) {
     app.add_option("--join", j.join,
                    "not in the cluster file: join at runtime through the member whose peer port is "
                    "ENDPOINT (tcp://host:port); needs --pub and --peer");
-    app.add_option("--host", j.host, "with --join: this node's host")->capture_default_str();
+    app.add_option("--host", j.host, "with --join: this node's host (an IPv4 address)")->capture_default_str();
     app.add_option("--pub", j.pub, "with --join: this node's PUB port")->check(CLI::Range(1, 65535));
     app.add_option("--peer", j.peer, "with --join: this node's peer ROUTER port")->check(CLI::Range(1, 65535));
     app.add_option("--control", j.control, "with --join: this node's control port (ftbus-ctl); 0 = none")
@@ -204,6 +204,7 @@ ClusterConfig load_node_config(const CommonFlags& f, const JoinFlags& j) {
         throw ConfigError("--join wants a member's peer endpoint such as tcp://127.0.0.1:7102, not '" + j.join + "'");
     if (j.pub == 0 || j.peer == 0) throw ConfigError("--join needs this node's --pub and --peer ports");
     if (j.name.size() > kMaxNameBytes) throw ConfigError("--name is longer than " + std::to_string(kMaxNameBytes) + " bytes");
+    if (!node_host_ok(j.host)) throw ConfigError("--host '" + j.host + "' " + node_host_rule());
     ClusterConfig cfg;
     if (!f.cluster.empty()) {
         cfg = load_cluster(f.cluster);

@@ -42,8 +42,8 @@ MemberInfo member_info(const NodeSpec& n, bool is_static) {
 }
 
 NodeSpec node_spec(const MemberInfo& m) {
-    if (!plausible_host(m.host))
-        throw ConfigError("member " + std::to_string(m.id) + "'s host '" + m.host + "' is not a host name or an IP address");
+    if (!node_host_ok(m.host))
+        throw ConfigError("member " + std::to_string(m.id) + "'s host '" + m.host + "' " + node_host_rule());
     NodeSpec n;
     n.id = m.id;
     n.name = m.name;

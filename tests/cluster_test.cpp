@@ -202,10 +202,11 @@ TEST_CASE("out-of-range or mistyped node values are a ConfigError", "[unit][clus
         CHECK_THAT(config_error("[[node]]\nid = 1\nhost = \"\"\npub = 7101\npeer = 7102\n"),
                    Contains("'host'"));
     }
-    SECTION("a host ZeroMQ could not connect to") {
-        for (const char* h : {"bad host!", "-x", "a/b", "[::1", "[zz]", "host:1"})
+    SECTION("a host a node could not bind: anything but an IPv4 address") {
+        for (const char* h : {"bad host!", "-x", "a/b", "[::1", "[zz]", "host:1", "localhost", "[::1]", "1.2.3",
+                              "1.2.3.256", "01.2.3.4", " 1.2.3.4"})
             CHECK_THAT(config_error(std::string("[[node]]\nid = 1\nhost = \"") + h + "\"\npub = 7101\npeer = 7102\n"),
-                       Contains(std::string("'host' '") + h + "' is not a host name or an IP address"));
+                       Contains(std::string("'host' '") + h + "' is not an IPv4 address"));
     }
 }
 

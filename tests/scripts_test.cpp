@@ -1052,8 +1052,10 @@ TEST_CASE(
             "--suspect-after 300ms)");
     refused("3 --dead-after 200ms",
             "cluster.dead_after must not be shorter than cluster.suspect_after");
-    refused("3 --host 'bad host'", "--host: 'bad host' is not a host name or an IP address");
-    refused("3 --host '[::1'", "--host: '[::1' is not a host name or an IP address");
+    refused("3 --host 'bad host'", "--host: 'bad host' is not an IPv4 address");
+    refused("3 --host '[::1'", "--host: '[::1' is not an IPv4 address");
+    refused("3 --host localhost", "--host: 'localhost' is not an IPv4 address (a node binds its host");
+    refused("3 --host 10.0.0.256", "--host: '10.0.0.256' is not an IPv4 address");
     refused("3 --host", "--host needs a value");
     refused("0", "N must be 1..500");
     refused("3 4", "one N only");
