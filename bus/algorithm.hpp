@@ -1,5 +1,5 @@
 // The interface an election algorithm presents to its host (NodeCore). Implementations are
-// pure state machines (DESIGN.md): time is an argument, randomness comes from a generator
+// pure state machines (the design brief): time is an argument, randomness comes from a generator
 // given at construction, and every effect is returned as Actions.
 #pragma once
 

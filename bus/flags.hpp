@@ -1,4 +1,4 @@
-// The common command-line flags (DESIGN.md, "Cluster file and flags"), defined once with
+// The common command-line flags (the design brief, "Cluster file and flags"), defined once with
 // CLI11 so that every program spells and validates them the same way, plus the exit-code
 // convention every program follows:
 //   0 success · 1 runtime failure (or, for checkers, a violation) · 2 usage or

@@ -1,4 +1,4 @@
-// LockMachine: the lock service's replicated state machine (DESIGN.md, "The lock service";
+// LockMachine: the lock service's replicated state machine (the design brief's "The lock service";
 // Chubby and etcd in spirit). It sits on Raft's replicated log through the StateMachine
 // seam: every replica applies the same commands in the same order and so holds the same
 // sessions, locks, queues and files. It knows nothing of sockets, clocks or leaders: lease

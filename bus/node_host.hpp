@@ -2,7 +2,7 @@
 // runs the one node loop, and feeds decoded messages, ticks and stalls to a NodeCore (the
 // pure part: heartbeats, failure detector, election algorithm or none).
 //
-// The loop (DESIGN.md, "The one architectural rule"):
+// The loop (the design brief, "The one architectural rule"):
 //   poll with timeout = next deadline - now (whole ms, rounded up);
 //   if the iteration took far longer than asked -> stall: reset detector windows, trace it;
 //   read ALL pending input (peer ROUTER first) before running any due timer, so that after

@@ -1,5 +1,5 @@
 // The transport: every ZeroMQ socket of a node is made here, with the traps of
-// DESIGN.md ("ZeroMQ patterns and their traps") handled once:
+// The design brief's "ZeroMQ patterns and their traps", handled once:
 //  - every send is non-blocking (dontwait); "would block" is a result, never a wait;
 //  - linger 0 everywhere, so closing never hangs on unsent messages;
 //  - peer DEALERs: routing id = own node id, `immediate` (queue only on live connections),

@@ -1,5 +1,5 @@
 // ftbus-bench: measures a running cluster from outside, as a client would (figures, not
-// tests). Today one benchmark:
+// tests). Three benchmarks:
 //
 //   raft   N proposers, each with one PROPOSE in flight at a time (closed loop), against a
 //          replicated log (ftbus-elect --algo raft on every node of --cluster). Prints

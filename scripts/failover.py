@@ -14,7 +14,7 @@ import json, math, os, sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ftbus_trace import Replay, load, plain_args  # noqa: E402
 
-ELECTION_TYPES = {"ELECTION", "ANSWER", "COORDINATOR", "RING_ELECTION", "RING_COORDINATOR",
+ELECTION_TYPES = {"ELECTION", "ANSWER", "COORDINATOR", "RING_ELECTION",
                   "REQUEST_VOTE", "VOTE", "PRE_VOTE", "PRE_VOTE_REPLY"}
 
 

@@ -273,7 +273,7 @@ void random_schedule(uint64_t seed) {
 }  // namespace
 
 TEST_CASE("bully sim: random crashes, restarts, pauses, partitions and loss, then quiet", "[unit][bully][sim]") {
-    // The invariant of DESIGN.md: all live, connected nodes agree on one leader within a
+    // The invariant of the design brief: all live, connected nodes agree on one leader within a
     // bound after the last fault. Each seed draws its own schedule of faults.
     for (uint64_t seed = 1; seed <= 60; ++seed) random_schedule(seed);
 }
