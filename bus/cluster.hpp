@@ -143,6 +143,8 @@ void check_raft_timing(const Tunables& t, const std::string& origin);
 
 /// Reads and validates a cluster file. \throws ConfigError naming the file and the problem.
 ClusterConfig load_cluster(const std::string& path);
+/// The same, from TOML text (tests). `origin` names it in errors.
+ClusterConfig parse_cluster(std::string_view toml_text, const std::string& origin);
 
 /// A host name, an IPv4 address or a bracketed IPv6 one, as a tcp:// endpoint takes it to
 /// connect: letters, digits, '.', '-', '_' (or, in brackets, hex digits, ':' and '.'). The
@@ -156,7 +158,5 @@ bool plausible_host(std::string_view host);
 bool node_host_ok(std::string_view host);
 /// The one message for a host node_host_ok refuses.
 std::string node_host_rule();
-/// The same, from TOML text (tests). `origin` names it in errors.
-ClusterConfig parse_cluster(std::string_view toml_text, const std::string& origin);
 
 }  // namespace bus

@@ -309,8 +309,7 @@ std::optional<Incoming> Transport::receive(size_t i) {
         in.malformed = "expected " + std::to_string(want - added) + " frame(s)" +
                        (channel == Channel::control ? " (an empty delimiter, then the request)" : "") + ", got " +
                        std::to_string(parts.size() - std::min(parts.size(), added));
-        if (channel == Channel::router || channel == Channel::control || channel == Channel::client)
-            in.routing_id = parts[0].to_string();
+        if (routed) in.routing_id = parts[0].to_string();
         return in;
     }
     if (channel == Channel::control) in.routing_id = parts[0].to_string();
