@@ -158,7 +158,7 @@ zmq::socket_t Transport::make_dealer(const std::string& endpoint, bool immediate
     d.set(zmq::sockopt::sndhwm, opts_.peer_send_hwm);
     // Within what libzmq takes: an int of ms, and a TTL it sends in tenths of a second in 16
     // bits (at most 6553.5 s; more is EINVAL). A cluster with --dead-after 1h gets that.
-    auto ms = [](std::chrono::milliseconds d, int64_t most) { return static_cast<int>(std::min<int64_t>(d.count(), most)); };
+    auto ms = [](std::chrono::milliseconds v, int64_t most) { return static_cast<int>(std::min<int64_t>(v.count(), most)); };
     d.set(zmq::sockopt::heartbeat_ivl, ms(opts_.zmtp_heartbeat, 86'400'000));
     d.set(zmq::sockopt::heartbeat_timeout, ms(opts_.zmtp_timeout, 86'400'000));
     d.set(zmq::sockopt::heartbeat_ttl, ms(opts_.zmtp_timeout, 6'553'500));
