@@ -1,5 +1,7 @@
 #include "bus/raft_disk.hpp"
 
+#include <filesystem>
+
 namespace bus {
 
 RaftDisk::RaftDisk(const std::string& dir, RaftLogOptions o) : storage(dir), log(dir, std::move(o)) {
@@ -18,6 +20,12 @@ RaftDisk::RaftDisk(const std::string& dir, RaftLogOptions o) : storage(dir), log
             throw ConfigError(std::string("cannot compact the log to the snapshot at start-up: ") + e.what());
         }
     }
+}
+
+void RaftDisk::remove_if_created() {
+    if (!storage.created()) return;
+    std::error_code ec;
+    std::filesystem::remove_all(storage.dir(), ec);
 }
 
 }  // namespace bus

@@ -21,6 +21,12 @@ struct RaftDisk {
 
     /// Every fsync of the directory's files so far (log, state, snapshot, directory).
     uint64_t fsyncs() const { return storage.fsyncs() + log.fsyncs(); }
+
+    /// For a start that fails after the directory was opened (its port in use, say): removes
+    /// the directory if this process created it, so that a failed first start leaves nothing
+    /// behind. Nobody else can have used it: its LOCK has been ours since it was made. A
+    /// directory that was there before is never touched. Best effort: errors are ignored.
+    void remove_if_created();
 };
 
 }  // namespace bus

@@ -108,7 +108,9 @@ HardState RaftStorage::parse(const std::string& text, const std::string& origin)
 
 RaftStorage::RaftStorage(std::string dir) : dir_(std::move(dir)) {
     if (dir_.empty()) throw ConfigError("no data directory given (--data DIR)");
-    if (::mkdir(dir_.c_str(), 0755) != 0 && errno != EEXIST)
+    if (::mkdir(dir_.c_str(), 0755) == 0)
+        created_ = true;
+    else if (errno != EEXIST)
         throw ConfigError("cannot create data directory " + dir_ + ": " + errno_text());
     std::string lock = dir_ + "/LOCK";
     lock_fd_ = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);

@@ -59,6 +59,8 @@ public:
     uint64_t fsyncs() const { return fsyncs_; }
 
     const std::string& dir() const { return dir_; }
+    /// Whether this process created DIR (it was not there before).
+    bool created() const { return created_; }
 
     /// The file's text for `s` (tests and tools), and its strict parse.
     static std::string format(const HardState& s);
@@ -74,6 +76,7 @@ private:
     void write_durably(const std::string& name, const std::string& data);
 
     int lock_fd_ = -1;
+    bool created_ = false;
     HardState state_;
     bool state_found_ = false;
     Snapshot snapshot_;

@@ -2,6 +2,7 @@
 // and runs a leader election (bully, or Raft with durable term and vote in --data DIR);
 // everything it does goes to the trace.
 #include <iostream>
+#include <optional>
 #include <random>
 
 #include "bus/bully.hpp"
@@ -59,9 +60,15 @@ int main(int argc, char** argv) {
                 election = std::make_unique<bus::RaftServer>(std::move(raft), &digest);
                 opts.disk = disk.get();
             }
-            bus::NodeHost host(cfg, f.id, clock, std::move(opts), std::move(election));
+            std::optional<bus::NodeHost> host;
+            try {  // (binds the ports)
+                host.emplace(cfg, f.id, clock, std::move(opts), std::move(election));
+            } catch (...) {
+                if (disk) disk->remove_if_created();
+                throw;
+            }
             auto& stop = bus::install_stop_signals();
-            return host.run(stop);
+            return host->run(stop);
         } catch (const bus::StorageError& e) {
             std::cerr << "ftbus-elect: storage failure, stopping: " << e.what() << "\n";
             return bus::kExitFailure;

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <iostream>
+#include <optional>
 #include <random>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -93,9 +94,15 @@ int main(int argc, char** argv) {
                                        "); refusing to start. " + bus::rejoin_advice());
             }
             bus::NodeHostOptions opts{"lockd", f.trace, f.level(), disk.get(), ""};
-            bus::NodeHost host(cfg, f.id, clock, std::move(opts), std::move(server));
+            std::optional<bus::NodeHost> host;
+            try {  // (binds the ports)
+                host.emplace(cfg, f.id, clock, std::move(opts), std::move(server));
+            } catch (...) {
+                disk->remove_if_created();
+                throw;
+            }
             auto& stop = bus::install_stop_signals();
-            return host.run(stop);
+            return host->run(stop);
         } catch (const bus::StorageError& e) {
             std::cerr << "ftbus-lockd: storage failure, stopping: " << e.what() << "\n";
             return bus::kExitFailure;

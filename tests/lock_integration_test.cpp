@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <zmq.hpp>
 
 #include "bus/lock_client.hpp"
 #include "bus/raft_storage.hpp"
@@ -623,4 +624,31 @@ TEST_CASE("lock service: a replica whose disk fills up stops acknowledging and s
     CHECK(Cluster::wait_for([&] { return file_of(1) == acked && file_of(2) == acked; }, 30));
     client.close();
     CHECK(c.stop_all({1, 2}));
+}
+
+TEST_CASE("ftbus-lockd with a port in use exits 2 and removes the data directory it created, never one that was "
+          "there",
+          "[integration][lock][badinput]") {
+    Cluster c(3, kLoose);
+    zmq::context_t ctx;
+    zmq::socket_t squatter(ctx, zmq::socket_type::pub);  // holds node 1's PUB port
+    squatter.set(zmq::sockopt::linger, 0);
+    squatter.bind("tcp://127.0.0.1:" + std::to_string(c.base_port()));
+    std::string dir = c.dir() + "/data1";
+    auto refused = [&] {
+        start(c, 1);
+        CHECK(c.wait_exit(1, 10) == 2);
+        CHECK(slurp(c.dir() + "/node1.log").find("address already in use") != std::string::npos);
+    };
+    SECTION("a first start leaves no data directory behind") {
+        refused();
+        CHECK_FALSE(std::filesystem::exists(dir));
+    }
+    SECTION("a data directory that was there stays, with what it held") {
+        std::filesystem::create_directories(dir);
+        std::ofstream(dir + "/keep") << "x";
+        refused();
+        CHECK(slurp(dir + "/keep") == "x");
+        CHECK(std::filesystem::exists(dir + "/LOCK"));
+    }
 }

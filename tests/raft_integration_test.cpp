@@ -10,6 +10,7 @@
 #include <iterator>
 #include <filesystem>
 #include <fstream>
+#include <zmq.hpp>
 
 #include "harness.hpp"
 #include "test_util.hpp"
@@ -127,7 +128,7 @@ TEST_CASE("raft: a follower cut off and reconnected does not depose the leader (
     CHECK(test::check_traces(c).rfind("0: ok", 0) == 0);
 }
 
-TEST_CASE("raft: a corrupt state file, a data directory in use, or no --data refuse start-up with exit 2",
+TEST_CASE("raft: a corrupt state file, a data directory in use, no --data, or a port in use refuse start-up with exit 2",
           "[integration][raft][badinput]") {
     Cluster c(3, kLoose);
     SECTION("corrupt state file") {
@@ -153,6 +154,18 @@ TEST_CASE("raft: a corrupt state file, a data directory in use, or no --data ref
     SECTION("no --data") {
         c.start(1, {"--algo", "raft"});
         CHECK(c.wait_exit(1, 10) == 2);
+    }
+    SECTION("a port in use: the data directory this start created is removed again") {
+        zmq::context_t ctx;
+        zmq::socket_t squatter(ctx, zmq::socket_type::pub);  // holds node 1's PUB port
+        squatter.set(zmq::sockopt::linger, 0);
+        squatter.bind("tcp://127.0.0.1:" + std::to_string(c.base_port()));
+        c.start(1, raft_args(c, 1));
+        CHECK(c.wait_exit(1, 10) == 2);
+        std::string log;
+        test::run_command("cat " + c.dir() + "/node1.log", &log);
+        CHECK(log.find("address already in use") != std::string::npos);
+        CHECK_FALSE(std::filesystem::exists(c.dir() + "/data1"));
     }
 }
 
