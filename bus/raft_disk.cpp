@@ -4,7 +4,17 @@
 
 namespace bus {
 
-RaftDisk::RaftDisk(const std::string& dir, RaftLogOptions o) : storage(dir), log(dir, std::move(o)) {
+namespace {
+
+RaftLogOptions existing_if(RaftLogOptions o, bool written_before) {
+    o.must_exist = written_before;
+    return o;
+}
+
+}  // namespace
+
+RaftDisk::RaftDisk(const std::string& dir, RaftLogOptions o)
+    : storage(dir), log(dir, existing_if(std::move(o), storage.state_found())) {
     const Snapshot& s = storage.snapshot();
     // A replica makes its term durable before it writes any entry or snapshot of that term:
     // entries without the state file mean the file was lost, and with it the vote.
@@ -13,6 +23,13 @@ RaftDisk::RaftDisk(const std::string& dir, RaftLogOptions o) : storage(dir), log
         throw ConfigError(dir + "/raft-state is missing, but the log holds entries up to term " + std::to_string(term) +
                           "; refusing to start rather than risk a second vote in a term. " + rejoin_advice());
     }
+    // A log compacted past the snapshot: the entries between are gone (the snapshot lost, or
+    // an older one put back).
+    if (!log.entries().empty() && log.first_index() > s.index + 1)
+        throw ConfigError(dir + "/raft-log starts at index " + std::to_string(log.first_index()) + ", but " +
+                          (s.index > 0 ? "the snapshot covers only up to index " + std::to_string(s.index)
+                                       : std::string("there is no snapshot (raft-snapshot is missing)")) +
+                          ": the entries between are lost; refusing to start. " + rejoin_advice());
     if (s.index > 0 && !log.entries().empty() && log.first_index() != s.index + 1) {
         try {
             log.compact(s.index, s.term);

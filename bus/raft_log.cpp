@@ -71,6 +71,12 @@ RaftLog::RaftLog(const std::string& dir, Options o) : path_(dir + "/raft-log"), 
         throw ConfigError("cannot create data directory " + dir + ": " + errno_text());
     ::unlink((path_ + ".tmp").c_str());  // a compaction that crashed before its rename: the old log stands
     bool existed = ::access(path_.c_str(), F_OK) == 0;
+    auto lost = [&](const std::string& how) {
+        return ConfigError(path_ + " " + how + ", but raft-state beside it is there: the log was lost (a log is created "
+                           "before the state is first written); refusing to start rather than forget acknowledged entries. " +
+                           rejoin_advice());
+    };
+    if (opts_.must_exist && !existed) throw lost("is missing");
     fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd_ < 0) throw ConfigError("cannot open " + path_ + ": " + errno_text());
     try {
@@ -93,6 +99,7 @@ RaftLog::RaftLog(const std::string& dir, Options o) : path_(dir + "/raft-log"), 
             // Empty, or a crash while the header was being written: start afresh.
             if (std::string_view(file) != kHeader.substr(0, file.size()))
                 throw ConfigError(path_ + " is not an ftbus log (bad header)");
+            if (opts_.must_exist) throw lost("is shorter than its header (" + std::to_string(file.size()) + " bytes)");
             if (!file.empty()) cut(0, "a partial file header");
             std::string h(kHeader);
             if (::pwrite(fd_, h.data(), h.size(), 0) != static_cast<ssize_t>(h.size()) ||

@@ -54,6 +54,10 @@ struct RaftLogOptions {
     /// Bytes to grow the file by ahead of the records (0: grow with every append). Where
     /// the file system cannot preallocate, the log quietly grows with every append.
     uint64_t preallocate = 0;
+    /// The data directory says this log was written before (RaftDisk: raft-state is there,
+    /// and a log is created before its first write): a missing file, or one shorter than its
+    /// header, is then a lost log, refused at open, never started afresh.
+    bool must_exist = false;
 };
 
 /// What replicas use: 4 MiB (about 30,000 small entries between two fallocates).

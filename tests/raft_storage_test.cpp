@@ -159,3 +159,47 @@ TEST_CASE("raft disk: a log without its raft-state file is refused — the vote 
     CHECK_THROWS_WITH(RaftDisk(d.path), Contains("raft-state is missing") && Contains("term 3") &&
                                             Contains("second vote"));
 }
+
+TEST_CASE("raft disk: a lost log beside its raft-state (missing, or cut inside its header) and a log compacted past "
+          "its snapshot are refused, and stay refused",
+          "[unit][storage][badinput]") {
+    TempDir d;
+    {
+        RaftDisk disk(d.path);
+        disk.storage.save(HardState{2, 1});
+        for (uint64_t i = 1; i <= 6; ++i) disk.log.append({LogEntry{i, 2, "e" + std::to_string(i)}});
+        disk.log.sync();
+        disk.storage.save_snapshot(Snapshot{4, 2, "up to 4"});
+        disk.log.compact(4, 2);
+    }
+    const std::string log = d.path + "/raft-log", snap = d.path + "/raft-snapshot";
+    auto copy = [](const std::string& from, const std::string& to) {
+        std::filesystem::copy_file(from, to, std::filesystem::copy_options::overwrite_existing);
+    };
+    copy(log, d.path + "/log.bak");
+    copy(snap, d.path + "/snap.bak");
+    SECTION("the log file missing") {
+        REQUIRE(std::filesystem::remove(log));
+        CHECK_THROWS_WITH(RaftDisk(d.path), Contains("raft-log is missing") && Contains("the log was lost"));
+        CHECK_FALSE(std::filesystem::exists(log));  // not started afresh: the next start refuses too
+        CHECK_THROWS_WITH(RaftDisk(d.path), Contains("raft-log is missing"));
+    }
+    SECTION("the log file cut inside its header") {
+        std::filesystem::resize_file(log, 5);
+        CHECK_THROWS_WITH(RaftDisk(d.path), Contains("shorter than its header (5 bytes)"));
+        CHECK(std::filesystem::file_size(log) == 5);
+    }
+    SECTION("the snapshot missing, with the log compacted past index 1") {
+        REQUIRE(std::filesystem::remove(snap));
+        CHECK_THROWS_WITH(RaftDisk(d.path), Contains("starts at index 5") && Contains("raft-snapshot is missing") &&
+                                                Contains("the entries between are lost"));
+    }
+    SECTION("all put back: it opens as it was") {
+        copy(d.path + "/log.bak", log);
+        copy(d.path + "/snap.bak", snap);
+        RaftDisk disk(d.path);
+        CHECK(disk.storage.snapshot().index == 4);
+        CHECK(disk.log.first_index() == 5);
+        CHECK(disk.log.last_index() == 6);
+    }
+}
