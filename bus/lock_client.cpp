@@ -122,6 +122,7 @@ void LockClient::read_monitors() {
 void LockClient::lose(const std::string& why) {
     if (lost_) return;
     lost_ = true;
+    lost_why_ = why;
     if (tracer_)
         for (auto& [lock, token] : held_) tracer_->emit("lock.lost", {{"lock", lock}, {"token", token}, {"reason", why}});
 }

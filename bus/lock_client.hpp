@@ -76,6 +76,9 @@ public:
     /// Keeps the session alive and collects pushes for `d` (or until the lease is lost).
     void pump(Duration d);
     bool lease_lost() const { return lost_; }
+    /// Why, once lease_lost(): "lease expired: ..." or "session gone: ..." (a session ends
+    /// by expiry, or closed by a process sharing it, e.g. `ftbus-lock release`).
+    const std::string& lost_reason() const { return lost_why_; }
     /// Real-clock µs until which this client may still act as holder (0: no lease yet).
     int64_t valid_until_us() const { return valid_until_us_; }
 
@@ -148,6 +151,7 @@ private:
     std::mt19937_64 rng_;
     uint64_t session_ = 0;
     bool lost_ = false;
+    std::string lost_why_;
     int64_t valid_until_us_ = 0;
     Time next_keepalive_{};
     uint64_t keepalive_req_ = 0;

@@ -61,8 +61,11 @@ void LockServer::reject(Actions& a, const std::string& route, const std::string&
 Actions LockServer::on_client(const std::string& route, const Envelope& env, Time now) {
     Actions a;
     const auto* r = std::get_if<LockRequest>(&env.body);
-    if (!r) return a;
-    const std::string& client = std::get<std::string>(env.from);
+    const std::string& client = std::get<std::string>(env.from);  // (the host admits client ids only)
+    if (!r) {  // a well-formed message of another kind: answered, or its sender waits for nothing
+        reject(a, route, client, LockRequest{}, std::string("not a lock request: a ") + info(env.type()).name + " message");
+        return a;
+    }
     auto answer = [&](const char* status, std::string error = {}) {
         LockReplyMsg m;
         m.req = r->req;

@@ -225,7 +225,8 @@ void NodeHost::handle_control(const Incoming& in, Time now) {
 
 void NodeHost::handle_incoming(Incoming&& in, Time now) {
     ++counters_.received;
-    std::string origin = in.channel == Channel::router || in.channel == Channel::control ? in.routing_id
+    std::string origin = in.channel == Channel::router || in.channel == Channel::control || in.channel == Channel::client
+                             ? in.routing_id
                          : in.channel == Channel::dealer ? (in.dealer_peer ? std::to_string(in.dealer_peer) : "join link")
                                                          : "sub:" + in.topic;
     if (in.channel == Channel::control) {

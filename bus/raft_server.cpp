@@ -38,7 +38,11 @@ void RaftServer::apply(const LogEntry& e) {
 Actions RaftServer::on_client(const std::string& route, const Envelope& env, Time now) {
     Actions a;
     const auto* p = std::get_if<Propose>(&env.body);
-    if (!p) return a;  // nothing else is asked of a replicated log; the host traced its arrival
+    if (!p) {  // nothing else is asked of a replicated log: answered, or its sender waits for nothing
+        a.reply_client(route, ProposeReply{0, false, 0, raft_->leader(),
+                                           std::string("not a PROPOSE: a ") + info(env.type()).name + " message"});
+        return a;
+    }
     auto refuse = [&](std::string why) {
         a.reply_client(route, ProposeReply{p->req, false, 0, raft_->leader(), std::move(why)});
     };

@@ -160,6 +160,7 @@ int main(int argc, char** argv) {
         if (f.cluster.empty()) throw bus::ConfigError("--cluster FILE is required (or set FTBUS_CLUSTER)");
         bus::LockClientOptions o;
         o.deadline = duration_flag(timeout_text, "timeout");
+        if (o.deadline <= bus::Duration::zero()) throw bus::ConfigError("--timeout " + timeout_text + ": must be more than 0");
         bus::Duration ttl = duration_flag(ttl_text, "ttl");
         o.ttl_ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(ttl).count());
         if (o.ttl_ms < bus::kMinTtlMs || o.ttl_ms > bus::kMaxTtlMs)
@@ -381,8 +382,8 @@ int main(int argc, char** argv) {
                 if (reaped && (!told || !own_group || ::kill(target, 0) != 0)) break;
                 if ((client.lease_lost() || g_term) && !told) {
                     if (client.lease_lost())
-                        std::cerr << "ftbus-lock: the lock " << name << " was lost (its lease ran out); stopping "
-                                  << cmd[0] << " (SIGTERM)\n";
+                        std::cerr << "ftbus-lock: the lock " << name << " was lost (" << client.lost_reason()
+                                  << "); stopping " << cmd[0] << " (SIGTERM)\n";
                     ::kill(target, SIGTERM);
                     told = true;
                 }
@@ -396,7 +397,7 @@ int main(int argc, char** argv) {
                               std::chrono::duration_cast<std::chrono::microseconds>(kill_after).count();
                 if (kill_at && !killed && wall >= kill_at) {
                     std::cerr << "ftbus-lock: " << cmd[0] << (reaped ? "'s process group" : "") << " still running "
-                              << kill_after_text << " after " << (client.lease_lost() ? "the lease ran out" : "SIGTERM")
+                              << kill_after_text << " after " << (client.lease_lost() ? "the lock was lost" : "SIGTERM")
                               << "; SIGKILL\n";
                     ::kill(target, SIGKILL);
                     killed = true;

@@ -406,6 +406,10 @@ TEST_CASE("ftbus-lock: hold gives the command the lock's environment and passes 
                                 L + " --cluster " + F + " hold L --wait 5s -- true; echo after:$?",
                             &out) == 0);
     CHECK(out == "second:3\nrelease:0\nafter:0\n");
+    // A release from inside hold ends hold's session with the lock: hold says why, stops CMD.
+    CHECK(test::run_command(L + " --cluster " + F + " --ttl 1s hold L -- sh -c '" + L + " release && sleep 20' 2>&1",
+                            &out) == 128 + SIGTERM);
+    CHECK_THAT(out, Catch::Matchers::Contains("the lock L was lost (session gone: "));
     // A lost lease: the whole cluster dies, the keepalives go unanswered, and the command —
     // which ignores SIGTERM — is killed --kill-after later, with what it started (its process
     // group). (Bounded: everything it runs ends by itself within 30 s.)
@@ -421,7 +425,7 @@ TEST_CASE("ftbus-lock: hold gives the command the lock's environment and passes 
     for (int id : {1, 2, 3}) c.kill(id);
     CHECK(c.wait_exit(-1, 20) == 128 + SIGKILL);
     std::string err = slurp(D + "/hold.out.err");
-    CHECK(err.find("was lost") != std::string::npos);
+    CHECK(err.find("was lost (lease expired: ") != std::string::npos);
     CHECK(err.find("SIGKILL") != std::string::npos);
     auto gone = [](pid_t p) {  // no such process, or only its zombie left for init to reap
         std::string stat = slurp("/proc/" + std::to_string(p) + "/stat");
@@ -494,7 +498,7 @@ TEST_CASE("ftbus-lock: interrupted while waiting, hold and acquire leave the que
     for (const std::string& args : std::vector<std::string>{"hold " + std::string(257, 'a') + " -- true", "hold .x -- true", "acquire 'a b'", "--ttl 50ms hold L -- true",
           "--ttl 11m hold L -- true", "append --lock L --session 7 --token 12junk f.txt x",
           "append --lock L --session -3 --token 12 f.txt x", "append --lock L --session 99999999999999999999 --token 1 f.txt x",
-          "append --lock L --session 7 --token 12 ../f.txt x", "acquire L --trace -"}) {
+          "append --lock L --session 7 --token 12 ../f.txt x", "acquire L --trace -", "--timeout 0s status"}) {
         INFO(args);
         CHECK(test::run_command(L + " --cluster " + F + " " + args + " 2>" + D + "/usage.err") == 2);
         CHECK_FALSE(slurp(D + "/usage.err").empty());
@@ -505,8 +509,8 @@ TEST_CASE("ftbus-lock: interrupted while waiting, hold and acquire leave the que
     CHECK_THAT(slurp(D + "/usage.err"), Catch::Matchers::Contains("hold NAME [--ttl DUR] -- CMD"));
 }
 
-TEST_CASE("lock service: at the client port, a frame that is not a request and an append over the limit each get "
-          "a rejected answer, traced as rpc.reject, and nothing is applied",
+TEST_CASE("lock service: at the client port, a frame that is not a request, a message of another kind and an append "
+          "over the limit each get a rejected answer, traced as rpc.reject, and nothing is applied",
           "[integration][lock][badinput]") {
     Cluster c(3, kLoose);
     REQUIRE(start_all(c));
@@ -569,12 +573,26 @@ TEST_CASE("lock service: at the client port, a frame that is not a request and a
     CHECK(r.req == 2);
     CHECK(r.status == "rejected");
     CHECK(r.error == "an append of 20480 bytes (at most 16384)");
+    // A well-formed message that is not a lock request (a replicated log's PROPOSE).
+    env.seq = 3;
+    env.body = bus::Propose{3, "x"};
+    s.send(zmq::buffer(bus::encode(env)), zmq::send_flags::none);
+    r = answer();
+    CHECK(r.status == "rejected");
+    CHECK(r.error == "not a lock request: a PROPOSE message");
     bus::Json st = status(c);
     REQUIRE_FALSE(st.is_null());
     CHECK_FALSE(st["files"].contains("big.txt"));
-    int rejects = 0;
-    for (auto& e : c.events(leader)) rejects += e["ev"] == "rpc.reject";
-    CHECK(rejects == 3);  // the frame that is not a request, the three frames, the big append
+    int rejects = 0, drops = 0;
+    for (auto& e : c.events(leader)) {
+        rejects += e["ev"] == "rpc.reject";
+        if (e["ev"] == "msg.drop") {  // named by the client's routing id
+            ++drops;
+            CHECK(e["from"] == "client:raw-client");
+        }
+    }
+    CHECK(rejects == 4);  // the frame that is not msgpack, the three frames, the big append, the PROPOSE
+    CHECK(drops == 2);    // the frames that could not be read
     // The client library says the same at once, without a round trip.
     std::string out;
     CHECK(test::run_command("head -c 20000 /dev/zero | " + bin("ftbus-lock") + " --cluster " + c.cluster_file() +

@@ -159,8 +159,8 @@ TEST_CASE("lock server: a session opened and closed in the same commit batch doe
     CHECK(session > guessed);
 }
 
-TEST_CASE("lock server: an append over 16 KiB, and a frame that could not be read, get a rejected answer traced as "
-          "rpc.reject, and nothing is applied",
+TEST_CASE("lock server: an append over 16 KiB, a frame that could not be read, and a message that is not a lock "
+          "request get a rejected answer traced as rpc.reject, and nothing is applied",
           "[unit][lock][badinput]") {
     Solo s;
     uint64_t session = s.open(1, 5000);
@@ -187,6 +187,19 @@ TEST_CASE("lock server: an append over 16 KiB, and a frame that could not be rea
     CHECK(s.replies.back().error == "malformed request: oversized");
     REQUIRE(s.traced("rpc.reject").size() == 2);
     CHECK(s.traced("rpc.reject")[1]["reason"] == "malformed request: oversized");
+    CHECK(s.appended == before);
+    // A well-formed message of another kind (a replicated log's PROPOSE): answered likewise.
+    Envelope other;
+    other.from = std::string("c");
+    other.inc = 1;
+    other.seq = 9;
+    other.body = Propose{9, "x"};
+    s.carry(s.server.on_client("c", other, s.now));
+    s.round();
+    CHECK(s.replies.back().req == 0);
+    CHECK(s.replies.back().status == "rejected");
+    CHECK(s.replies.back().error == "not a lock request: a PROPOSE message");
+    REQUIRE(s.traced("rpc.reject").size() == 3);
     CHECK(s.appended == before);
 }
 

@@ -9,6 +9,7 @@
 #include <tuple>
 
 #include "bus/raft.hpp"
+#include "bus/raft_server.hpp"
 #include "bus/sim_network.hpp"
 #include "test_util.hpp"
 
@@ -700,4 +701,25 @@ TEST_CASE("raft replication: an AppendEntries stays within its byte budget — t
     REQUIRE(sent.size() == 1);
     CHECK(sent[0].second.entries.size() == 1);
     CHECK(encode(env(1, sent[0].second)).size() <= kMaxFrameBytes);
+}
+
+TEST_CASE("raft server: a message at the client port that is not a PROPOSE gets a refusal naming it, not silence",
+          "[unit][raft][badinput]") {
+    ClusterConfig cfg = test::make_cluster(3);
+    LogDigest digest;
+    RaftServer server(std::make_unique<Raft>(cfg, 1, HardState{}, 7, std::vector<LogEntry>{}), &digest);
+    Envelope env;
+    env.from = std::string("c");
+    env.inc = 1;
+    env.seq = 4;
+    env.body = LockRequest{};
+    Actions a = server.on_client("route-c", env, Time{});
+    REQUIRE(a.out.size() == 1);
+    CHECK(a.out[0].route == Outgoing::Route::client);
+    const auto* r = std::get_if<ProposeReply>(&a.out[0].body);
+    REQUIRE(r);
+    CHECK_FALSE(r->ok);
+    CHECK(r->req == 0);
+    CHECK(r->error == "not a PROPOSE: a LOCK_REQUEST message");
+    CHECK(digest.entries() == 0);
 }
