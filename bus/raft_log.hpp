@@ -55,8 +55,8 @@ struct RaftLogOptions {
     /// the file system cannot preallocate, the log quietly grows with every append.
     uint64_t preallocate = 0;
     /// The data directory says this log was written before (RaftDisk: raft-state is there,
-    /// and a log is created before its first write): a missing file, or one shorter than its
-    /// header, is then a lost log, refused at open, never started afresh.
+    /// and the log is created before raft-state is first written): a missing file, or one
+    /// shorter than its header, is then a lost log, refused at open, never started afresh.
     bool must_exist = false;
 };
 
