@@ -30,7 +30,9 @@ RaftDisk::RaftDisk(const std::string& dir, RaftLogOptions o)
                           (s.index > 0 ? "the snapshot covers only up to index " + std::to_string(s.index)
                                        : std::string("there is no snapshot (raft-snapshot is missing)")) +
                           ": the entries between are lost; refusing to start. " + rejoin_advice());
-    if (s.index > 0 && !log.entries().empty() && log.first_index() != s.index + 1) {
+    // A crash between writing a snapshot and compacting the log: the log still holds entries
+    // the snapshot covers.
+    if (!log.entries().empty() && log.first_index() <= s.index) {
         try {
             log.compact(s.index, s.term);
         } catch (const StorageError& e) {
